@@ -1,0 +1,54 @@
+"""Tables for Leases, CustomResourceDefinitions and every kind without its own."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from skiff.api.tables.age import age, parse_time
+from skiff.api.tables.columns import Printer, age_column, column, meta, name_column, sub, text
+
+
+def _name(obj: dict[str, Any]) -> str:
+    return text(meta(obj).get("name"))
+
+
+def _lease(obj: dict[str, Any], now: datetime) -> list[Any]:
+    return [_name(obj), text(sub(obj, "spec").get("holderIdentity")), age(obj, now)]
+
+
+def created_at(obj: dict[str, Any]) -> str:
+    """creationTimestamp as an RFC 3339 UTC instant, as upstream's generic table shows it."""
+    moment = parse_time(meta(obj).get("creationTimestamp"))
+    if moment is None:
+        return ""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _crd(obj: dict[str, Any], now: datetime) -> list[Any]:
+    return [_name(obj), created_at(obj)]
+
+
+def _default(obj: dict[str, Any], now: datetime) -> list[Any]:
+    return [_name(obj), age(obj, now)]
+
+
+PRINTERS = {
+    "coordination.k8s.io/leases": Printer(
+        [
+            name_column(),
+            column("Holder", "string", "The identity that holds the lease."),
+            age_column(),
+        ],
+        _lease,
+    ),
+    "apiextensions.k8s.io/customresourcedefinitions": Printer(
+        [
+            name_column(),
+            column("Created At", "date", "When the server created the object."),
+        ],
+        _crd,
+    ),
+}
+
+DEFAULT = Printer([name_column(), age_column()], _default)
