@@ -45,6 +45,11 @@ class SchemaNode:
         return SchemaNode(schema, self._components)
 
     @property
+    def components(self) -> dict[str, Schema]:
+        """The named schemas `$ref`s resolve against (to start a node at another type)."""
+        return self._components
+
+    @property
     def raw(self) -> Schema:
         """The resolved schema dict at this position."""
         return self._schema
