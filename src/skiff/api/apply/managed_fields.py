@@ -1,0 +1,108 @@
+"""Field ownership bookkeeping for ordinary writes (create, update, patch).
+
+Every write that is not an apply is recorded as an `Update` by its field manager:
+the manager takes the fields it added or changed from whoever owned them, fields it
+removed leave every owner, and nothing else moves. This is what later lets
+`kubectl apply --server-side` tell that `kubectl scale` changed the replica count.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from skiff.api.apply import managers as mf
+from skiff.api.apply.compare import compare
+from skiff.api.apply.fieldset import Path
+from skiff.api.apply.shape import SchemaMismatch
+from skiff.api.schema.node import SchemaNode
+
+
+def _without_managed_fields(obj: dict[str, Any] | None) -> dict[str, Any]:
+    if not obj:
+        return {}
+    out = dict(obj)
+    meta = out.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        out["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+    return out
+
+
+def _starting_point(
+    old: dict[str, Any] | None, new: dict[str, Any], subresource: str
+) -> mf.Managed:
+    old_entries = ((old or {}).get("metadata") or {}).get("managedFields")
+    if not subresource:
+        sent = (new.get("metadata") or {}).get("managedFields")
+        if mf.is_reset(sent):
+            return {}
+        # Clients may rewrite managedFields (upstream allows it); a missing or
+        # unreadable list means a client that does not know about them, so the
+        # stored ownership carries over instead of being lost.
+        try:
+            managed = mf.decode(sent)
+        except ValueError:
+            managed = {}
+        if managed:
+            return managed
+    try:
+        return mf.decode(old_entries)
+    except ValueError:
+        return {}
+
+
+def set_managed_fields(obj: dict[str, Any], managed: mf.Managed) -> None:
+    """Write `managed` into `obj.metadata.managedFields` (or drop the key when empty)."""
+    meta = obj.setdefault("metadata", {})
+    encoded = mf.encode(managed)
+    if encoded:
+        meta["managedFields"] = encoded
+    else:
+        meta.pop("managedFields", None)
+
+
+def update_managed_fields(
+    old: dict[str, Any] | None,
+    new: dict[str, Any],
+    manager: str,
+    operation: str,
+    node: SchemaNode | None,
+    now: str,
+    subresource: str = "",
+    *,
+    ignored: tuple[Path, ...] = (),
+) -> None:
+    """Record a create/update/patch by `manager` in `new.metadata.managedFields`.
+
+    `old` is the stored object (None on create), `new` the object about to be
+    stored; `ignored` are fields this endpoint resets (see `managers.reset_fields`).
+    """
+    managed = _starting_point(old, new, subresource)
+    old_obj = _without_managed_fields(old)
+    new_obj = _without_managed_fields(new)
+    api_version = str(new.get("apiVersion") or (old or {}).get("apiVersion") or "")
+    try:
+        diff = compare(old_obj, new_obj, node).without_subtrees(ignored)
+    except SchemaMismatch:
+        # Upstream never fails a write over bookkeeping; it keeps what was stored.
+        fallback = ((old or {}).get("metadata") or {}).get("managedFields")
+        meta = new.setdefault("metadata", {})
+        if fallback:
+            meta["managedFields"] = copy.deepcopy(fallback)
+        else:
+            meta.pop("managedFields", None)
+        return
+    changed = diff.changed()
+    for entry in managed.values():
+        entry.fields = entry.fields - changed - diff.removed
+    mf.drop_empty(managed)
+
+    current = mf.ManagerEntry(manager, operation, api_version, changed, now, subresource)
+    mf.strip_untracked(current, ignored)
+    if current.fields:
+        previous = managed.get(current.identity)
+        if previous is not None:
+            current.fields = current.fields | previous.fields
+        managed[current.identity] = current
+    mf.cap_updaters(managed)
+    set_managed_fields(new, managed)
