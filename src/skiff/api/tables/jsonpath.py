@@ -130,7 +130,9 @@ class _Parser:
         return self.text[start : self.pos]
 
     def quoted(self) -> str:
-        quote = self.text[self.pos]
+        quote = self.peek()
+        if not quote or quote not in "'\"":
+            raise self.error("expected a quoted string")
         self.pos += 1
         out = []
         while self.pos < len(self.text) and self.text[self.pos] != quote:
@@ -171,6 +173,8 @@ class _Parser:
     def bracket(self) -> Step:
         self.skip_space()
         c = self.peek()
+        if not c:
+            raise self.error("unterminated '['")
         if c == "*":
             self.pos += 1
             self.expect("]")
@@ -227,6 +231,8 @@ class _Parser:
     def operand(self) -> Callable[[Any], list[Any]]:
         self.skip_space()
         c = self.peek()
+        if not c:
+            raise self.error("expected an operand")
         if c == "@":
             self.pos += 1
             path = JSONPath("@", tuple(self.steps(stop=")=!<> ")))

@@ -16,6 +16,7 @@ from skiff.api.tables.columns import (
     AGE_DESCRIPTION,
     Printer,
     column,
+    integer,
     items,
     meta,
     name_column,
@@ -116,7 +117,7 @@ def _walk_init(pod: dict[str, Any], s: _Summary) -> bool:
     for i, cs in enumerate(items(status.get("initContainerStatuses"))):
         if not isinstance(cs, dict):
             continue
-        restarts = int(cs.get("restartCount") or 0)
+        restarts = integer(cs.get("restartCount"))
         finished = _finished_at(cs)
         s.restarts += restarts
         s.last_restart = _later(s.last_restart, finished)
@@ -127,7 +128,7 @@ def _walk_init(pod: dict[str, Any], s: _Summary) -> bool:
         state = sub(cs, "state")
         term = _state(state, "terminated")
         waiting = _state(state, "waiting")
-        if term is not None and int(term.get("exitCode") or 0) == 0:
+        if term is not None and integer(term.get("exitCode")) == 0:
             continue
         if sidecar and cs.get("started") is True:
             if cs.get("ready"):
@@ -152,7 +153,7 @@ def _walk_containers(pod: dict[str, Any], s: _Summary) -> None:
     for cs in reversed(items(status.get("containerStatuses"))):
         if not isinstance(cs, dict):
             continue
-        s.restarts += int(cs.get("restartCount") or 0)
+        s.restarts += integer(cs.get("restartCount"))
         s.last_restart = _later(s.last_restart, _finished_at(cs))
         state = sub(cs, "state")
         waiting_reason = text(sub(state, "waiting").get("reason"))
