@@ -71,6 +71,7 @@ def test_every_builtin_kind_has_a_printer_or_the_default() -> None:
     [
         {},
         {"metadata": None, "spec": None, "status": None},
+        {"metadata": ["x"], "spec": "x", "status": 3},
         {"metadata": {"name": "n"}, "spec": {"containers": "oops", "ports": [1]}, "status": []},
         {"metadata": {"name": "n"}, "status": {"conditions": [None, "x"], "podIPs": "?"}},
         {

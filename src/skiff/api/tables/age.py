@@ -94,5 +94,5 @@ def between(start: Any, end: Any) -> str | None:
 
 def age(obj: dict[str, Any], now: datetime) -> str:
     """The AGE cell of an object: time since its creationTimestamp."""
-    meta = obj.get("metadata") or {}
-    return since(meta.get("creationTimestamp"), now)
+    meta = obj.get("metadata")
+    return since(meta.get("creationTimestamp") if isinstance(meta, dict) else None, now)

@@ -8,7 +8,7 @@ kubectl hides the columns with priority above 0 unless asked for them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -59,7 +59,7 @@ class Printer:
     columns: list[dict[str, Any]]
     cells: Cells
     # Extra row conditions (upstream marks finished pods "Completed" this way).
-    conditions: RowConditions | None = field(default=None)
+    conditions: RowConditions | None = None
 
 
 def meta(obj: dict[str, Any]) -> dict[str, Any]:
