@@ -122,3 +122,27 @@ def test_crd_component_shapes_the_root() -> None:
     # The CRD's own schema dict is not modified.
     assert "apiVersion" not in crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"][
         "properties"]
+
+
+def test_building_does_not_import_the_client() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from skiff.api.schema.builtin import builtin_components\n"
+        "assert len(builtin_components()) > 100\n"
+        "assert 'kubernetes' not in sys.modules, 'client imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_class_names_map_to_packages() -> None:
+    from skiff.api.schema.names import component_name, split_class
+
+    assert split_class("CoreV1Event") == ("core", "v1", "Event")
+    assert component_name("V1ObjectMeta", "io.k8s.api.apps") == (
+        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta")
+    assert component_name("V1JobSpec", "io.k8s.api.batch") == "io.k8s.api.batch.v1.JobSpec"
+    assert component_name("EventsV1EventSeries", "io.k8s.api.core") == (
+        "io.k8s.api.events.v1.EventSeries")
