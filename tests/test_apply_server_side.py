@@ -100,8 +100,13 @@ def containers(o: dict[str, Any]) -> list[dict[str, Any]]:
     return o["spec"]["template"]["spec"]["containers"]
 
 
-def ssa(live: dict[str, Any] | None, cfg: dict[str, Any], manager: str = "kubectl",
-        force: bool = False, now: str = T0) -> dict[str, Any]:
+def ssa(
+    live: dict[str, Any] | None,
+    cfg: dict[str, Any],
+    manager: str = "kubectl",
+    force: bool = False,
+    now: str = T0,
+) -> dict[str, Any]:
     return apply(live, cfg, manager, force, DEPLOY, "apps/v1", now)
 
 
@@ -224,9 +229,9 @@ def test_force_takes_ownership_away() -> None:
     assert containers(o2)[0]["image"] == "nginx:2"
     a = managers(o2)["a"]["fieldsV1"]
     assert "f:replicas" not in a["f:spec"]
-    assert "f:image" not in a["f:spec"]["f:template"]["f:spec"]["f:containers"][
-        'k:{"name":"nginx"}'
-    ]
+    assert (
+        "f:image" not in a["f:spec"]["f:template"]["f:spec"]["f:containers"]['k:{"name":"nginx"}']
+    )
     # "a" still shares the untouched fields, and re-applying its old config now conflicts.
     assert a["f:metadata"] == {"f:labels": {"f:app": {}}}
     conflict_of(lambda: ssa(o2, config(), "a", now=T2))
@@ -270,8 +275,17 @@ def test_kubectl_scale_then_server_side_apply_conflicts() -> None:
 def test_plural_conflicts_are_grouped_by_manager() -> None:
     created = config()
     update_managed_fields(None, created, "mgr", "Update", DEPLOY, T0)
-    o = ssa(created, {"apiVersion": "apps/v1", "kind": "Deployment",
-                      "metadata": {"name": "web"}, "spec": {"paused": False}}, "other", now=T1)
+    o = ssa(
+        created,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web"},
+            "spec": {"paused": False},
+        },
+        "other",
+        now=T1,
+    )
     cfg = config(replicas=9, image="nginx:9", paused=True)
     err = conflict_of(lambda: ssa(o, cfg, "kubectl", now=T2))
     assert err.message == (
@@ -356,8 +370,12 @@ def test_without_schema_maps_merge_and_lists_are_atomic() -> None:
         "spec": {"size": 1, "tags": ["a", "b"], "extra": {"keep": True}},
     }
     update_managed_fields(None, live, "ctrl", "Update", None, T0)
-    cfg = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
-           "spec": {"tags": ["c"]}}
+    cfg = {
+        "apiVersion": "example.com/v1",
+        "kind": "Widget",
+        "metadata": {"name": "w"},
+        "spec": {"tags": ["c"]},
+    }
     o = apply(live, cfg, "me", True, None, "example.com/v1", T1)
     assert o["spec"] == {"size": 1, "tags": ["c"], "extra": {"keep": True}}
     assert managers(o)["me"]["fieldsV1"] == {"f:spec": {".": {}, "f:tags": {}}}
@@ -414,3 +432,15 @@ def test_list_merge_keeps_live_only_items_between_shared_ones(
     containers(cfg)[:] = [{"name": n} for n in applied_names]
     o = ssa(live, cfg, now=T1)
     assert [c["name"] for c in containers(o)] == merged
+
+
+def test_apply_leaves_its_inputs_alone() -> None:
+    live = ssa(None, config(paused=True))
+    cfg = config(replicas=4)
+    containers(cfg).append({"name": "b", "image": "x"})
+    before_live, before_cfg = copy.deepcopy(live), copy.deepcopy(cfg)
+    out = ssa(live, cfg, now=T1)
+    assert live == before_live and cfg == before_cfg
+    containers(out)[0]["image"] = "changed"
+    out["metadata"]["labels"]["new"] = "1"
+    assert live == before_live and cfg == before_cfg

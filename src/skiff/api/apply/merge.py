@@ -27,7 +27,9 @@ def _merge(a: Any, b: Any, node: SchemaNode | None, path: Path) -> Any:
     if kind == "leaf":
         return copy.deepcopy(b)
     if kind == "map":
-        out = copy.deepcopy(a) if isinstance(a, dict) else {}
+        live = a if isinstance(a, dict) else {}
+        # Copy only what the configuration leaves alone; the rest is rebuilt below.
+        out = {k: v if k in b else copy.deepcopy(v) for k, v in live.items()}
         for k, bv in b.items():
             if bv is None:
                 # An explicit null asks for the field to be unset (the applier still
