@@ -48,7 +48,18 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     },
     "DeploymentSpec": {
         "type": "object",
-        "properties": {"replicas": INT, "template": ref("PodTemplateSpec")},
+        "properties": {
+            "replicas": INT,
+            "template": ref("PodTemplateSpec"),
+            "strategy": {
+                "type": "object",
+                "x-kubernetes-patch-strategy": "retainKeys",
+                "properties": {
+                    "type": STRING,
+                    "rollingUpdate": {"type": "object", "properties": {"maxSurge": INT}},
+                },
+            },
+        },
     },
     "PodTemplateSpec": {
         "type": "object",
@@ -489,3 +500,24 @@ def test_merging_with_pod_spec_node_directly() -> None:
         POD_SPEC,
     )
     assert out == {"containers": [{"name": "a", "image": "2"}]}
+
+
+def test_retain_keys_on_a_map_drops_the_old_union_member() -> None:
+    live = deployment()
+    live["spec"]["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}}
+    patch = {"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate"}}}
+    out = apply_strategic_merge_patch(live, patch, DEPLOYMENT)
+    assert out["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_apply_removing_a_container() -> None:
+    # What client-side apply sends after a container is dropped from the manifest.
+    live = deployment(containers=[copy.deepcopy(NGINX), copy.deepcopy(SIDECAR)])
+    out = patch_pod_spec(
+        live,
+        {
+            "$setElementOrder/containers": [{"name": "nginx"}],
+            "containers": [{"$patch": "delete", "name": "sidecar"}],
+        },
+    )
+    assert pod_spec(out)["containers"] == [NGINX]
