@@ -263,7 +263,8 @@ class SQLiteStore:
             raise RuntimeError("store is closed")
         assert self._loop is not None
         self._next_revision = row.revision
-        kv = None if row.deleted else KeyValue(row.key, row.value, row.revision, row.create_revision)
+        kv = (None if row.deleted
+              else KeyValue(row.key, row.value, row.revision, row.create_revision))
         held = self._pending.get(row.key)
         self._pending[row.key] = (kv, (held[1] if held else 0) + 1)
         fut: asyncio.Future[None] = self._loop.create_future()

@@ -1,0 +1,42 @@
+# Two commands set everything up: `make run` and `make test`.
+# Both create the virtualenv in .venv and install what they need.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA_DIR ?= $(HOME)/.local/share/skiff
+PORT ?= 6443
+NODES ?= 1
+
+.PHONY: run test lint fuzz bench-api clean
+
+$(BIN)/python:
+	@scripts/ensure-system-packages.sh
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/skiff up --data-dir $(DATA_DIR) --port $(PORT) --nodes $(NODES)
+
+test: $(STAMP)
+	@scripts/ensure-kubectl.sh
+	$(BIN)/ruff check src tests bench
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+
+fuzz: $(STAMP)
+	$(BIN)/pip install -q schemathesis
+	$(BIN)/python -m pytest -q tests/fuzz
+
+bench-api: $(STAMP)
+	$(BIN)/python bench/api/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,152 @@
+"""Small accessors over object metadata, so call sites read like the domain."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import uuid
+from typing import Any
+
+Obj = dict[str, Any]
+
+# Upstream's generateName alphabet: no vowels (no accidental words) and no
+# look-alike characters.
+_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def metadata(obj: Obj) -> dict[str, Any]:
+    """The object's metadata dict, created if absent."""
+    m = obj.get("metadata")
+    if not isinstance(m, dict):
+        m = {}
+        obj["metadata"] = m
+    return m
+
+
+def name_of(obj: Obj) -> str:
+    """metadata.name, or empty."""
+    return (obj.get("metadata") or {}).get("name") or ""
+
+
+def namespace_of(obj: Obj) -> str:
+    """metadata.namespace, or empty."""
+    return (obj.get("metadata") or {}).get("namespace") or ""
+
+
+def labels_of(obj: Obj) -> dict[str, str]:
+    """metadata.labels, or an empty dict (not attached to the object)."""
+    return (obj.get("metadata") or {}).get("labels") or {}
+
+
+def uid_of(obj: Obj) -> str:
+    """metadata.uid, or empty."""
+    return (obj.get("metadata") or {}).get("uid") or ""
+
+
+def resource_version_of(obj: Obj) -> str:
+    """metadata.resourceVersion, or empty."""
+    return (obj.get("metadata") or {}).get("resourceVersion") or ""
+
+
+def owner_references(obj: Obj) -> list[dict[str, Any]]:
+    """metadata.ownerReferences, or an empty list."""
+    return (obj.get("metadata") or {}).get("ownerReferences") or []
+
+
+def controller_of(obj: Obj) -> dict[str, Any] | None:
+    """The ownerReference marked controller, if any."""
+    for ref in owner_references(obj):
+        if ref.get("controller"):
+            return ref
+    return None
+
+
+def now() -> dt.datetime:
+    """The current time in UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+def rfc3339(t: dt.datetime | None = None) -> str:
+    """A timestamp as Kubernetes writes them (second precision, Z)."""
+    return (t or now()).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rfc3339_micro(t: dt.datetime | None = None) -> str:
+    """A MicroTime timestamp (microsecond precision, Z)."""
+    return (t or now()).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(value: str) -> dt.datetime | None:
+    """Parse an RFC 3339 timestamp; None if it is not one."""
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except (ValueError, AttributeError):
+        return None
+
+
+def new_uid() -> str:
+    """A fresh object UID."""
+    return str(uuid.uuid4())
+
+
+def generate_name(prefix: str) -> str:
+    """`prefix` plus five random characters, as upstream's generateName does."""
+    suffix = "".join(secrets.choice(_NAME_ALPHABET) for _ in range(5))
+    return f"{prefix[:58]}{suffix}"
+
+
+def get_path(obj: Any, dotted: str) -> Any:
+    """The value at a dotted path (`spec.replicas`), or None."""
+    cur = obj
+    for k in dotted.split("."):
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(k)
+    return cur
+
+
+def set_path(obj: Obj, dotted: str, value: Any) -> None:
+    """Set the value at a dotted path, creating intermediate dicts."""
+    keys = dotted.split(".")
+    cur = obj
+    for k in keys[:-1]:
+        nxt = cur.get(k)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            cur[k] = nxt
+        cur = nxt
+    cur[keys[-1]] = value
+
+
+def condition(obj: Obj, ctype: str) -> dict[str, Any] | None:
+    """The status condition of type `ctype`, if present."""
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if isinstance(c, dict) and c.get("type") == ctype:
+            return c
+    return None
+
+
+def set_condition(obj: Obj, ctype: str, status: str, reason: str = "", message: str = "") -> bool:
+    """Set a status condition; returns True if anything changed.
+
+    lastTransitionTime moves only when the status flips, as upstream does.
+    """
+    st = obj.setdefault("status", {})
+    conds = st.setdefault("conditions", [])
+    ts = rfc3339()
+    for c in conds:
+        if c.get("type") == ctype:
+            changed = c.get("status") != status
+            if changed:
+                c["lastTransitionTime"] = ts
+            if changed or c.get("reason") != reason or c.get("message") != message:
+                c.update(status=status, reason=reason, message=message)
+                return True
+            return False
+    new = {"type": ctype, "status": status, "lastTransitionTime": ts}
+    if reason:
+        new["reason"] = reason
+    if message:
+        new["message"] = message
+    conds.append(new)
+    return True

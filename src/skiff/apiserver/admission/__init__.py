@@ -1,0 +1,26 @@
+"""Admission: mutations and checks that need cluster state, run after defaulting
+and validation and before a write is stored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from skiff.api.resources import ResourceType
+from skiff.apiserver import keys
+from skiff.apiserver.admission import service_allocation
+from skiff.store.sqlite import SQLiteStore
+
+
+async def admit(store: SQLiteStore, rt: ResourceType, obj: dict[str, Any],
+                old: dict[str, Any] | None) -> None:
+    """Run every admission step that applies to `rt`."""
+    if rt.key == "core/services":
+        md = obj.get("metadata") or {}
+        key = keys.object_key(rt, md.get("namespace", ""), md.get("name", ""))
+        service_allocation.allocate(store, key, obj, old)
+    elif rt.key == "core/pods" and old is None:
+        spec = obj.setdefault("spec", {})
+        # The ServiceAccount admission plugin's default.
+        if not spec.get("serviceAccountName"):
+            spec["serviceAccountName"] = spec.get("serviceAccount") or "default"
+        spec.setdefault("serviceAccount", spec["serviceAccountName"])

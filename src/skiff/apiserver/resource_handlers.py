@@ -1,0 +1,339 @@
+"""HTTP handlers for resource URLs: the verbs on collections, objects and the
+subresources that are views of the stored object (status, scale, binding, …)."""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from skiff.api.errors import (
+    STALE_OBJECT,
+    bad_request,
+    conflict,
+    invalid,
+    method_not_allowed,
+    not_found,
+)
+from skiff.api.resources import ResourceType
+from skiff.apiserver import codec
+from skiff.apiserver.field_checks import FieldChecker
+from skiff.apiserver.list_options import parse_list_options
+from skiff.apiserver.negotiation import TABLE_CONTENT_TYPE, negotiate
+from skiff.apiserver.paths import Target
+from skiff.apiserver.resource_store import DeleteOptions, WriteContext
+from skiff.apiserver.scale import scale_of, set_replicas
+from skiff.apiserver.watch_stream import stream_watch
+
+if TYPE_CHECKING:
+    from skiff.apiserver.server import APIServer
+
+
+def _status_success(code: int = 200, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    st: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                          "status": "Success", "code": code}
+    if details:
+        st["details"] = details
+    return st
+
+
+def _dry_run(request: web.Request) -> bool:
+    values = request.query.getall("dryRun", [])
+    for v in values:
+        if v != "All":
+            raise bad_request(f'dryRun: Unsupported value: "{v}": supported values: "All"')
+    return bool(values)
+
+
+def default_field_manager(request: web.Request) -> str:
+    """Upstream's default manager name: the User-Agent's program part."""
+    ua = request.headers.get("User-Agent", "")
+    return (ua.split("/", 1)[0] or "unknown")[:128]
+
+
+class ResourceHandlers:
+    """Serves every verb on resource URLs for one API server."""
+
+    def __init__(self, server: APIServer) -> None:
+        self.server = server
+        self.objects = server.objects
+        self.fields = FieldChecker(server.schemas)
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _context(self, request: web.Request) -> WriteContext:
+        user = request.get("user")
+        fm = request.query.get("fieldManager", "")
+        if len(fm) > 128:
+            raise invalid("meta.k8s.io", "PatchOptions", "", [{
+                "reason": "FieldValueTooLong", "field": "fieldManager",
+                "message": "Too long: may not be more than 128 bytes"}])
+        return WriteContext(
+            user=user.name if user else "system:anonymous",
+            groups=user.groups if user else (),
+            field_manager=fm or default_field_manager(request),
+            dry_run=_dry_run(request),
+            field_manager_set=bool(fm),
+        )
+
+    def _respond(self, request: web.Request, rt: ResourceType, obj: dict[str, Any],
+                 status: int = 200, ctx: WriteContext | None = None) -> web.Response:
+        rep = negotiate(request.headers.get("Accept"))
+        headers = {}
+        if ctx and ctx.warnings:
+            headers["Warning"] = ", ".join(
+                '299 - "' + w.replace("\\", "\\\\").replace('"', '\\"') + '"'
+                for w in ctx.warnings[:50])
+        if rep.table and obj.get("kind") not in ("Status", "Scale"):
+            body = self.server.table(rt, [obj] if "items" not in obj else obj["items"],
+                                     request.query.get("includeObject", "Metadata"),
+                                     obj.get("metadata") if "items" in obj else None)
+            return web.Response(body=codec.dumps(body), status=status,
+                                content_type="application/json", headers={
+                                    "Content-Type": TABLE_CONTENT_TYPE, **headers})
+        return web.Response(body=codec.dumps(obj), status=status,
+                            content_type="application/json", headers=headers)
+
+    async def _body(self, request: web.Request, rt: ResourceType) -> Any:
+        raw = await request.read()
+        return codec.decode_body(raw, request.headers.get("Content-Type"), rt.kind)
+
+    # -- dispatch --------------------------------------------------------------
+
+    async def handle(self, request: web.Request, target: Target) -> web.StreamResponse:
+        """Route one resource request by method and target."""
+        method = request.method
+        rt = target.rt
+        if target.subresource:
+            return await self._subresource(request, target)
+        if target.is_collection:
+            if method == "GET":
+                opts = parse_list_options(request.query)
+                if opts.watch:
+                    self._require(rt, "watch")
+                    return await stream_watch(request, self.server, rt, target.namespace, opts)
+                self._require(rt, "list")
+                if rt.namespaced and target.namespace:
+                    await self._namespace_exists_for_list(target.namespace)
+                listing = await self.objects.list(rt, target.namespace, opts)
+                return self._respond(request, rt, listing)
+            if method == "POST":
+                self._require(rt, "create")
+                return await self._create(request, target)
+            if method == "DELETE":
+                self._require(rt, "deletecollection")
+                return await self._delete_collection(request, target)
+            raise method_not_allowed(f"{method} is not supported on a collection")
+        if method == "GET":
+            self._require(rt, "get")
+            if request.query.get("watch") in ("true", "1"):
+                raise bad_request("watch is only supported on collections")
+            obj = await self.objects.get(rt, target.namespace, target.name)
+            return self._respond(request, rt, obj)
+        if method == "PUT":
+            self._require(rt, "update")
+            return await self._update(request, target)
+        if method == "PATCH":
+            self._require(rt, "patch")
+            return await self._patch(request, target)
+        if method == "DELETE":
+            self._require(rt, "delete")
+            return await self._delete(request, target)
+        raise method_not_allowed(f"{method} is not supported on {rt.qualified}")
+
+    @staticmethod
+    def _require(rt: ResourceType, verb: str) -> None:
+        if verb not in rt.verbs:
+            raise method_not_allowed(f'the server does not allow this method on the requested '
+                                     f'resource ({verb} {rt.qualified})')
+
+    async def _namespace_exists_for_list(self, namespace: str) -> None:
+        # Upstream lists in a missing namespace return an empty list, so do we.
+        return None
+
+    # -- verbs -----------------------------------------------------------------
+
+    async def _create(self, request: web.Request, target: Target) -> web.Response:
+        rt = target.rt
+        ctx = self._context(request)
+        body = await self._body(request, rt)
+        virtual = self.server.virtual_create(rt)
+        if virtual is not None:
+            out = await virtual(request, target, body, ctx)
+            return self._respond(request, rt, out, 201)
+        mode = self.fields.mode(request)
+        if isinstance(body, dict):
+            self.fields.check(rt, body, mode, ctx, await request.read())
+        obj = await self.objects.create(rt, target.namespace, body, ctx)
+        return self._respond(request, rt, obj, 201, ctx)
+
+    async def _update(self, request: web.Request, target: Target) -> web.Response:
+        rt = target.rt
+        ctx = self._context(request)
+        body = await self._body(request, rt)
+        mode = self.fields.mode(request)
+        if isinstance(body, dict):
+            self.fields.check(rt, body, mode, ctx, await request.read())
+        obj = await self.objects.update(rt, target.namespace, target.name, body, ctx)
+        return self._respond(request, rt, obj, 200, ctx)
+
+    async def _patch(self, request: web.Request, target: Target) -> web.Response:
+        rt = target.rt
+        ctx = self._context(request)
+        raw = await request.read()
+        mt, patch = codec.decode_patch(raw, request.headers.get("Content-Type"))
+        mode = self.fields.mode(request)
+        force = request.query.get("force", "") in ("true", "1")
+        if mt == codec.APPLY_PATCH:
+            obj, created = await self.server.patcher.apply(
+                rt, target, patch, ctx, force, mode, self.fields)
+            return self._respond(request, rt, obj, 201 if created else 200, ctx)
+        if force:
+            raise bad_request("force: Forbidden: may not be specified for non-apply patch")
+        obj = await self.server.patcher.patch(rt, target, mt, patch, ctx, mode, self.fields)
+        return self._respond(request, rt, obj, 200, ctx)
+
+    def _delete_options(self, request: web.Request, body: Any) -> DeleteOptions:
+        opts = DeleteOptions(dry_run=_dry_run(request))
+        src: dict[str, Any] = {}
+        if isinstance(body, dict):
+            src = body
+        elif body is not None:
+            raise bad_request("the body of a delete must be a DeleteOptions object")
+        q = request.query
+        grace = q.get("gracePeriodSeconds", src.get("gracePeriodSeconds"))
+        if grace is not None and grace != "":
+            try:
+                opts.grace_period_seconds = int(grace)
+            except (TypeError, ValueError):
+                raise bad_request(f"invalid gracePeriodSeconds: {grace!r}") from None
+        policy = q.get("propagationPolicy", src.get("propagationPolicy")) or ""
+        if policy not in ("", "Orphan", "Background", "Foreground"):
+            raise invalid("meta.k8s.io", "DeleteOptions", "", [{
+                "reason": "FieldValueNotSupported", "field": "propagationPolicy",
+                "message": f'Unsupported value: "{policy}": supported values: "Foreground", '
+                           '"Background", "Orphan", "nil"'}])
+        orphan = q.get("orphanDependents", src.get("orphanDependents"))
+        if orphan in (True, "true") and not policy:
+            policy = "Orphan"
+        opts.propagation_policy = policy
+        pre = src.get("preconditions") or {}
+        if isinstance(pre, dict):
+            opts.precondition_uid = str(pre.get("uid") or "")
+            opts.precondition_rv = str(pre.get("resourceVersion") or "")
+        if src.get("dryRun"):
+            opts.dry_run = True
+        return opts
+
+    async def _delete_body(self, request: web.Request) -> Any:
+        raw = await request.read()
+        if not raw.strip():
+            return None
+        return codec.decode_body(raw, request.headers.get("Content-Type"), "DeleteOptions")
+
+    async def _delete(self, request: web.Request, target: Target) -> web.Response:
+        rt = target.rt
+        ctx = self._context(request)
+        opts = self._delete_options(request, await self._delete_body(request))
+        obj, gone_now = await self.objects.delete(rt, target.namespace, target.name, opts, ctx)
+        if rt.key == "core/namespaces" or not isinstance(obj, dict):
+            return self._respond(request, rt, obj, 200)
+        return self._respond(request, rt, obj, 200 if gone_now else 200)
+
+    async def _delete_collection(self, request: web.Request, target: Target) -> web.Response:
+        rt = target.rt
+        ctx = self._context(request)
+        list_opts = parse_list_options(request.query)
+        opts = self._delete_options(request, await self._delete_body(request))
+        out = await self.objects.delete_collection(rt, target.namespace, list_opts, opts, ctx)
+        return self._respond(request, rt, out)
+
+    # -- subresources ----------------------------------------------------------
+
+    async def _subresource(self, request: web.Request, target: Target) -> web.StreamResponse:
+        sub = target.subresource
+        method = request.method
+        rt = target.rt
+        if sub in ("status", "finalize"):
+            if method == "GET" and sub == "status":
+                return self._respond(request, rt,
+                                     await self.objects.get(rt, target.namespace, target.name))
+            if method == "PUT":
+                ctx = self._context(request)
+                body = await self._body(request, rt)
+                mode = self.fields.mode(request)
+                if isinstance(body, dict):
+                    self.fields.check(rt, body, mode, ctx, await request.read())
+                obj = await self.objects.update(rt, target.namespace, target.name, body, ctx,
+                                                subresource=sub)
+                return self._respond(request, rt, obj, 200, ctx)
+            if method == "PATCH" and sub == "status":
+                ctx = self._context(request)
+                raw = await request.read()
+                mt, patch = codec.decode_patch(raw, request.headers.get("Content-Type"))
+                mode = self.fields.mode(request)
+                force = request.query.get("force", "") in ("true", "1")
+                if mt == codec.APPLY_PATCH:
+                    obj, _ = await self.server.patcher.apply(rt, target, patch, ctx, force, mode,
+                                                             self.fields)
+                else:
+                    obj = await self.server.patcher.patch(rt, target, mt, patch, ctx, mode,
+                                                          self.fields)
+                return self._respond(request, rt, obj, 200, ctx)
+        elif sub == "scale":
+            return await self._scale(request, target)
+        elif sub == "binding" and method == "POST":
+            body = await self._body(request, rt)
+            ctx = self._context(request)
+            out = await self.server.bind_pod(target.namespace, target.name, body, ctx)
+            return self._respond(request, rt, out, 201)
+        elif sub == "eviction" and method == "POST":
+            body = await self._body(request, rt)
+            ctx = self._context(request)
+            out = await self.server.evict_pod(target.namespace, target.name, body, ctx)
+            return self._respond(request, rt, out, 201)
+        else:
+            handler = self.server.stream_subresource(sub)
+            if handler is not None:
+                return await handler(request, target)
+        raise method_not_allowed(f"{method} is not supported on {rt.plural}/{sub}")
+
+    async def _scale(self, request: web.Request, target: Target) -> web.Response:
+        rt = target.rt
+        if rt.scale is None:
+            raise not_found(rt.group, f"{rt.plural}/scale", target.name)
+        if request.method == "GET":
+            obj = await self.objects.get(rt, target.namespace, target.name)
+            return self._respond(request, rt, scale_of(rt, obj))
+        ctx = self._context(request)
+        if request.method == "PUT":
+            body = await self._body(request, rt)
+            if not isinstance(body, dict):
+                raise bad_request("the body must be a Scale object")
+            new_scale = body
+        elif request.method == "PATCH":
+            raw = await request.read()
+            mt, patch = codec.decode_patch(raw, request.headers.get("Content-Type"))
+            current = scale_of(rt, await self.objects.get(rt, target.namespace, target.name))
+            new_scale = self.server.patcher.patch_plain(current, mt, patch)
+        else:
+            raise method_not_allowed(f"{request.method} is not supported on scale")
+        replicas = (new_scale.get("spec") or {}).get("replicas", 0)
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise invalid("autoscaling", "Scale", target.name, [{
+                "reason": "FieldValueInvalid", "field": "spec.replicas",
+                "message": f"Invalid value: {replicas!r}: must be greater than or equal to 0"}])
+        wanted_rv = str((new_scale.get("metadata") or {}).get("resourceVersion") or "")
+
+        def mutate(old: dict[str, Any]) -> dict[str, Any]:
+            if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
+                raise conflict(rt.group, rt.plural, target.name, STALE_OBJECT)
+            new = copy.deepcopy(old)
+            set_replicas(rt, new, replicas)
+            return new
+
+        obj = await self.objects.guaranteed_update(rt, target.namespace, target.name, mutate, ctx,
+                                                   precondition=bool(wanted_rv), prepared=False)
+        return self._respond(request, rt, scale_of(rt, obj))
+

@@ -1,0 +1,633 @@
+"""Generic storage of API objects: the create/read/update/delete/watch semantics
+every kind shares, on top of the revisioned key-value store.
+
+This is where server-maintained metadata (uid, creationTimestamp, generation,
+resourceVersion, managedFields) is kept right, where compare-and-swap turns into
+409 Conflict, and where deletion honours finalizers, propagation policies and
+graceful pod termination.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from skiff.api import meta as m
+from skiff.api.errors import (
+    STALE_OBJECT,
+    StatusError,
+    already_exists,
+    bad_request,
+    conflict,
+    forbidden,
+    gone,
+    invalid,
+    not_found,
+    timeout,
+)
+from skiff.api.resources import ResourceType
+from skiff.apiserver import keys
+from skiff.apiserver.list_options import ListOptions, decode_continue, encode_continue
+from skiff.apiserver.object_filter import ObjectFilter
+from skiff.store.base import (
+    CompactedError,
+    FutureRevisionError,
+    KeyExistsError,
+    KeyNotFoundError,
+    KeyValue,
+    RevisionConflictError,
+)
+from skiff.store.sqlite import SQLiteStore
+
+Obj = dict[str, Any]
+
+# Metadata the server owns: clients cannot set these on create.
+_SERVER_META = ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp",
+                "deletionGracePeriodSeconds", "generation", "selfLink")
+_GUARANTEED_UPDATE_TRIES = 16
+FOREGROUND = "foregroundDeletion"
+ORPHAN = "orphan"
+
+
+@dataclass
+class WriteContext:
+    """Who is writing and how: the parts of a request that shape a write."""
+
+    user: str = "system:admin"
+    groups: tuple[str, ...] = ()
+    field_manager: str = ""
+    dry_run: bool = False
+    warnings: list[str] = field(default_factory=list)
+    # Whether the request named its field manager (apply requires it).
+    field_manager_set: bool = False
+    # Set by server-side apply, which records ownership itself.
+    managed_fields_done: bool = False
+
+
+@dataclass
+class DeleteOptions:
+    """The parts of metav1.DeleteOptions the server acts on."""
+
+    grace_period_seconds: int | None = None
+    propagation_policy: str = ""
+    precondition_uid: str = ""
+    precondition_rv: str = ""
+    dry_run: bool = False
+
+
+class Hooks:
+    """Kind-specific behaviour plugged into the generic paths (defaults,
+    validation, admission, schemas). The server fills these in; tests may use a
+    bare instance.
+    """
+
+    def default(self, rt: ResourceType, obj: Obj) -> None:
+        """Fill in defaulted fields."""
+
+    def validate(self, rt: ResourceType, obj: Obj, old: Obj | None) -> list[dict[str, str]]:
+        """Field causes for an invalid object (empty when valid)."""
+        return []
+
+    async def admit(self, rt: ResourceType, obj: Obj, old: Obj | None, ctx: WriteContext) -> None:
+        """Mutate or reject a write after defaulting (allocations, references)."""
+
+    def managed_fields(
+        self, rt: ResourceType, old: Obj | None, new: Obj, ctx: WriteContext, subresource: str
+    ) -> None:
+        """Record field ownership for an Update operation."""
+
+    async def committed(self, rt: ResourceType, obj: Obj, deleted: bool) -> None:
+        """Called after a write is durable (CRDs register their kinds here)."""
+
+
+def decode(kv: KeyValue) -> Obj:
+    """A stored value as an object, with its resourceVersion filled in."""
+    obj = orjson.loads(kv.value)
+    obj["metadata"]["resourceVersion"] = str(kv.mod_revision)
+    return obj
+
+
+def encode(obj: Obj) -> bytes:
+    """An object as stored: without resourceVersion, which is the row's revision."""
+    md = obj["metadata"]
+    rv = md.pop("resourceVersion", None)
+    try:
+        return orjson.dumps(obj)
+    finally:
+        if rv is not None:
+            md["resourceVersion"] = rv
+
+
+def _without(obj: Obj, *top: str) -> Obj:
+    return {k: v for k, v in obj.items() if k not in top}
+
+
+def _comparable(obj: Obj) -> Obj:
+    md = {k: v for k, v in obj.get("metadata", {}).items()
+          if k not in ("resourceVersion", "managedFields")}
+    return {**obj, "metadata": md}
+
+
+class ResourceStore:
+    """API-level operations on the objects of any served resource."""
+
+    def __init__(self, store: SQLiteStore, hooks: Hooks | None = None) -> None:
+        self.store = store
+        self.hooks = hooks or Hooks()
+        # Looked up per request so the server can register the Namespace kind once.
+        self.namespace_rt: ResourceType | None = None
+
+    # -- reads -----------------------------------------------------------------
+
+    async def get(self, rt: ResourceType, namespace: str, name: str) -> Obj:
+        """One object, or 404."""
+        kv = await self.store.get(keys.object_key(rt, namespace, name))
+        if kv is None:
+            raise not_found(rt.group, rt.plural, name)
+        return decode(kv)
+
+    async def list(self, rt: ResourceType, namespace: str, opts: ListOptions) -> Obj:
+        """A (possibly paged) list, consistent at one revision."""
+        flt = ObjectFilter.for_request(rt, opts)
+        prefix = keys.collection_prefix(rt, namespace)
+        revision = 0
+        start_after = ""
+        if opts.continue_token:
+            revision, start_after = decode_continue(opts.continue_token, prefix)
+            if revision < self.store.compacted_revision:
+                raise gone(
+                    "The provided continue parameter is too old to display a consistent list "
+                    "result. Start a new list without the continue parameter."
+                )
+        elif opts.resource_version and opts.resource_version != "0":
+            requested = int(opts.resource_version)
+            if opts.resource_version_match == "Exact":
+                revision = requested
+            elif requested > self.store.revision:
+                raise timeout(f"Too large resource version: {requested}, current: "
+                              f"{self.store.revision}")
+        items: list[Obj] = []
+        more = False
+        last_key = ""
+        cursor = start_after
+        page = max(opts.limit, 0)
+        try:
+            while True:
+                res = await self.store.list(prefix, revision=revision, start_after=cursor,
+                                            limit=page)
+                revision = res.revision
+                for kv in res.items:
+                    last_key = kv.key
+                    obj = decode(kv)
+                    if flt.matches(obj):
+                        items.append(obj)
+                        if opts.limit and len(items) == opts.limit:
+                            break
+                if opts.limit and len(items) == opts.limit:
+                    more = res.more or last_key != res.items[-1].key
+                    break
+                if not res.more or not res.items:
+                    break
+                cursor = res.items[-1].key
+        except CompactedError as exc:
+            raise gone(f"too old resource version: {exc.requested} ({exc.compacted})") from None
+        except FutureRevisionError:
+            raise timeout(f"Too large resource version: {revision}, current: "
+                          f"{self.store.revision}") from None
+        list_meta: dict[str, Any] = {"resourceVersion": str(revision)}
+        if more:
+            list_meta["continue"] = encode_continue(revision, last_key)
+        for obj in items:
+            obj.setdefault("apiVersion", rt.api_version)
+            obj.setdefault("kind", rt.kind)
+        return {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": list_meta,
+                "items": items}
+
+    async def watch(
+        self, rt: ResourceType, namespace: str, opts: ListOptions
+    ) -> AsyncIterator[tuple[str, Obj]]:
+        """(type, object) pairs: the initial state if asked for, then every change."""
+        flt = ObjectFilter.for_request(rt, opts)
+        prefix = keys.collection_prefix(rt, namespace)
+        rv = opts.resource_version
+        initial = opts.send_initial_events
+        if initial is None:
+            initial = rv in ("", "0")
+        start = int(rv) if rv and rv != "0" else 0
+        if start and start < self.store.compacted_revision:
+            raise gone(f"too old resource version: {start} ({self.store.compacted_revision})")
+        if initial:
+            res = await self.store.list(prefix)
+            start = res.revision
+            for kv in res.items:
+                obj = decode(kv)
+                if flt.matches(obj):
+                    yield "ADDED", obj
+            if opts.send_initial_events and opts.allow_bookmarks:
+                yield "BOOKMARK", self.bookmark(rt, start, initial_events_end=True)
+        elif not start:
+            start = self.store.revision
+        try:
+            async for ev in self.store.watch(prefix, start):
+                obj = orjson.loads(ev.value)
+                obj["metadata"]["resourceVersion"] = str(ev.revision)
+                now_matches = flt.matches(obj)
+                if ev.kind == "DELETED":
+                    if now_matches:
+                        yield "DELETED", obj
+                    continue
+                was = False
+                if ev.prev_value is not None and not flt.everything:
+                    was = flt.matches(orjson.loads(ev.prev_value))
+                elif ev.prev_value is not None:
+                    was = True
+                if now_matches:
+                    yield ("MODIFIED" if was else "ADDED"), obj
+                elif was:
+                    yield "DELETED", obj
+        except CompactedError as exc:
+            raise gone(f"too old resource version: {exc.requested} ({exc.compacted})") from None
+
+    def bookmark(self, rt: ResourceType, revision: int, initial_events_end: bool = False) -> Obj:
+        """A BOOKMARK object: only the kind and the revision reached."""
+        md: dict[str, Any] = {"resourceVersion": str(revision)}
+        if initial_events_end:
+            md["annotations"] = {"k8s.io/initial-events-end": "true"}
+        return {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": md}
+
+    # -- create ----------------------------------------------------------------
+
+    def _check_type(self, rt: ResourceType, obj: Any) -> None:
+        if not isinstance(obj, dict):
+            raise bad_request("the request body must be a JSON or YAML object")
+        api_version = obj.get("apiVersion")
+        kind = obj.get("kind")
+        if api_version and api_version != rt.api_version or kind and kind != rt.kind:
+            raise bad_request(
+                f"the API version in the data ({api_version}) does not match the expected API "
+                f"version ({rt.api_version})" if api_version != rt.api_version else
+                f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})"
+            )
+        md = obj.get("metadata", {})
+        if not isinstance(md, dict):
+            raise bad_request("metadata must be an object")
+        obj["apiVersion"] = rt.api_version
+        obj["kind"] = rt.kind
+
+    async def _check_namespace(self, rt: ResourceType, namespace: str, creating: bool) -> None:
+        if not rt.namespaced or self.namespace_rt is None:
+            return
+        kv = await self.store.get(keys.object_key(self.namespace_rt, "", namespace))
+        if kv is None:
+            raise not_found("", "namespaces", namespace)
+        if creating and b'"deletionTimestamp"' in kv.value:
+            ns = decode(kv)
+            if ns["metadata"].get("deletionTimestamp"):
+                raise forbidden(
+                    f'{rt.qualified} "{{name}}" is forbidden: unable to create new content in '
+                    f"namespace {namespace} because it is being terminated"
+                )
+
+    async def create(self, rt: ResourceType, namespace: str, obj: Any, ctx: WriteContext) -> Obj:
+        """Store a new object; 409 if the name is taken."""
+        self._check_type(rt, obj)
+        md = m.metadata(obj)
+        if rt.namespaced:
+            body_ns = md.get("namespace")
+            if body_ns and body_ns != namespace:
+                raise bad_request(
+                    "the namespace of the provided object does not match the namespace sent on "
+                    "the request"
+                )
+            md["namespace"] = namespace
+        else:
+            md.pop("namespace", None)
+        if md.get("resourceVersion"):
+            raise bad_request("resourceVersion should not be set on objects to be created")
+        try:
+            await self._check_namespace(rt, namespace, creating=True)
+        except StatusError as err:
+            if err.reason == "Forbidden":
+                err.message = err.message.replace("{name}", md.get("name") or "")
+            raise
+        for k in _SERVER_META:
+            md.pop(k, None)
+        generated = not md.get("name") and bool(md.get("generateName"))
+        if generated:
+            md["name"] = m.generate_name(str(md["generateName"]))
+        md["uid"] = m.new_uid()
+        md["creationTimestamp"] = m.rfc3339()
+        if rt.has_status:
+            md["generation"] = 1
+        if "status" in rt.subresources and rt.kind != "Node":
+            obj.pop("status", None)
+        self.hooks.default(rt, obj)
+        causes = self.hooks.validate(rt, obj, None)
+        if causes:
+            raise invalid(rt.group, rt.kind, md.get("name") or md.get("generateName", ""), causes)
+        await self.hooks.admit(rt, obj, None, ctx)
+        self.hooks.managed_fields(rt, None, obj, ctx, "")
+        if ctx.dry_run:
+            if self.store.get_now(keys.object_key(rt, namespace, md["name"])) is not None:
+                raise already_exists(rt.group, rt.plural, md["name"])
+            return obj
+        for attempt in range(8):
+            try:
+                rev = await self.store.create(keys.object_key(rt, namespace, md["name"]),
+                                              encode(obj))
+                break
+            except KeyExistsError:
+                if not generated or attempt == 7:
+                    raise already_exists(rt.group, rt.plural, md["name"]) from None
+                md["name"] = m.generate_name(str(md["generateName"]))
+        md["resourceVersion"] = str(rev)
+        await self.hooks.committed(rt, obj, False)
+        return obj
+
+    # -- update ----------------------------------------------------------------
+
+    def _prepare_update(
+        self, rt: ResourceType, old: Obj, new: Any, subresource: str
+    ) -> Obj:
+        self._check_type(rt, new)
+        old_md = old["metadata"]
+        new_md = m.metadata(new)
+        body_name = new_md.get("name")
+        if body_name and body_name != old_md["name"]:
+            raise bad_request(
+                f"the name of the object ({body_name}) does not match the name on the URL "
+                f"({old_md['name']})"
+            )
+        body_ns = new_md.get("namespace")
+        if rt.namespaced and body_ns and body_ns != old_md.get("namespace"):
+            raise bad_request(
+                "the namespace of the provided object does not match the namespace sent on the "
+                "request"
+            )
+        if subresource == "status":
+            result = copy.deepcopy(old)
+            if "status" in new:
+                result["status"] = new["status"]
+            else:
+                result.pop("status", None)
+            rmd = result["metadata"]
+            for k in ("labels", "annotations"):
+                if k in new_md:
+                    rmd[k] = new_md[k]
+            if "managedFields" in new_md:
+                rmd["managedFields"] = new_md["managedFields"]
+            return result
+        if subresource == "finalize":
+            result = copy.deepcopy(old)
+            result.setdefault("spec", {})["finalizers"] = (new.get("spec") or {}).get(
+                "finalizers") or []
+            return result
+        result = new
+        rmd = result["metadata"]
+        for k in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
+                  "generation", "name"):
+            if k in old_md:
+                rmd[k] = old_md[k]
+            else:
+                rmd.pop(k, None)
+        if rt.namespaced:
+            rmd["namespace"] = old_md.get("namespace")
+        if "status" in rt.subresources:
+            if "status" in old:
+                result["status"] = old["status"]
+            else:
+                result.pop("status", None)
+        if rt.has_status or rt.crd:
+            ignore = ("metadata", "status") if "status" in rt.subresources else ("metadata",)
+            if _without(old, *ignore) != _without(result, *ignore):
+                rmd["generation"] = int(old_md.get("generation") or 0) + 1
+        if old_md.get("deletionTimestamp"):
+            added = set(rmd.get("finalizers") or []) - set(old_md.get("finalizers") or [])
+            if added:
+                raise invalid(rt.group, rt.kind, old_md["name"], [{
+                    "reason": "FieldValueForbidden", "field": "metadata.finalizers",
+                    "message": "Forbidden: no new finalizers can be added if the object is "
+                               "being deleted, found new finalizers " + repr(sorted(added)),
+                }])
+        return result
+
+    async def update(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        body: Any,
+        ctx: WriteContext,
+        subresource: str = "",
+    ) -> Obj:
+        """Replace an object (PUT); honours a resourceVersion precondition in the body."""
+        if not isinstance(body, dict):
+            raise bad_request("the request body must be a JSON or YAML object")
+        wanted_rv = str((body.get("metadata") or {}).get("resourceVersion") or "")
+
+        def mutate(old: Obj) -> Obj:
+            if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
+                raise conflict(rt.group, rt.plural, name, STALE_OBJECT)
+            return self._prepare_update(rt, old, copy.deepcopy(body), subresource)
+
+        return await self.guaranteed_update(rt, namespace, name, mutate, ctx, subresource,
+                                            precondition=bool(wanted_rv))
+
+    async def guaranteed_update(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        mutate: Callable[[Obj], Obj],
+        ctx: WriteContext,
+        subresource: str = "",
+        *,
+        precondition: bool = False,
+        prepared: bool = True,
+    ) -> Obj:
+        """Read, mutate, validate and compare-and-swap, retrying lost races.
+
+        `mutate` gets the current object and returns the new one (for PUT it already
+        ran `_prepare_update`; pass prepared=False to have it run here).
+        """
+        key = keys.object_key(rt, namespace, name)
+        for _ in range(_GUARANTEED_UPDATE_TRIES):
+            kv = await self.store.get(key)
+            if kv is None:
+                raise not_found(rt.group, rt.plural, name)
+            old = decode(kv)
+            new = mutate(copy.deepcopy(old))
+            if not prepared:
+                new = self._prepare_update(rt, old, new, subresource)
+            new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+            if subresource != "status":
+                self.hooks.default(rt, new)
+            # A binding is the scheduler's one sanctioned change to an immutable
+            # pod spec; it is checked by the binding handler instead.
+            causes = [] if subresource == "binding" else self.hooks.validate(rt, new, old)
+            if causes:
+                raise invalid(rt.group, rt.kind, name, causes)
+            await self.hooks.admit(rt, new, old, ctx)
+            if _comparable(new) == _comparable(old):
+                return old
+            self.hooks.managed_fields(rt, old, new, ctx, subresource)
+            if ctx.dry_run:
+                return new
+            if self._finalized(rt, old, new):
+                try:
+                    last = await self.store.delete(key, kv.mod_revision)
+                except RevisionConflictError:
+                    continue
+                except KeyNotFoundError:
+                    raise not_found(rt.group, rt.plural, name) from None
+                new["metadata"]["resourceVersion"] = str(last.mod_revision)
+                await self.hooks.committed(rt, new, True)
+                return new
+            try:
+                rev = await self.store.update(key, encode(new), kv.mod_revision)
+            except RevisionConflictError:
+                if precondition:
+                    raise conflict(rt.group, rt.plural, name, STALE_OBJECT) from None
+                continue
+            except KeyNotFoundError:
+                raise not_found(rt.group, rt.plural, name) from None
+            new["metadata"]["resourceVersion"] = str(rev)
+            await self.hooks.committed(rt, new, False)
+            return new
+        raise conflict(rt.group, rt.plural, name, "too many concurrent updates, try again")
+
+    @staticmethod
+    def _finalized(rt: ResourceType, old: Obj, new: Obj) -> bool:
+        """Whether this update completes a pending deletion (the last finalizer went)."""
+        md = new["metadata"]
+        if not md.get("deletionTimestamp") or md.get("finalizers"):
+            return False
+        if rt.key == "core/namespaces":
+            return not (new.get("spec") or {}).get("finalizers")
+        if int(md.get("deletionGracePeriodSeconds") or 0) != 0:
+            return False
+        return True
+
+    # -- delete ----------------------------------------------------------------
+
+    async def delete(
+        self, rt: ResourceType, namespace: str, name: str, opts: DeleteOptions, ctx: WriteContext
+    ) -> tuple[Obj, bool]:
+        """Delete or start deleting an object. Returns (object, gone_now)."""
+        key = keys.object_key(rt, namespace, name)
+        for _ in range(_GUARANTEED_UPDATE_TRIES):
+            kv = await self.store.get(key)
+            if kv is None:
+                raise not_found(rt.group, rt.plural, name)
+            obj = decode(kv)
+            md = obj["metadata"]
+            if opts.precondition_uid and opts.precondition_uid != md.get("uid"):
+                raise conflict(rt.group, rt.plural, name,
+                               f"Precondition failed: UID in precondition: "
+                               f"{opts.precondition_uid}, UID in object meta: {md.get('uid')}")
+            if opts.precondition_rv and opts.precondition_rv != md["resourceVersion"]:
+                raise conflict(rt.group, rt.plural, name,
+                               f"Precondition failed: ResourceVersion in precondition: "
+                               f"{opts.precondition_rv}, ResourceVersion in object meta: "
+                               f"{md['resourceVersion']}")
+            new = copy.deepcopy(obj)
+            nmd = new["metadata"]
+            finalizers = list(nmd.get("finalizers") or [])
+            policy = opts.propagation_policy
+            if policy == "Foreground" and FOREGROUND not in finalizers:
+                finalizers.append(FOREGROUND)
+                finalizers = [f for f in finalizers if f != ORPHAN]
+            elif policy == "Orphan" and ORPHAN not in finalizers:
+                finalizers.append(ORPHAN)
+                finalizers = [f for f in finalizers if f != FOREGROUND]
+            grace = self._grace_period(rt, obj, opts)
+            pending_namespace = rt.key == "core/namespaces"
+            if not finalizers and not grace and not pending_namespace:
+                if opts.dry_run or ctx.dry_run:
+                    return obj, True
+                try:
+                    last = await self.store.delete(key, kv.mod_revision)
+                except RevisionConflictError:
+                    continue
+                except KeyNotFoundError:
+                    raise not_found(rt.group, rt.plural, name) from None
+                md["resourceVersion"] = str(last.mod_revision)
+                await self.hooks.committed(rt, obj, True)
+                return obj, True
+            if md.get("deletionTimestamp"):
+                # Already being deleted: a shorter grace period may hurry it up.
+                old_grace = int(md.get("deletionGracePeriodSeconds") or 0)
+                if grace is None or grace >= old_grace:
+                    if finalizers == list(md.get("finalizers") or []):
+                        return obj, False
+                else:
+                    nmd["deletionGracePeriodSeconds"] = grace
+                    nmd["deletionTimestamp"] = m.rfc3339(
+                        m.now() + dt.timedelta(seconds=grace))
+            else:
+                at = m.now()
+                if grace:
+                    at = at + dt.timedelta(seconds=grace)
+                nmd["deletionTimestamp"] = m.rfc3339(at)
+                nmd["deletionGracePeriodSeconds"] = grace or 0
+                if rt.has_status or rt.crd:
+                    nmd["generation"] = int(nmd.get("generation") or 0) + 1
+            if finalizers:
+                nmd["finalizers"] = finalizers
+            if pending_namespace:
+                new.setdefault("status", {})["phase"] = "Terminating"
+            if opts.dry_run or ctx.dry_run:
+                return new, False
+            if rt.key == "core/pods" and grace == 0 and not finalizers:
+                # The kubelet's final delete: nothing left to wait for.
+                last = await self.store.delete(key, kv.mod_revision)
+                md["resourceVersion"] = str(last.mod_revision)
+                await self.hooks.committed(rt, obj, True)
+                return obj, True
+            try:
+                rev = await self.store.update(key, encode(new), kv.mod_revision)
+            except RevisionConflictError:
+                continue
+            except KeyNotFoundError:
+                raise not_found(rt.group, rt.plural, name) from None
+            nmd["resourceVersion"] = str(rev)
+            await self.hooks.committed(rt, new, False)
+            return new, False
+        raise conflict(rt.group, rt.plural, name, "too many concurrent updates, try again")
+
+    @staticmethod
+    def _grace_period(rt: ResourceType, obj: Obj, opts: DeleteOptions) -> int | None:
+        """The graceful-termination period of a delete (pods only; None elsewhere)."""
+        if rt.key != "core/pods":
+            return None
+        spec = obj.get("spec") or {}
+        phase = (obj.get("status") or {}).get("phase")
+        if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
+            return 0
+        if opts.grace_period_seconds is not None:
+            return max(0, opts.grace_period_seconds)
+        return int(spec.get("terminationGracePeriodSeconds", 30) or 0)
+
+    async def delete_collection(
+        self, rt: ResourceType, namespace: str, list_opts: ListOptions, opts: DeleteOptions,
+        ctx: WriteContext,
+    ) -> Obj:
+        """Delete every object a list would return; returns the list of what was deleted."""
+        listing = await self.list(rt, namespace, ListOptions(
+            label_selector=list_opts.label_selector, field_selector=list_opts.field_selector))
+        deleted = []
+        for obj in listing["items"]:
+            md = obj["metadata"]
+            try:
+                out, _ = await self.delete(rt, md.get("namespace", ""), md["name"], opts, ctx)
+                deleted.append(out)
+            except StatusError as err:
+                if err.code != 404:
+                    raise
+        return {"kind": rt.list_kind, "apiVersion": rt.api_version,
+                "metadata": {"resourceVersion": str(self.store.revision)}, "items": deleted}

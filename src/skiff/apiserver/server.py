@@ -1,0 +1,383 @@
+"""The API server: HTTPS, authentication, and routing to discovery, OpenAPI and
+resource handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from skiff.api import meta as m
+from skiff.api.builtin_kinds import register_builtins
+from skiff.api.errors import (
+    StatusError,
+    bad_request,
+    conflict,
+    internal,
+    not_found,
+    too_large,
+    unauthorized,
+)
+from skiff.api.openapi.v3 import openapi_group_version, openapi_index
+from skiff.api.resources import Registry, ResourceType
+from skiff.api.tables import to_table
+from skiff.apiserver import codec, discovery
+from skiff.apiserver.auth import PUBLIC_PATHS, Authenticator, User
+from skiff.apiserver.crds import CRDManager
+from skiff.apiserver.patcher import Patcher
+from skiff.apiserver.paths import Target, parse_resource_path
+from skiff.apiserver.pki import ClusterPKI
+from skiff.apiserver.resource_handlers import ResourceHandlers
+from skiff.apiserver.resource_store import DeleteOptions, ResourceStore, WriteContext
+from skiff.apiserver.schemas import SchemaCatalog
+from skiff.apiserver.server_hooks import ServerHooks
+from skiff.store.sqlite import Compactor, SQLiteStore
+
+log = logging.getLogger(__name__)
+
+KUBERNETES_VERSION = {
+    "major": "1",
+    "minor": "32",
+    "gitVersion": "v1.32.4-skiff",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2026-01-01T00:00:00Z",
+    "goVersion": "go1.23.6",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+StreamHandler = Callable[[web.Request, Target], Awaitable[web.StreamResponse]]
+VirtualCreate = Callable[[web.Request, Target, Any, WriteContext], Awaitable[dict[str, Any]]]
+
+
+def _json(obj: Any, status: int = 200, content_type: str = "application/json",
+          headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=codec.dumps(obj), status=status,
+                        headers={"Content-Type": content_type, **(headers or {})})
+
+
+class APIServer:
+    """One cluster's API server over one store."""
+
+    def __init__(self, store: SQLiteStore, pki: ClusterPKI | None, host: str = "127.0.0.1",
+                 port: int = 6443) -> None:
+        self.store = store
+        self.pki = pki
+        self.host = host
+        self.port = port
+        self.registry = Registry()
+        register_builtins(self.registry)
+        self.schemas = SchemaCatalog()
+        self.hooks = ServerHooks(self)
+        self.objects = ResourceStore(store, self.hooks)
+        self.objects.namespace_rt = self.registry.get("", "v1", "namespaces")
+        crd_rt = self.registry.get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        assert crd_rt is not None
+        self.crds = CRDManager(self.registry, self.schemas, self.objects, crd_rt)
+        self.patcher = Patcher(self.objects, self.schemas)
+        self.handlers = ResourceHandlers(self)
+        self.auth = Authenticator()
+        if pki is not None:
+            self.auth.add_token(pki.admin_token, User("admin", ("system:masters",
+                                                                "system:authenticated")))
+        self.stopping = asyncio.Event()
+        self.ready = False
+        self._runner: web.AppRunner | None = None
+        self._openapi: dict[str, dict[str, Any]] = {}
+        self._openapi_index: dict[str, Any] | None = None
+        self._discovery: dict[str, Any] = {}
+        self.registry.on_change(self._invalidate)
+        self._streams: dict[str, StreamHandler] = {}
+        self._virtual: dict[str, VirtualCreate] = {
+            "authorization.k8s.io/selfsubjectaccessreviews": self._self_subject_access_review,
+            "core/bindings": self._binding_collection,
+        }
+        self._background: list[asyncio.Task[None]] = []
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def _invalidate(self) -> None:
+        self._openapi.clear()
+        self._openapi_index = None
+        self._discovery.clear()
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """TLS with optional client certificates signed by the cluster CA."""
+        if self.pki is None:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(str(self.pki.server_cert), str(self.pki.server_key))
+        ctx.load_verify_locations(cafile=str(self.pki.ca_cert))
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+        ctx.set_alpn_protocols(["http/1.1"])
+        return ctx
+
+    def make_app(self) -> web.Application:
+        """The aiohttp application serving every path."""
+        app = web.Application(client_max_size=codec.MAX_BODY + 1,
+                              middlewares=[self._errors_middleware])
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        return app
+
+    async def start(self) -> None:
+        """Bootstrap the cluster's own objects and start listening."""
+        await self.crds.load()
+        await self._bootstrap()
+        self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False,
+                                     shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context(),
+                           backlog=1024, reuse_address=True)
+        await site.start()
+        if self.port == 0:
+            server = site._server  # noqa: SLF001 - aiohttp exposes no public accessor
+            assert server is not None
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._background.append(asyncio.ensure_future(Compactor(self.store).run()))
+        self.ready = True
+
+    async def stop(self) -> None:
+        """Stop serving: end watches, close connections."""
+        self.ready = False
+        self.stopping.set()
+        for t in self._background:
+            t.cancel()
+        await self.crds.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _bootstrap(self) -> None:
+        ctx = WriteContext(user="system:apiserver", field_manager="kube-apiserver")
+        ns_rt = self.registry.get("", "v1", "namespaces")
+        assert ns_rt is not None
+        for name in SYSTEM_NAMESPACES:
+            with contextlib.suppress(StatusError):
+                await self.objects.create(ns_rt, "", {
+                    "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}, ctx)
+        svc_rt = self.registry.get("", "v1", "services")
+        assert svc_rt is not None
+        with contextlib.suppress(StatusError):
+            await self.objects.create(svc_rt, "default", {
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "kubernetes", "namespace": "default",
+                             "labels": {"component": "apiserver", "provider": "kubernetes"}},
+                "spec": {"type": "ClusterIP", "ports": [{"name": "https", "port": 443,
+                                                         "protocol": "TCP",
+                                                         "targetPort": self.port or 6443}]},
+            }, ctx)
+
+    # -- plumbing for handlers -------------------------------------------------
+
+    def table(self, rt: ResourceType, objects: list[dict[str, Any]], include: str,
+              list_meta: dict[str, Any] | None) -> dict[str, Any]:
+        """A server-side Table of `objects` as kubectl get prints them."""
+        columns = self.crds.columns.get((rt.group, rt.version, rt.plural)) if rt.crd else None
+        return to_table(rt.key, objects, now=m.now(), include_object=include,
+                        crd_columns=columns, list_meta=list_meta)
+
+    def virtual_create(self, rt: ResourceType) -> VirtualCreate | None:
+        """The handler of a create that computes rather than stores, if `rt` has one."""
+        return self._virtual.get(rt.key)
+
+    def stream_subresource(self, name: str) -> StreamHandler | None:
+        """The handler of a streaming pod subresource (log, exec, …), once node agents add it."""
+        return self._streams.get(name)
+
+    def add_stream_subresource(self, name: str, handler: StreamHandler) -> None:
+        """Serve a streaming subresource (used by the node-agent integration)."""
+        self._streams[name] = handler
+
+    async def _self_subject_access_review(self, request: web.Request, target: Target, body: Any,
+                                          ctx: WriteContext) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise bad_request("the body must be a SelfSubjectAccessReview")
+        out = dict(body)
+        out.setdefault("apiVersion", "authorization.k8s.io/v1")
+        out.setdefault("kind", "SelfSubjectAccessReview")
+        out.setdefault("metadata", {})
+        out["metadata"]["creationTimestamp"] = None
+        # Every authenticated user may do everything until RBAC is served.
+        out["status"] = {"allowed": True, "reason": "no authorization policy restricts this user"}
+        return out
+
+    async def _binding_collection(self, request: web.Request, target: Target, body: Any,
+                                  ctx: WriteContext) -> dict[str, Any]:
+        name = ((body or {}).get("metadata") or {}).get("name", "") if isinstance(body,
+                                                                                  dict) else ""
+        return await self.bind_pod(target.namespace, name, body, ctx)
+
+    async def bind_pod(self, namespace: str, name: str, body: Any,
+                       ctx: WriteContext) -> dict[str, Any]:
+        """Assign a pod to a node (the pods/binding subresource)."""
+        if not isinstance(body, dict):
+            raise bad_request("the body must be a Binding")
+        node = ((body.get("target") or {}).get("name")) or ""
+        if not node:
+            raise bad_request("a Binding needs target.name")
+        pods = self.registry.get("", "v1", "pods")
+        assert pods is not None
+
+        def bind(pod: dict[str, Any]) -> dict[str, Any]:
+            spec = pod.setdefault("spec", {})
+            if pod["metadata"].get("deletionTimestamp"):
+                raise conflict("", "pods", name, "pod is being deleted, cannot be assigned")
+            current = spec.get("nodeName")
+            if current:
+                raise conflict("", "pods", name, f"pod {name} is already assigned to node "
+                                                 f'"{current}"')
+            spec["nodeName"] = node
+            m.set_condition(pod, "PodScheduled", "True")
+            return pod
+
+        bind_ctx = WriteContext(user=ctx.user, groups=ctx.groups, field_manager=ctx.field_manager,
+                                dry_run=ctx.dry_run)
+        await self.objects.guaranteed_update(pods, namespace, name, bind, bind_ctx,
+                                             subresource="binding", prepared=True)
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                "code": 201}
+
+    async def evict_pod(self, namespace: str, name: str, body: Any,
+                        ctx: WriteContext) -> dict[str, Any]:
+        """Evict a pod (the pods/eviction subresource): a graceful delete."""
+        pods = self.registry.get("", "v1", "pods")
+        assert pods is not None
+        opts = DeleteOptions()
+        if isinstance(body, dict):
+            d = body.get("deleteOptions") or {}
+            if isinstance(d.get("gracePeriodSeconds"), int):
+                opts.grace_period_seconds = d["gracePeriodSeconds"]
+        await self.objects.delete(pods, namespace, name, opts, ctx)
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                "code": 201}
+
+    # -- HTTP ------------------------------------------------------------------
+
+    @web.middleware
+    async def _errors_middleware(self, request: web.Request,
+                                 handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                                 ) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except StatusError as err:
+            return _json(err.to_status(), err.code)
+        except web.HTTPRequestEntityTooLarge:
+            err = too_large()
+            return _json(err.to_status(), err.code)
+        except web.HTTPException:
+            raise
+        except (ConnectionError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - any other failure is a server bug
+            log.exception("internal error serving %s %s", request.method, request.path)
+            err = internal(f"{type(exc).__name__}: {exc}")
+            return _json(err.to_status(), err.code)
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if path not in PUBLIC_PATHS:
+            user = self.auth.authenticate(request)
+            if user is None:
+                raise unauthorized()
+            request["user"] = user
+        if path in ("/version", "/version/"):
+            return _json(KUBERNETES_VERSION)
+        if path in ("/livez", "/readyz", "/healthz") or path.startswith(("/livez/", "/readyz/",
+                                                                          "/healthz/")):
+            ok = self.ready or path.startswith("/livez")
+            return web.Response(text="ok" if ok else "not ready", status=200 if ok else 503)
+        if path.startswith("/openapi/"):
+            return self._openapi_response(request, path)
+        parts = [p for p in path.split("/") if p]
+        if parts == ["api"]:
+            return self._discovery_response(request, core=True)
+        if parts == ["apis"]:
+            return self._discovery_response(request, core=False)
+        if parts == ["api", "v1"]:
+            doc = discovery.api_resource_list(self.registry, "", "v1")
+            return _json(doc)
+        if len(parts) == 2 and parts[0] == "apis":
+            doc = discovery.api_group(self.registry, parts[1])
+            if doc is None:
+                raise not_found("", "", "")
+            return _json(doc)
+        if len(parts) == 3 and parts[0] == "apis":
+            doc = discovery.api_resource_list(self.registry, parts[1], parts[2])
+            if doc is None:
+                raise StatusError(404, "NotFound",
+                                  "the server could not find the requested resource")
+            return _json(doc)
+        target = parse_resource_path(self.registry, path)
+        return await self.handlers.handle(request, target)
+
+    def _discovery_response(self, request: web.Request, core: bool) -> web.Response:
+        accept = request.headers.get("Accept", "")
+        if "as=APIGroupDiscoveryList" in accept:
+            ctype = (discovery.AGGREGATED_CONTENT_TYPE if "v=v2;" in accept.replace(" ", "") or
+                     "v=v2," in accept.replace(" ", "") or accept.rstrip().endswith("v=v2")
+                     else discovery.AGGREGATED_CONTENT_TYPE_V2BETA1)
+            key = f"agg-{core}"
+            if key not in self._discovery:
+                self._discovery[key] = discovery.aggregated(self.registry, core)
+            body = dict(self._discovery[key])
+            if ctype == discovery.AGGREGATED_CONTENT_TYPE_V2BETA1:
+                body["apiVersion"] = "apidiscovery.k8s.io/v2beta1"
+            return _json(body, content_type=ctype)
+        if core:
+            return _json(discovery.api_versions(f"{self.host}:{self.port}"))
+        return _json(discovery.api_group_list(self.registry))
+
+    def _openapi_response(self, request: web.Request, path: str) -> web.Response:
+        if path.rstrip("/") == "/openapi/v3":
+            if self._openapi_index is None:
+                self._openapi_index = openapi_index(self.registry, self._all_crd_components())
+            return _json(self._openapi_index)
+        if path.startswith("/openapi/v3/"):
+            gv = path[len("/openapi/v3/"):].strip("/")
+            parts = gv.split("/")
+            if parts == ["api", "v1"]:
+                group, version = "", "v1"
+            elif len(parts) == 3 and parts[0] == "apis":
+                group, version = parts[1], parts[2]
+            else:
+                raise StatusError(404, "NotFound", "the server could not find the requested "
+                                                   "resource")
+            if not self.registry.in_group_version(group, version):
+                raise StatusError(404, "NotFound", "the server could not find the requested "
+                                                   "resource")
+            if gv not in self._openapi:
+                self._openapi[gv] = openapi_group_version(
+                    self.registry, group, version, self.schemas.custom_components(group, version))
+            headers = {}
+            if "hash" in request.query:
+                headers["Cache-Control"] = "public, immutable"
+            return _json(self._openapi[gv], headers=headers)
+        raise StatusError(404, "NotFound", "the server could not find the requested resource")
+
+    def _all_crd_components(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for group, versions in self.registry.groups().items():
+            for v in versions:
+                out.update(self.schemas.custom_components(group, v))
+        return out
+
+
+async def wait_ready(server: APIServer, timeout: float = 5.0) -> None:
+    """Wait until the server reports ready (used by tests)."""
+    deadline = time.monotonic() + timeout
+    while not server.ready:
+        if time.monotonic() > deadline:
+            raise TimeoutError("API server did not become ready")
+        await asyncio.sleep(0.01)
+
+
+__all__ = ["APIServer", "Path"]

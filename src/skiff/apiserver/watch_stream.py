@@ -1,0 +1,109 @@
+"""Streaming a watch to the client as newline-delimited JSON events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+from skiff.api.errors import StatusError
+from skiff.api.resources import ResourceType
+from skiff.apiserver.list_options import ListOptions
+from skiff.apiserver.negotiation import TABLE_CONTENT_TYPE, negotiate
+from skiff.store.watch_hub import WatcherTooSlow
+
+if TYPE_CHECKING:
+    from skiff.apiserver.server import APIServer
+
+# Upstream sends bookmarks about once a minute; clients only need them before
+# their watch times out, to resume without a relist.
+BOOKMARK_INTERVAL = 30.0
+
+
+async def stream_watch(
+    request: web.Request, server: APIServer, rt: ResourceType, namespace: str, opts: ListOptions
+) -> web.StreamResponse:
+    """Serve `?watch=true`: events until the timeout, the client leaves, or shutdown."""
+    rep = negotiate(request.headers.get("Accept"))
+    events = server.objects.watch(rt, namespace, opts)
+    # Errors that happen before the first event (bad selectors, expired
+    # resourceVersion) are ordinary Status responses.
+    first: tuple[str, dict[str, Any]] | None = None
+    first_task = asyncio.ensure_future(events.__anext__())
+    done, _ = await asyncio.wait({first_task}, timeout=0.05)
+    if done:
+        try:
+            first = first_task.result()
+        except StopAsyncIteration:
+            first = None
+    resp = web.StreamResponse(status=200)
+    resp.content_type = "application/json"
+    if rep.table:
+        resp.headers["Content-Type"] = TABLE_CONTENT_TYPE
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    deadline = time.monotonic() + opts.timeout_seconds if opts.timeout_seconds else None
+    include = request.query.get("includeObject", "Metadata")
+    headers_sent = False
+    last_rv = opts.resource_version or "0"
+
+    async def send(kind: str, obj: dict[str, Any]) -> None:
+        nonlocal headers_sent, last_rv
+        last_rv = obj.get("metadata", {}).get("resourceVersion", last_rv)
+        if rep.table and kind != "BOOKMARK" and kind != "ERROR":
+            table = server.table(rt, [obj], include, None)
+            if headers_sent:
+                table.pop("columnDefinitions", None)
+            headers_sent = True
+            obj = table
+        await resp.write(orjson.dumps({"type": kind, "object": obj}) + b"\n")
+
+    pending = first_task if not done else None
+    stop = server.stopping
+    try:
+        if first is not None:
+            await send(*first)
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(events.__anext__())
+            timeout = BOOKMARK_INTERVAL
+            if deadline is not None:
+                timeout = min(timeout, deadline - time.monotonic())
+                if timeout <= 0:
+                    break
+            stop_task = asyncio.ensure_future(stop.wait())
+            done_set, _ = await asyncio.wait({pending, stop_task}, timeout=timeout,
+                                             return_when=asyncio.FIRST_COMPLETED)
+            stop_task.cancel()
+            if stop.is_set():
+                break
+            if pending in done_set:
+                try:
+                    kind, obj = pending.result()
+                except StopAsyncIteration:
+                    break
+                pending = None
+                await send(kind, obj)
+            elif opts.allow_bookmarks and (deadline is None or time.monotonic() < deadline):
+                await send("BOOKMARK", server.objects.bookmark(rt, server.store.revision))
+    except StatusError as err:
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await resp.write(orjson.dumps({"type": "ERROR", "object": err.to_status()}) + b"\n")
+    except WatcherTooSlow:
+        pass
+    except (ConnectionError, asyncio.CancelledError):
+        raise
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+        with contextlib.suppress(BaseException):
+            await events.aclose()  # type: ignore[attr-defined]
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await resp.write_eof()
+    return resp

@@ -1,0 +1,58 @@
+"""The `skiff` command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def default_data_dir() -> Path:
+    """The per-user data folder (XDG_DATA_HOME/skiff, else ~/.local/share/skiff)."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local",
+                                                            "share")
+    return Path(base) / "skiff"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="skiff", description="A lightweight Kubernetes.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run a cluster in the foreground until interrupted")
+    up.add_argument("--data-dir", type=Path, default=None,
+                    help="where the store, certificates and kubeconfig live")
+    up.add_argument("--port", type=int, default=6443, help="HTTPS port of the API server")
+    up.add_argument("--host", default="127.0.0.1", help="address the API server binds to")
+    up.add_argument("--nodes", type=int, default=1, help="node agents to run on this machine")
+    up.add_argument("--sim-nodes", type=int, default=0, help="simulated nodes to add")
+    up.add_argument("--runtime", default="", help="container runtime for local node agents")
+    up.add_argument("--no-controllers", action="store_true",
+                    help="serve the API only (no controllers)")
+    up.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+
+    kc = sub.add_parser("kubeconfig", help="print the path of the admin kubeconfig")
+    kc.add_argument("--data-dir", type=Path, default=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = _parser().parse_args(argv)
+    data_dir: Path = (args.data_dir or default_data_dir()).expanduser().absolute()
+    if args.command == "kubeconfig":
+        path = data_dir / "kubeconfig"
+        if not path.exists():
+            print(f"no kubeconfig at {path}: run `skiff up` first", file=sys.stderr)
+            return 1
+        print(path)
+        return 0
+    if args.command == "up":
+        from skiff.cli.up import run_up
+
+        return run_up(args, data_dir)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
