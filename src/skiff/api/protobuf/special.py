@@ -70,8 +70,11 @@ def go_duration(nanos: int) -> str:
             if n >= size:
                 return sign + _fraction(n, size) + unit
     out = ""
+    # Go prints every unit below the largest one present: 1h0m0s, 1m0s.
+    started = False
     for unit, size in _UNITS:
-        if n >= size:
+        if started or n >= size:
+            started = True
             out += f"{n // size}{unit}"
             n %= size
     return sign + out + _fraction(n, 10**9) + "s"
