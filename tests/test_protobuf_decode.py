@@ -272,6 +272,16 @@ def test_kubectl_captures_decode() -> None:
         assert got["apiVersion"] and got["kind"]
 
 
+def test_kubectl_create_role_keeps_empty_strings_in_lists() -> None:
+    # The core group is "" and must survive as a list element.
+    role = decode_k8s_protobuf(fixture("role"), "Role")
+    assert role["rules"][0] == {
+        "verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods"], "resourceNames": ["x"],
+    }
+    cluster_role = decode_k8s_protobuf(fixture("clusterrole"))
+    assert cluster_role["rules"][1] == {"verbs": ["get"], "nonResourceURLs": ["/x"]}
+
+
 # Bad input: always a StatusError with a 4xx code, never anything else.
 
 
