@@ -1,0 +1,287 @@
+"""The garbage collector: deletes dependents whose owners are gone, and carries out
+foreground and orphan deletion of owners.
+
+It watches every resource that can be listed, watched and deleted, keeps an
+owner → dependents graph by uid (`gc_graph`), and reconciles one uid at a time:
+
+- a live object all of whose owners are gone is deleted in the background;
+- an owner being deleted with the `foregroundDeletion` finalizer has its dependents
+  deleted, and loses the finalizer once no dependent with `blockOwnerDeletion` remains;
+- an owner being deleted with the `orphan` finalizer has its references removed from
+  its dependents, then loses the finalizer.
+
+Caches lag behind the server, so "owner is gone" is always confirmed with a live GET.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from skiff.api.errors import StatusError
+from skiff.client.discovery import APIResource, ResourceMap, discover
+from skiff.client.http_client import Client, split_api_version
+from skiff.client.informer import Informer
+from skiff.client.workqueue import WorkQueue, run_workers
+from skiff.controllers.gc_graph import Graph, Node, node_from
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+FOREGROUND = "foregroundDeletion"
+ORPHAN = "orphan"
+
+# As upstream's default configuration: events are never owners worth tracking, and
+# watching them would dominate the collector's work.
+IGNORED = frozenset({("", "events"), ("events.k8s.io", "events")})
+
+# Re-check of owners blocked on dependents, in case an event was missed.
+BLOCKED_RECHECK = 5.0
+UNSYNCED_RECHECK = 0.2
+
+
+class GarbageCollector:
+    """Watches everything deletable and collects according to ownerReferences."""
+
+    def __init__(
+        self, client: Client, *, workers: int = 4, rediscover_every: float = 30.0
+    ) -> None:
+        self.client = client
+        self.graph = Graph()
+        self.queue = WorkQueue(name="garbage-collector")
+        self.resources = ResourceMap([])
+        self.informers: dict[tuple[str, str], Informer] = {}
+        self.workers = workers
+        self.rediscover_every = rediscover_every
+        self._watched: dict[tuple[str, str], APIResource] = {}
+        self._rediscover = asyncio.Event()
+
+    # -- observing ----------------------------------------------------------------------------
+
+    def synced(self) -> bool:
+        """Whether every watched resource has been listed at least once."""
+        return all(inf.has_synced.is_set() for inf in self.informers.values())
+
+    def observe(self, kind: str, obj: Obj, resource: APIResource) -> None:
+        """Fold one informer event into the graph and queue the uids it may affect."""
+        node = node_from(obj, resource)
+        if node is None:
+            return
+        if kind == "DELETED":
+            old = self.graph.remove(node.uid)
+            gone = old or node
+            for uid in gone.owner_uids() | self.graph.dependent_uids(gone.uid):
+                self.queue.add(uid)
+            return
+        old = self.graph.upsert(node)
+        if old is not None and old.same_decision_inputs(node):
+            return
+        if node.owners or node.deleting:
+            self.queue.add(node.uid)
+        owners = node.owner_uids() | (old.owner_uids() if old else set())
+        for uid in owners:
+            self.queue.add(uid)
+
+    def _handlers(self, inf: Informer, resource: APIResource) -> None:
+        inf.on_add(lambda obj: self.observe("ADDED", obj, resource))
+        inf.on_update(lambda _old, obj: self.observe("MODIFIED", obj, resource))
+        inf.on_delete(lambda obj: self.observe("DELETED", obj, resource))
+
+    async def sync_resources(self) -> None:
+        """Rediscover resources; start informers for new ones and stop vanished ones."""
+        self.resources = ResourceMap(await discover(self.client))
+        wanted = {
+            (r.group, r.plural): r for r in self.resources.preferred()
+            if r.supports("list", "watch", "delete") and (r.group, r.plural) not in IGNORED
+        }
+        for key in [k for k in self.informers if k not in wanted]:
+            inf = self.informers.pop(key)
+            inf.stop()
+            gone = self._watched.pop(key)
+            for obj in inf.list():
+                self.observe("DELETED", obj, gone)
+        for key, r in wanted.items():
+            inf = self.informers.get(key)
+            if inf is not None and inf.version == r.version:
+                continue
+            if inf is not None:
+                inf.stop()
+            inf = Informer(self.client, r.group, r.version, r.plural)
+            self._handlers(inf, r)
+            if r.group == "apiextensions.k8s.io" and r.plural == "customresourcedefinitions":
+                inf.on_add(lambda _o: self._rediscover.set())
+                inf.on_update(lambda _o, _n: self._rediscover.set())
+                inf.on_delete(lambda _o: self._rediscover.set())
+            self.informers[key] = inf
+            self._watched[key] = r
+            inf.start()
+
+    # -- reconciling ----------------------------------------------------------------------------
+
+    async def reconcile(self, uid: str) -> float | None:
+        """Take one step toward the ownership rules for the object `uid`."""
+        node = self.graph.get(uid)
+        if node is None:
+            return None
+        if node.deleting:
+            if ORPHAN not in node.finalizers and FOREGROUND not in node.finalizers:
+                return None
+            # A partial graph could make an owner look dependent-free.
+            if not self.synced():
+                return UNSYNCED_RECHECK
+            if ORPHAN in node.finalizers:
+                return await self._orphan_dependents(node)
+            return await self._delete_dependents(node)
+        if node.owners:
+            await self._collect_if_ownerless(node)
+        return None
+
+    async def _collect_if_ownerless(self, node: Node) -> None:
+        for ref in node.owners:
+            state = await self._owner_state(node, ref)
+            if state != "absent":
+                return  # present, or unknown (never collect on a guess)
+        log.info("deleting %s %s/%s: all owners are gone", node.kind, node.namespace, node.name)
+        await self._delete(node, "Background")
+
+    async def _owner_state(self, node: Node, ref: Obj) -> str:
+        """'present', 'absent' or 'unknown' for one owner reference of `node`."""
+        uid = ref.get("uid", "")
+        owner = self.graph.get(uid)
+        if owner is not None and (not owner.namespace or owner.namespace == node.namespace):
+            return "present"
+        group, version = split_api_version(ref.get("apiVersion", ""))
+        resource = self.resources.for_kind(group, version, ref.get("kind", ""))
+        if resource is None:
+            return "unknown"
+        if resource.namespaced and not node.namespace:
+            return "absent"  # a cluster-scoped object cannot be owned by a namespaced one
+        try:
+            live = await self.client.get(
+                resource.group, resource.version, resource.plural, ref.get("name", ""),
+                node.namespace if resource.namespaced else "",
+            )
+        except StatusError as err:
+            if err.code == 404:
+                return "absent"
+            raise
+        return "present" if (live.get("metadata") or {}).get("uid") == uid else "absent"
+
+    async def _delete_dependents(self, owner: Node) -> float | None:
+        blocking = 0
+        for dep in self.graph.dependents(owner.uid):
+            ref = dep.owner_ref(owner.uid) or {}
+            if not dep.deleting:
+                await self._delete(dep, "Foreground")
+            if ref.get("blockOwnerDeletion"):
+                blocking += 1
+        if blocking:
+            return BLOCKED_RECHECK
+        await self._remove_finalizer(owner, FOREGROUND)
+        return None
+
+    async def _orphan_dependents(self, owner: Node) -> float | None:
+        for dep in self.graph.dependents(owner.uid):
+            await self._remove_owner_ref(dep, owner.uid)
+        await self._remove_finalizer(owner, ORPHAN)
+        return None
+
+    # -- writes ------------------------------------------------------------------------------
+
+    async def _delete(self, node: Node, policy: str) -> None:
+        r = node.resource
+        try:
+            await self.client.delete(
+                r.group, r.version, r.plural, node.name, node.namespace,
+                propagation_policy=policy, preconditions={"uid": node.uid},
+            )
+        except StatusError as err:
+            _raise_unless_gone(err)
+
+    async def _patch_live(self, node: Node, build: Any) -> None:
+        """GET the object, let `build(metadata)` compute JSON patch ops, and apply them.
+
+        The ops guard themselves with `test`, so a concurrent change fails the patch
+        (and the key is retried) instead of removing the wrong list element.
+        """
+        r = node.resource
+        try:
+            live = await self.client.get(r.group, r.version, r.plural, node.name, node.namespace)
+        except StatusError as err:
+            _raise_unless_gone(err)
+            return
+        md = live.get("metadata") or {}
+        if md.get("uid") != node.uid:
+            return
+        ops = build(md)
+        if not ops:
+            return
+        try:
+            await self.client.patch(r.group, r.version, r.plural, node.name,
+                                    [{"op": "test", "path": "/metadata/uid", "value": node.uid},
+                                     *ops], node.namespace, patch_type="json")
+        except StatusError as err:
+            _raise_unless_gone(err)
+
+    async def _remove_finalizer(self, node: Node, finalizer: str) -> None:
+        def build(md: Obj) -> list[Obj]:
+            fins = md.get("finalizers") or []
+            return _remove_ops("/metadata/finalizers", fins, lambda f: f == finalizer)
+
+        await self._patch_live(node, build)
+
+    async def _remove_owner_ref(self, node: Node, owner_uid: str) -> None:
+        def build(md: Obj) -> list[Obj]:
+            refs = md.get("ownerReferences") or []
+            return _remove_ops("/metadata/ownerReferences", refs,
+                               lambda ref: isinstance(ref, dict) and ref.get("uid") == owner_uid)
+
+        await self._patch_live(node, build)
+
+    # -- running ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Discover, watch and collect until cancelled."""
+        workers = asyncio.create_task(run_workers(self.queue, self.reconcile, self.workers))
+        try:
+            while True:
+                try:
+                    await self.sync_resources()
+                except (StatusError, OSError) as err:
+                    log.warning("garbage collector: discovery failed: %s", err)
+                self._rediscover.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._rediscover.wait(), self.rediscover_every)
+                # Let a burst of CRD changes settle into one rediscovery.
+                await asyncio.sleep(0.2)
+        finally:
+            self.queue.shutdown()
+            for inf in self.informers.values():
+                inf.stop()
+            workers.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await workers
+
+
+def _raise_unless_gone(err: StatusError) -> None:
+    """Swallow 'already gone' outcomes (404, or a uid precondition that no longer holds)."""
+    if err.code == 404:
+        return
+    if err.code == 409 and "precondition" in err.message.lower() and "uid" in err.message.lower():
+        return
+    raise err
+
+
+def _remove_ops(path: str, items: list[Any], match: Any) -> list[Obj]:
+    ops: list[Obj] = []
+    # Highest index first, so earlier removals do not shift later ones.
+    for i in reversed(range(len(items))):
+        if match(items[i]):
+            ops.append({"op": "test", "path": f"{path}/{i}", "value": items[i]})
+            ops.append({"op": "remove", "path": f"{path}/{i}"})
+    return ops
+
+
