@@ -56,13 +56,13 @@ def _pod_update(new: dict[str, Any], old: dict[str, Any]) -> list[Cause]:
     old_tol = old.get("tolerations") or []
     new_tol = new.get("tolerations") or []
     if isinstance(new_tol, list) and isinstance(old_tol, list):
-        if all(t in new_tol for t in old_tol):
-            merged["tolerations"] = new.get("tolerations")
-        else:
+        if not all(t in new_tol for t in old_tol):
             errs.append(field.forbidden("spec.tolerations",
                                         "existing toleration can not be modified except its "
                                         "tolerationSeconds"))
-            merged["tolerations"] = new.get("tolerations")
+        merged.pop("tolerations", None)
+        if "tolerations" in new:
+            merged["tolerations"] = new["tolerations"]
     old_grace = old.get("terminationGracePeriodSeconds")
     if isinstance(old_grace, int) and old_grace < 0 and new.get(
             "terminationGracePeriodSeconds") == 1:
