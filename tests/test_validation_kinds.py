@@ -374,3 +374,19 @@ def test_custom_resources_get_metadata_validation_only() -> None:
     assert validate(rt, {"metadata": {"namespace": "d"}, "spec": "anything"}) == [
         {"reason": "FieldValueRequired", "message": "Required value: name or generateName is "
          "required", "field": "metadata.name"}]
+
+
+def test_pod_update_may_not_remove_tolerations() -> None:
+    old = _stored("core/pods", pod(tolerations=[{"key": "k", "operator": "Exists"}]))
+    out = _update("core/pods", old, lambda p: p["spec"].update(tolerations=[]))
+    assert out[0] == ("spec.tolerations: Forbidden: existing toleration can not be modified "
+                      "except its tolerationSeconds")
+
+
+def test_statefulset_update_limits_spec_changes() -> None:
+    old = _stored("apps/statefulsets", {**deployment(serviceName="s"), "kind": "StatefulSet"})
+    assert _update("apps/statefulsets", old, lambda s: s["spec"].update(replicas=3)) == []
+    out = _update("apps/statefulsets", old, lambda s: s["spec"].update(serviceName="t"))
+    assert out == ["spec: Forbidden: updates to statefulset spec for fields other than "
+                   "'replicas', 'ordinals', 'template', 'updateStrategy', "
+                   "'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"]
