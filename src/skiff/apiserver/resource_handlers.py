@@ -90,10 +90,9 @@ class ResourceHandlers:
                                      request.query.get("includeObject", "Metadata"),
                                      obj.get("metadata") if "items" in obj else None)
             return web.Response(body=codec.dumps(body), status=status,
-                                content_type="application/json", headers={
-                                    "Content-Type": TABLE_CONTENT_TYPE, **headers})
+                                headers={"Content-Type": TABLE_CONTENT_TYPE, **headers})
         return web.Response(body=codec.dumps(obj), status=status,
-                            content_type="application/json", headers=headers)
+                            headers={"Content-Type": "application/json", **headers})
 
     async def _body(self, request: web.Request, rt: ResourceType) -> Any:
         raw = await request.read()
@@ -333,7 +332,10 @@ class ResourceHandlers:
             set_replicas(rt, new, replicas)
             return new
 
+        # Upstream records scale writes as their own manager entry ("subresource: scale"),
+        # which is what apply conflicts name afterwards.
         obj = await self.objects.guaranteed_update(rt, target.namespace, target.name, mutate, ctx,
-                                                   precondition=bool(wanted_rv), prepared=False)
+                                                   "scale", precondition=bool(wanted_rv),
+                                                   prepared=False)
         return self._respond(request, rt, scale_of(rt, obj))
 

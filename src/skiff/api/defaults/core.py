@@ -51,10 +51,11 @@ def default_secret(obj: dict[str, Any]) -> None:
 
 
 def default_namespace(obj: dict[str, Any]) -> None:
-    """The `kubernetes` finalizer and the Active phase of a new namespace."""
-    spec = obj_at(obj, "spec", create=True)
-    if spec is not None and not spec.get("finalizers"):
-        spec["finalizers"] = ["kubernetes"]
+    """The Active phase of a new namespace.
+
+    The `kubernetes` finalizer is not a default: it is set once, at creation (see
+    the API server's admission), so that finalizing can empty the list.
+    """
     status = obj_at(obj, "status", create=True)
     setdefault(status, "phase", "Active")
 

@@ -18,6 +18,11 @@ async def admit(store: SQLiteStore, rt: ResourceType, obj: dict[str, Any],
         md = obj.get("metadata") or {}
         key = keys.object_key(rt, md.get("namespace", ""), md.get("name", ""))
         service_allocation.allocate(store, key, obj, old)
+    elif rt.key == "core/namespaces" and old is None:
+        spec = obj.setdefault("spec", {})
+        finalizers = spec.get("finalizers") or []
+        if "kubernetes" not in finalizers:
+            spec["finalizers"] = [*finalizers, "kubernetes"]
     elif rt.key == "core/pods" and old is None:
         spec = obj.setdefault("spec", {})
         # The ServiceAccount admission plugin's default.
