@@ -8,6 +8,7 @@ from skiff.api import meta as m
 from skiff.api.apply import reset_fields, update_managed_fields
 from skiff.api.defaults import apply_defaults
 from skiff.api.resources import ResourceType
+from skiff.api.schema.custom_validation import apply_custom_defaults, validate_custom
 from skiff.api.validation import validate as validate_builtin
 from skiff.api.validation.metadata import validate_object_meta, validate_object_meta_update
 from skiff.apiserver import admission
@@ -26,9 +27,13 @@ class ServerHooks(Hooks):
         self.server = server
 
     def default(self, rt: ResourceType, obj: Obj) -> None:
-        """Upstream's defaults for built-in kinds; CRD schemas' defaults are not applied yet."""
+        """Upstream's defaults for built-in kinds; the schema's defaults for custom ones."""
         if not rt.crd:
             apply_defaults(rt, obj)
+            return
+        node = self.server.schemas.node(rt)
+        if node is not None:
+            apply_custom_defaults(obj, node.raw)
 
     def validate(self, rt: ResourceType, obj: Obj, old: Obj | None) -> list[dict[str, str]]:
         """Field causes for an invalid object."""
@@ -36,6 +41,9 @@ class ServerHooks(Hooks):
             return validate_builtin(rt, obj, old)
         md = obj.get("metadata") or {}
         causes = validate_object_meta(md, rt.namespaced)
+        node = self.server.schemas.node(rt)
+        if node is not None:
+            causes += validate_custom(obj, node.raw)
         if old is not None:
             causes += validate_object_meta_update(md, old.get("metadata") or {},
                                                   require_resource_version=False)
