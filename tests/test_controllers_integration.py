@@ -1,0 +1,202 @@
+"""Namespace deletion, garbage collection and default service accounts end to end.
+
+The controllers run inside `skiff up`, as clients of its API, exactly as in use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+
+from skiff.api.errors import StatusError
+from skiff.client import Client
+from tests.cluster_fixture import Cluster, running_cluster
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with running_cluster(tmp_path_factory.mktemp("cluster")) as c:
+        yield c
+
+
+@pytest.fixture
+async def client(cluster: Cluster) -> AsyncIterator[Client]:
+    c = Client.from_kubeconfig(cluster.kubeconfig, component="test")
+    yield c
+    await c.close()
+
+
+@pytest.fixture
+async def ns(client: Client) -> str:
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    await client.create("", "v1", "namespaces", {"metadata": {"name": name}})
+    return name
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str,
+                     timeout: float = 8.0) -> None:
+    """Poll until `check()` holds; controllers converge asynchronously."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        await asyncio.sleep(0.05)
+
+
+async def exists(client: Client, plural: str, name: str, namespace: str = "") -> bool:
+    try:
+        await client.get("", "v1", plural, name, namespace)
+    except StatusError as err:
+        if err.code == 404:
+            return False
+        raise
+    return True
+
+
+def cm(name: str, owner: dict[str, Any] | None = None, block: bool = False,
+       finalizers: list[str] | None = None) -> dict[str, Any]:
+    md: dict[str, Any] = {"name": name}
+    if owner is not None:
+        md["ownerReferences"] = [{
+            "apiVersion": "v1", "kind": "ConfigMap", "name": owner["metadata"]["name"],
+            "uid": owner["metadata"]["uid"], "blockOwnerDeletion": block,
+        }]
+    if finalizers:
+        md["finalizers"] = finalizers
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": md}
+
+
+async def test_new_namespace_gets_default_service_account_and_it_comes_back(
+    client: Client, ns: str
+) -> None:
+    async def has_sa() -> bool:
+        return await exists(client, "serviceaccounts", "default", ns)
+
+    await eventually(has_sa, "the default service account exists")
+    await client.delete("", "v1", "serviceaccounts", "default", ns)
+    await eventually(has_sa, "the default service account is recreated")
+
+
+async def test_namespace_deletion_removes_content_and_explains_what_remains(
+    client: Client, ns: str
+) -> None:
+    await client.create("", "v1", "configmaps", cm("a"), ns)
+    await client.create("", "v1", "configmaps", cm("held", finalizers=["example.com/hold"]), ns)
+    await client.create("", "v1", "secrets",
+                        {"metadata": {"name": "s"}, "stringData": {"k": "v"}}, ns)
+    await client.delete("", "v1", "namespaces", ns)
+
+    async def only_held_left() -> bool:
+        items = (await client.list("", "v1", "configmaps", ns))["items"]
+        secrets = (await client.list("", "v1", "secrets", ns))["items"]
+        return [i["metadata"]["name"] for i in items] == ["held"] and not secrets
+
+    await eventually(only_held_left, "unfinalized content is deleted")
+    # The object with a finalizer holds the namespace in Terminating, and says so.
+    live = await client.get("", "v1", "namespaces", ns)
+    assert live["status"]["phase"] == "Terminating"
+
+    async def explained() -> bool:
+        conds = (await client.get("", "v1", "namespaces", ns))["status"].get("conditions", [])
+        return any(c["type"] == "NamespaceFinalizersRemaining" and c["status"] == "True"
+                   and "example.com/hold" in c["message"] for c in conds)
+
+    await eventually(explained, "the namespace explains what it waits for")
+
+
+async def test_namespace_is_deleted_once_empty(client: Client, ns: str) -> None:
+    await client.create("", "v1", "configmaps", cm("held", finalizers=["example.com/hold"]), ns)
+    await client.delete("", "v1", "namespaces", ns)
+    await asyncio.sleep(0.3)
+    assert await exists(client, "namespaces", ns), "must wait for the finalizer"
+    await client.patch("", "v1", "configmaps", "held", {"metadata": {"finalizers": None}}, ns)
+
+    async def ns_gone() -> bool:
+        return not await exists(client, "namespaces", ns)
+
+    await eventually(ns_gone, "the namespace is deleted", timeout=5)
+
+
+async def test_background_deletion_collects_dependents(client: Client, ns: str) -> None:
+    owner = await client.create("", "v1", "configmaps", cm("owner"), ns)
+    await client.create("", "v1", "configmaps", cm("dep", owner), ns)
+    await client.create("", "v1", "configmaps", cm("bystander"), ns)
+    await client.delete("", "v1", "configmaps", "owner", ns, propagation_policy="Background")
+
+    async def dep_gone() -> bool:
+        return not await exists(client, "configmaps", "dep", ns)
+
+    await eventually(dep_gone, "the dependent is collected")
+    assert await exists(client, "configmaps", "bystander", ns)
+
+
+async def test_dependent_of_never_existing_owner_is_collected(client: Client, ns: str) -> None:
+    ghost = {"metadata": {"name": "ghost", "uid": str(uuid.uuid4())}}
+    await client.create("", "v1", "configmaps", cm("stray", ghost), ns)
+
+    async def gone() -> bool:
+        return not await exists(client, "configmaps", "stray", ns)
+
+    await eventually(gone, "a dependent of a missing owner is collected")
+
+
+async def test_foreground_keeps_owner_until_blocking_dependents_are_gone(
+    client: Client, ns: str
+) -> None:
+    owner = await client.create("", "v1", "configmaps", cm("owner"), ns)
+    await client.create("", "v1", "configmaps",
+                        cm("blocker", owner, block=True, finalizers=["example.com/hold"]), ns)
+    await client.create("", "v1", "configmaps", cm("free", owner), ns)
+    await client.delete("", "v1", "configmaps", "owner", ns, propagation_policy="Foreground")
+
+    async def blocker_terminating() -> bool:
+        obj = await client.get("", "v1", "configmaps", "blocker", ns)
+        return bool(obj["metadata"].get("deletionTimestamp"))
+
+    async def free_gone() -> bool:
+        return not await exists(client, "configmaps", "free", ns)
+
+    await eventually(blocker_terminating, "the blocking dependent is being deleted")
+    await eventually(free_gone, "the non-blocking dependent is deleted")
+    await asyncio.sleep(0.3)
+    live = await client.get("", "v1", "configmaps", "owner", ns)
+    assert live["metadata"].get("deletionTimestamp")
+    assert "foregroundDeletion" in live["metadata"]["finalizers"]
+
+    await client.patch("", "v1", "configmaps", "blocker",
+                       [{"op": "remove", "path": "/metadata/finalizers"}], ns, patch_type="json")
+
+    async def owner_gone() -> bool:
+        return not await exists(client, "configmaps", "owner", ns)
+
+    await eventually(owner_gone, "the owner is deleted once its dependents are")
+
+
+async def test_orphan_deletion_keeps_dependents_without_the_reference(
+    client: Client, ns: str
+) -> None:
+    owner = await client.create("", "v1", "configmaps", cm("owner"), ns)
+    other = await client.create("", "v1", "configmaps", cm("other-owner"), ns)
+    dep = cm("dep", owner)
+    dep["metadata"]["ownerReferences"].append({
+        "apiVersion": "v1", "kind": "ConfigMap", "name": "other-owner",
+        "uid": other["metadata"]["uid"]})
+    await client.create("", "v1", "configmaps", dep, ns)
+    await client.create("", "v1", "configmaps", cm("only-child", owner), ns)
+    await client.delete("", "v1", "configmaps", "owner", ns, propagation_policy="Orphan")
+
+    async def owner_gone() -> bool:
+        return not await exists(client, "configmaps", "owner", ns)
+
+    await eventually(owner_gone, "the orphaning owner is deleted")
+    child = await client.get("", "v1", "configmaps", "only-child", ns)
+    assert not child["metadata"].get("ownerReferences")
+    dep_live = await client.get("", "v1", "configmaps", "dep", ns)
+    assert [r["name"] for r in dep_live["metadata"]["ownerReferences"]] == ["other-owner"]
+    # Orphans are not collected later either.
+    await asyncio.sleep(0.5)
+    assert await exists(client, "configmaps", "only-child", ns)
