@@ -31,6 +31,7 @@ from skiff.api.tables import to_table
 from skiff.apiserver import codec, discovery
 from skiff.apiserver.auth import PUBLIC_PATHS, Authenticator, User
 from skiff.apiserver.crds import CRDManager
+from skiff.apiserver.event_ttl import run_event_ttl
 from skiff.apiserver.patcher import Patcher
 from skiff.apiserver.paths import Target, parse_resource_path
 from skiff.apiserver.pki import ClusterPKI
@@ -144,6 +145,7 @@ class APIServer:
             assert server is not None
             self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self._background.append(asyncio.ensure_future(Compactor(self.store).run()))
+        self._background.append(asyncio.ensure_future(run_event_ttl(self.store, self.registry)))
         self.ready = True
 
     async def stop(self) -> None:
