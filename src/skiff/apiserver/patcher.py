@@ -72,7 +72,9 @@ class Patcher:
             nonlocal conditional
             old_rv = old["metadata"]["resourceVersion"]
             new = self._apply_patch(rt, old, media_type, patch)
-            new_rv = str((new.get("metadata") or {}).get("resourceVersion") or "")
+            # A patch can turn metadata into anything; the type check below rejects it.
+            md = new.get("metadata")
+            new_rv = str((md.get("resourceVersion") if isinstance(md, dict) else "") or "")
             if new_rv and new_rv != old_rv:
                 conditional = True
                 raise conflict(rt.group, rt.plural, target.name, STALE_OBJECT)
@@ -135,4 +137,5 @@ class Patcher:
 
 
 def _mentions_rv(patch: Any) -> bool:
-    return isinstance(patch, dict) and "resourceVersion" in (patch.get("metadata") or {})
+    md = patch.get("metadata") if isinstance(patch, dict) else None
+    return isinstance(md, dict) and "resourceVersion" in md

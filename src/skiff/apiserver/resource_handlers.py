@@ -46,6 +46,45 @@ def _dry_run(request: web.Request) -> bool:
     return bool(values)
 
 
+# The JSON types of DeleteOptions' fields: a body that does not decode into the
+# Go struct is refused before anything is deleted, as upstream's decoder does.
+_DELETE_OPTION_TYPES: dict[str, tuple[type, str]] = {
+    "apiVersion": (str, "string"), "kind": (str, "string"),
+    "gracePeriodSeconds": (int, "int64"), "orphanDependents": (bool, "bool"),
+    "propagationPolicy": (str, "v1.DeletionPropagation"), "dryRun": (list, "[]string"),
+    "preconditions": (dict, "v1.Preconditions"),
+    "ignoreStoreReadErrorWithClusterBreakingPotential": (bool, "bool"),
+}
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    return {str: "string", list: "array", dict: "object"}.get(type(value), "value")
+
+
+def _check_delete_option_types(src: dict[str, Any]) -> None:
+    """400 for a DeleteOptions field of the wrong JSON type (null means unset)."""
+    fields: list[tuple[str, Any, type, str]] = [
+        (f"DeleteOptions.{k}", src[k], *_DELETE_OPTION_TYPES[k])
+        for k in _DELETE_OPTION_TYPES if src.get(k) is not None]
+    pre = src.get("preconditions")
+    if isinstance(pre, dict):
+        fields += [(f"DeleteOptions.preconditions.{k}", pre[k], str, "string")
+                   for k in ("uid", "resourceVersion") if pre.get(k) is not None]
+    for v in src.get("dryRun") or () if isinstance(src.get("dryRun"), list) else ():
+        fields.append(("DeleteOptions.dryRun", v, str, "string"))
+    for name, value, want, go_type in fields:
+        ok = isinstance(value, want) and (want is bool or not isinstance(value, bool))
+        if want is int and isinstance(value, float) and value.is_integer():
+            ok = True
+        if not ok:
+            raise bad_request(f"json: cannot unmarshal {_json_kind(value)} into Go struct field "
+                              f"{name} of type {go_type}")
+
+
 def default_field_manager(request: web.Request) -> str:
     """Upstream's default manager name: the User-Agent's program part."""
     ua = request.headers.get("User-Agent", "")
@@ -200,6 +239,7 @@ class ResourceHandlers:
             src = body
         elif body is not None:
             raise bad_request("the body of a delete must be a DeleteOptions object")
+        _check_delete_option_types(src)
         q = request.query
         grace = q.get("gracePeriodSeconds", src.get("gracePeriodSeconds"))
         if grace is not None and grace != "":
@@ -221,6 +261,9 @@ class ResourceHandlers:
         if isinstance(pre, dict):
             opts.precondition_uid = str(pre.get("uid") or "")
             opts.precondition_rv = str(pre.get("resourceVersion") or "")
+        for v in src.get("dryRun") or ():
+            if v != "All":
+                raise bad_request(f'dryRun: Unsupported value: "{v}": supported values: "All"')
         if src.get("dryRun"):
             opts.dry_run = True
         return opts

@@ -87,7 +87,10 @@ def _field(stmt: ast.AnnAssign) -> ModelField | None:
     json_name = name
     value = stmt.value
     if isinstance(value, ast.Call) and getattr(value.func, "id", "") == "Field":
-        alias = _str_value(_keyword(value, "serialization_alias"))
+        # Fields whose JSON name is a Python keyword or shadows a pydantic
+        # attribute (`schema` -> `var_schema`) carry it in a plain `alias`.
+        alias = _str_value(_keyword(value, "serialization_alias")) or _str_value(
+            _keyword(value, "alias"))
         if alias:
             json_name = alias
         description = _str_value(_keyword(value, "description")) or ""
