@@ -44,9 +44,13 @@ class ResourceType:
     scale: ScalePaths | None = None
     # Custom resources carry their CRD's name; built-ins leave it empty.
     crd: str = ""
-    # Whether writes bump metadata.generation on spec changes (upstream: every kind
-    # with a spec/status split; ConfigMaps, Secrets and the like do not have one).
+    # Whether writes set and bump metadata.generation on spec changes. Upstream only
+    # the strategies of workloads, CRDs and custom resources do; Namespaces, Nodes,
+    # Services and (before 1.33) Pods have no generation, like ConfigMaps.
     has_status: bool = True
+    # Another resource whose storage this one shares (`group/plural`), read and
+    # written through the conversions in `skiff.api.conversion`.
+    stored_as: str = ""
 
     @property
     def singular(self) -> str:
@@ -65,8 +69,13 @@ class ResourceType:
 
     @property
     def key(self) -> str:
-        """The storage prefix: group and plural, independent of version."""
+        """Group and plural: names the resource independent of version."""
         return f"{self.group or 'core'}/{self.plural}"
+
+    @property
+    def storage_key(self) -> str:
+        """Where its objects are stored (another resource's place if it shares one)."""
+        return self.stored_as or self.key
 
     @property
     def qualified(self) -> str:

@@ -14,15 +14,15 @@ ROOT = "/registry/"
 
 def collection_prefix(rt: ResourceType, namespace: str = "") -> str:
     """The prefix holding every object of `rt` (in `namespace`, if given)."""
-    base = f"{ROOT}{rt.key}/"
+    base = f"{ROOT}{rt.storage_key}/"
     return f"{base}{namespace}/" if namespace and rt.namespaced else base
 
 
 def object_key(rt: ResourceType, namespace: str, name: str) -> str:
     """The key of one object."""
     if rt.namespaced:
-        return f"{ROOT}{rt.key}/{namespace}/{name}"
-    return f"{ROOT}{rt.key}/{name}"
+        return f"{ROOT}{rt.storage_key}/{namespace}/{name}"
+    return f"{ROOT}{rt.storage_key}/{name}"
 
 
 def namespace_from_key(rt: ResourceType, key: str) -> str:

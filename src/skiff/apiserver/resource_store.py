@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from skiff.api import meta as m
+from skiff.api.conversion import events as event_conversion
 from skiff.api.errors import (
     STALE_OBJECT,
     StatusError,
@@ -123,6 +124,31 @@ def encode(obj: Obj) -> bytes:
             md["resourceVersion"] = rv
 
 
+# Resources stored in another's shape: key → (from storage, to storage).
+_CONVERSIONS: dict[str, tuple[Callable[[Obj], Obj], Callable[[Obj], Obj]]] = {
+    "events.k8s.io/events": (event_conversion.from_core, event_conversion.to_core),
+}
+
+
+def load(rt: ResourceType, kv: KeyValue) -> Obj:
+    """A stored value as an object of `rt` (converted if `rt` shares another's storage)."""
+    obj = decode(kv)
+    conv = _CONVERSIONS.get(rt.key)
+    return conv[0](obj) if conv else obj
+
+
+def _loads(rt: ResourceType, raw: bytes) -> Obj:
+    obj = orjson.loads(raw)
+    conv = _CONVERSIONS.get(rt.key)
+    return conv[0](obj) if conv else obj
+
+
+def dump(rt: ResourceType, obj: Obj) -> bytes:
+    """An object of `rt` as stored."""
+    conv = _CONVERSIONS.get(rt.key)
+    return encode(conv[1](obj) if conv else obj)
+
+
 def _without(obj: Obj, *top: str) -> Obj:
     return {k: v for k, v in obj.items() if k not in top}
 
@@ -149,7 +175,7 @@ class ResourceStore:
         kv = await self.store.get(keys.object_key(rt, namespace, name))
         if kv is None:
             raise not_found(rt.group, rt.plural, name)
-        return decode(kv)
+        return load(rt, kv)
 
     async def list(self, rt: ResourceType, namespace: str, opts: ListOptions) -> Obj:
         """A (possibly paged) list, consistent at one revision."""
@@ -183,7 +209,7 @@ class ResourceStore:
                 revision = res.revision
                 for kv in res.items:
                     last_key = kv.key
-                    obj = decode(kv)
+                    obj = load(rt, kv)
                     if flt.matches(obj):
                         items.append(obj)
                         if opts.limit and len(items) == opts.limit:
@@ -225,7 +251,7 @@ class ResourceStore:
             res = await self.store.list(prefix)
             start = res.revision
             for kv in res.items:
-                obj = decode(kv)
+                obj = load(rt, kv)
                 if flt.matches(obj):
                     yield "ADDED", obj
             if opts.send_initial_events and opts.allow_bookmarks:
@@ -234,7 +260,7 @@ class ResourceStore:
             start = self.store.revision
         try:
             async for ev in self.store.watch(prefix, start):
-                obj = orjson.loads(ev.value)
+                obj = _loads(rt, ev.value)
                 obj["metadata"]["resourceVersion"] = str(ev.revision)
                 now_matches = flt.matches(obj)
                 if ev.kind == "DELETED":
@@ -243,7 +269,7 @@ class ResourceStore:
                     continue
                 was = False
                 if ev.prev_value is not None and not flt.everything:
-                    was = flt.matches(orjson.loads(ev.prev_value))
+                    was = flt.matches(_loads(rt, ev.prev_value))
                 elif ev.prev_value is not None:
                     was = True
                 if now_matches:
@@ -339,7 +365,7 @@ class ResourceStore:
         for attempt in range(8):
             try:
                 rev = await self.store.create(keys.object_key(rt, namespace, md["name"]),
-                                              encode(obj))
+                                              dump(rt, obj))
                 break
             except KeyExistsError:
                 if not generated or attempt == 7:
@@ -460,7 +486,7 @@ class ResourceStore:
             kv = await self.store.get(key)
             if kv is None:
                 raise not_found(rt.group, rt.plural, name)
-            old = decode(kv)
+            old = load(rt, kv)
             new = mutate(copy.deepcopy(old))
             if not prepared:
                 new = self._prepare_update(rt, old, new, subresource)
@@ -489,7 +515,7 @@ class ResourceStore:
                 await self.hooks.committed(rt, new, True)
                 return new
             try:
-                rev = await self.store.update(key, encode(new), kv.mod_revision)
+                rev = await self.store.update(key, dump(rt, new), kv.mod_revision)
             except RevisionConflictError:
                 if precondition:
                     raise conflict(rt.group, rt.plural, name, STALE_OBJECT) from None
@@ -524,7 +550,7 @@ class ResourceStore:
             kv = await self.store.get(key)
             if kv is None:
                 raise not_found(rt.group, rt.plural, name)
-            obj = decode(kv)
+            obj = load(rt, kv)
             md = obj["metadata"]
             if opts.precondition_uid and opts.precondition_uid != md.get("uid"):
                 raise conflict(rt.group, rt.plural, name,
@@ -590,7 +616,7 @@ class ResourceStore:
                 await self.hooks.committed(rt, obj, True)
                 return obj, True
             try:
-                rev = await self.store.update(key, encode(new), kv.mod_revision)
+                rev = await self.store.update(key, dump(rt, new), kv.mod_revision)
             except RevisionConflictError:
                 continue
             except KeyNotFoundError:

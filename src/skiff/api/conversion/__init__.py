@@ -1,0 +1,1 @@
+"""Conversions between representations of one stored kind."""
