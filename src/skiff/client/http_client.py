@@ -396,7 +396,7 @@ def _event(line: bytes) -> tuple[str, Obj]:
     kind = event.get("type", "")
     obj = event.get("object") or {}
     if kind == "ERROR":
-        raise status_error(int(obj.get("code") or 500), line and orjson.dumps(obj))
+        raise status_error(int(obj.get("code") or 500), orjson.dumps(obj))
     return kind, obj
 
 
