@@ -55,6 +55,8 @@ KUBERNETES_VERSION = {
     "platform": "linux/amd64",
 }
 
+MAX_HEADER_BYTES = 1 << 20
+
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 StreamHandler = Callable[[web.Request, Target], Awaitable[web.StreamResponse]]
@@ -134,8 +136,11 @@ class APIServer:
         """Bootstrap the cluster's own objects and start listening."""
         await self.crds.load()
         await self._bootstrap()
+        # Upstream accepts request lines and headers up to 1 MiB (Go's default), so
+        # long names and selectors reach routing and get a Status, not a parser error.
         self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False,
-                                     shutdown_timeout=1.0)
+                                     shutdown_timeout=1.0, max_line_size=MAX_HEADER_BYTES,
+                                     max_field_size=MAX_HEADER_BYTES)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context(),
                            backlog=1024, reuse_address=True)
