@@ -51,6 +51,14 @@ Obj = dict[str, Any]
 _SERVER_META = ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp",
                 "deletionGracePeriodSeconds", "generation", "selfLink")
 _GUARANTEED_UPDATE_TRIES = 16
+# Upstream's message for a continue token whose revision was compacted (clients match it).
+_INCONSISTENT_CONTINUE = (
+    "The provided continue parameter is too old to display a consistent list result. You can "
+    "start a new list without the continue parameter, or use the continue token in this "
+    "response to retrieve the remainder of the results. Continuing with the provided token "
+    "results in an inconsistent list - objects that were created, modified, or deleted between "
+    "the time the first chunk was returned and now may show up in the list."
+)
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
 
@@ -154,8 +162,13 @@ def _without(obj: Obj, *top: str) -> Obj:
 
 
 def _comparable(obj: Obj) -> Obj:
-    md = {k: v for k, v in obj.get("metadata", {}).items()
-          if k not in ("resourceVersion", "managedFields")}
+    md = {k: v for k, v in obj.get("metadata", {}).items() if k != "resourceVersion"}
+    entries = md.get("managedFields")
+    if isinstance(entries, list):
+        # New timestamps alone are no change (as upstream), but new ownership is:
+        # an apply that only takes or gives up fields must be stored.
+        md["managedFields"] = [{k: v for k, v in e.items() if k != "time"}
+                               if isinstance(e, dict) else e for e in entries]
     return {**obj, "metadata": md}
 
 
@@ -185,11 +198,13 @@ class ResourceStore:
         start_after = ""
         if opts.continue_token:
             revision, start_after = decode_continue(opts.continue_token, prefix)
-            if revision < self.store.compacted_revision:
-                raise gone(
-                    "The provided continue parameter is too old to display a consistent list "
-                    "result. Start a new list without the continue parameter."
-                )
+            if revision == -1:
+                revision = 0
+            elif revision < self.store.compacted_revision:
+                # As upstream: hand out a token that continues at the latest revision.
+                err = gone(_INCONSISTENT_CONTINUE)
+                err.metadata = {"continue": encode_continue(-1, start_after)}
+                raise err
         elif opts.resource_version and opts.resource_version != "0":
             requested = int(opts.resource_version)
             if opts.resource_version_match == "Exact":
@@ -220,8 +235,8 @@ class ResourceStore:
                 if not res.more or not res.items:
                     break
                 cursor = res.items[-1].key
-        except CompactedError as exc:
-            raise gone(f"too old resource version: {exc.requested} ({exc.compacted})") from None
+        except CompactedError:
+            raise gone("The resourceVersion for the provided list is too old.") from None
         except FutureRevisionError:
             raise timeout(f"Too large resource version: {revision}, current: "
                           f"{self.store.revision}") from None
@@ -499,9 +514,9 @@ class ResourceStore:
             if causes:
                 raise invalid(rt.group, rt.kind, name, causes)
             await self.hooks.admit(rt, new, old, ctx)
+            self.hooks.managed_fields(rt, old, new, ctx, subresource)
             if _comparable(new) == _comparable(old):
                 return old
-            self.hooks.managed_fields(rt, old, new, ctx, subresource)
             if ctx.dry_run:
                 return new
             if self._finalized(rt, old, new):
