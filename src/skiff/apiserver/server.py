@@ -28,7 +28,7 @@ from skiff.api.errors import (
 from skiff.api.openapi.v3 import openapi_group_version, openapi_index
 from skiff.api.resources import Registry, ResourceType
 from skiff.api.tables import to_table
-from skiff.apiserver import codec, discovery
+from skiff.apiserver import codec, discovery, keys
 from skiff.apiserver.auth import PUBLIC_PATHS, Authenticator, User
 from skiff.apiserver.crds import CRDManager
 from skiff.apiserver.event_ttl import run_event_ttl
@@ -118,7 +118,11 @@ class APIServer:
         """TLS with optional client certificates signed by the cluster CA."""
         if self.pki is None:
             return None
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        # Not ssl.create_default_context: that also trusts the system's public CAs
+        # for client certificates (any publicly issued certificate would then name
+        # a user) and loading them costs tens of milliseconds of startup.
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(str(self.pki.server_cert), str(self.pki.server_key))
         ctx.load_verify_locations(cafile=str(self.pki.ca_cert))
         ctx.verify_mode = ssl.CERT_OPTIONAL
@@ -168,11 +172,18 @@ class APIServer:
         ns_rt = self.registry.get("", "v1", "namespaces")
         assert ns_rt is not None
         for name in SYSTEM_NAMESPACES:
+            # Present after the first start: skipping them early spares a restart
+            # the defaulting and field-ownership work (and schema loading) of a
+            # create that would fail anyway.
+            if self.store.get_now(keys.object_key(ns_rt, "", name)) is not None:
+                continue
             with contextlib.suppress(StatusError):
                 await self.objects.create(ns_rt, "", {
                     "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}, ctx)
         svc_rt = self.registry.get("", "v1", "services")
         assert svc_rt is not None
+        if self.store.get_now(keys.object_key(svc_rt, "default", "kubernetes")) is not None:
+            return
         with contextlib.suppress(StatusError):
             await self.objects.create(svc_rt, "default", {
                 "apiVersion": "v1", "kind": "Service",

@@ -12,15 +12,23 @@ from typing import Any
 
 Schema = dict[str, Any]
 
+# Cache slots of `SchemaNode._children` that no field name can collide with.
+_ANY_KEY = "\x00any"
+_ITEMS = "\x00items"
+
 
 class SchemaNode:
     """One position in an object's schema, with `$ref`s resolved lazily."""
 
-    __slots__ = ("_schema", "_components")
+    __slots__ = ("_schema", "_components", "_children")
 
     def __init__(self, schema: Schema, components: dict[str, Schema] | None = None) -> None:
         self._components = components or {}
         self._schema = self._resolve(schema)
+        # Children already resolved: every request walks the same few paths, and
+        # resolving a `$ref` copies dicts. Map values share one entry (key
+        # _ANY_KEY) so that keys from objects cannot grow the cache.
+        self._children: dict[str, SchemaNode | None] = {}
 
     def _resolve(self, schema: Schema) -> Schema:
         # allOf with a single $ref is how generated OpenAPI attaches a description
@@ -88,12 +96,19 @@ class SchemaNode:
     def field(self, name: str) -> SchemaNode | None:
         """The schema of field `name`; for maps, the value schema for any key."""
         props = self.properties
-        if name in props:
-            return self._child(props[name])
-        ap = self._schema.get("additionalProperties")
-        if isinstance(ap, dict):
-            return self._child(ap)
-        return None
+        declared = name in props
+        slot = name if declared else _ANY_KEY
+        try:
+            return self._children[slot]
+        except KeyError:
+            pass
+        if declared:
+            child = self._child(props[name])
+        else:
+            ap = self._schema.get("additionalProperties")
+            child = self._child(ap) if isinstance(ap, dict) else None
+        self._children[slot] = child
+        return child
 
     @property
     def is_map(self) -> bool:
@@ -102,7 +117,11 @@ class SchemaNode:
 
     def items(self) -> SchemaNode | None:
         """The element schema of a list."""
-        return self._child(self._schema.get("items"))
+        try:
+            return self._children[_ITEMS]
+        except KeyError:
+            child = self._children[_ITEMS] = self._child(self._schema.get("items"))
+            return child
 
     @property
     def list_type(self) -> str:
