@@ -163,6 +163,7 @@ def test_secret_namespace_node_endpoints_crd() -> None:
     ns = defaulted("core/namespaces", {"metadata": {"name": "x"}})
     assert "finalizers" not in (ns.get("spec") or {})  # set at creation, not defaulted
     assert ns["status"] == {"phase": "Active"}
+    assert ns["metadata"]["labels"] == {"kubernetes.io/metadata.name": "x"}
     node = defaulted("core/nodes", {"status": {"capacity": {"cpu": "4"}}})
     assert node["status"]["allocatable"] == {"cpu": "4"}
     ep = defaulted("core/endpoints", {"subsets": [{"ports": [{"port": 80}]}]})

@@ -41,19 +41,22 @@ class StatusError(Exception):
         reason: str,
         message: str,
         details: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.reason = reason
         self.message = message
         self.details = details
+        # ListMeta of the Status: an expired continue token carries its successor.
+        self.metadata = metadata
 
     def to_status(self) -> dict[str, Any]:
         """The `Status` object for this error."""
         status: dict[str, Any] = {
             "kind": "Status",
             "apiVersion": "v1",
-            "metadata": {},
+            "metadata": dict(self.metadata or {}),
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,

@@ -99,7 +99,10 @@ def encode_continue(revision: int, last_key: str) -> str:
 
 
 def decode_continue(token: str, prefix: str) -> tuple[int, str]:
-    """Validate a continue token for a list under `prefix`; returns (revision, last key)."""
+    """Validate a continue token for a list under `prefix`; returns (revision, last key).
+
+    Revision -1 (from a token handed out with a 410 for a compacted one) means:
+    continue at the latest revision, accepting an inconsistent list."""
     try:
         padded = token + "=" * (-len(token) % 4)
         data: Any = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
@@ -108,7 +111,7 @@ def decode_continue(token: str, prefix: str) -> tuple[int, str]:
         ok = (
             data.get("v") == "meta.k8s.io/v1"
             and isinstance(rev, int)
-            and rev > 0
+            and (rev > 0 or rev == -1)
             and isinstance(start, str)
             and start.startswith(prefix)
             and ".." not in start

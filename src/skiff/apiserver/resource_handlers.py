@@ -38,6 +38,12 @@ def _status_success(code: int = 200, details: dict[str, Any] | None = None) -> d
     return st
 
 
+# Kinds whose storage upstream sets ReturnDeletedObject: a delete answers with the
+# object even when it is gone at once. Every other kind answers with a Status.
+_RETURN_DELETED_OBJECT = frozenset({"core/pods", "core/serviceaccounts", "core/services",
+                                    "core/namespaces"})
+
+
 def _dry_run(request: web.Request) -> bool:
     values = request.query.getall("dryRun", [])
     for v in values:
@@ -279,9 +285,19 @@ class ResourceHandlers:
         ctx = self._context(request)
         opts = self._delete_options(request, await self._delete_body(request))
         obj, gone_now = await self.objects.delete(rt, target.namespace, target.name, opts, ctx)
-        if rt.key == "core/namespaces" or not isinstance(obj, dict):
-            return self._respond(request, rt, obj, 200)
-        return self._respond(request, rt, obj, 200 if gone_now else 200)
+        if gone_now and rt.key not in _RETURN_DELETED_OBJECT and isinstance(obj, dict):
+            # Upstream's generic store answers an immediate delete with a Status
+            # naming what was deleted; an object kept by finalizers comes back itself.
+            md = obj.get("metadata") or {}
+            details = {"name": md.get("name", target.name), "kind": rt.plural,
+                       "uid": md.get("uid", "")}
+            if rt.group:
+                details["group"] = rt.group
+            # Upstream's Status here carries no code.
+            return self._respond(request, rt, {"kind": "Status", "apiVersion": "v1",
+                                               "metadata": {}, "status": "Success",
+                                               "details": details})
+        return self._respond(request, rt, obj, 200)
 
     async def _delete_collection(self, request: web.Request, target: Target) -> web.Response:
         rt = target.rt

@@ -30,9 +30,12 @@ async def stream_watch(
     """Serve `?watch=true`: events until the timeout, the client leaves, or shutdown."""
     rep = negotiate(request.headers.get("Accept"))
     events = server.objects.watch(rt, namespace, opts)
-    # Errors that happen before the first event (bad selectors, expired
-    # resourceVersion) are ordinary Status responses.
+    # Errors that happen before the first event (bad selectors) are ordinary
+    # Status responses. An expired resourceVersion is not: as upstream, once the
+    # request is accepted it is reported as an ERROR event in a 200 stream, which
+    # is what informers and the Python client's Watch look for to relist.
     first: tuple[str, dict[str, Any]] | None = None
+    expired: StatusError | None = None
     first_task = asyncio.ensure_future(events.__anext__())
     done, _ = await asyncio.wait({first_task}, timeout=0.05)
     if done:
@@ -40,6 +43,10 @@ async def stream_watch(
             first = first_task.result()
         except StopAsyncIteration:
             first = None
+        except StatusError as err:
+            if err.code != 410:
+                raise
+            expired = err
     resp = web.StreamResponse(status=200)
     resp.content_type = "application/json"
     if rep.table:
@@ -65,6 +72,8 @@ async def stream_watch(
     pending = first_task if not done else None
     stop = server.stopping
     try:
+        if expired is not None:
+            raise expired
         if first is not None:
             await send(*first)
         while True:

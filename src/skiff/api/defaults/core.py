@@ -51,13 +51,22 @@ def default_secret(obj: dict[str, Any]) -> None:
 
 
 def default_namespace(obj: dict[str, Any]) -> None:
-    """The Active phase of a new namespace.
+    """The Active phase of a new namespace and its `kubernetes.io/metadata.name` label.
 
     The `kubernetes` finalizer is not a default: it is set once, at creation (see
     the API server's admission), so that finalizing can empty the list.
     """
     status = obj_at(obj, "status", create=True)
     setdefault(status, "phase", "Active")
+    # Upstream labels every namespace with its own name (always overwritten, so
+    # the label cannot be removed or changed) for namespace selectors to match.
+    meta = obj_at(obj, "metadata", create=True)
+    name = meta.get("name") if meta is not None else None
+    if isinstance(name, str) and name:
+        labels = meta.get("labels")
+        if not isinstance(labels, dict):
+            labels = meta["labels"] = {}
+        labels["kubernetes.io/metadata.name"] = name
 
 
 def default_node(obj: dict[str, Any]) -> None:
