@@ -280,3 +280,37 @@ def test_server_side_apply_dry_run(kubectl: Kubectl, ns: str, tmp_path: Path) ->
         "deployment.apps/ssa-dry serverside-applied (server dry run)\n")
     res = kubectl.run("get", "deploy", "ssa-dry", "-n", ns, check=False)
     assert 'deployments.apps "ssa-dry" not found' in res.stderr
+
+
+def test_client_side_to_server_side_apply_upgrade(
+        kubectl: Kubectl, ns: str, tmp_path: Path) -> None:
+    # Fields client-side apply set (and nobody changed since) pass to the
+    # server-side applier without a conflict, as upstream documents.
+    f = write(tmp_path / "d.yaml", deployment("upgrade", replicas=2))
+    kubectl("apply", "-f", f)
+    f = write(tmp_path / "d.yaml", deployment("upgrade", replicas=5))
+    assert kubectl("apply", "--server-side", "-f", f) == (
+        "deployment.apps/upgrade serverside-applied\n")
+    obj = get_json(kubectl, "deploy", "upgrade", "-n", ns, "--show-managed-fields")
+    assert obj["spec"]["replicas"] == 5
+    owners = managers(obj)
+    assert ("kubectl", "Apply", "") in owners
+    assert not any(m == "kubectl-client-side-apply" for m, _, _ in owners)
+    # The annotation follows server-side applies, so client-side apply still works.
+    last = json.loads(obj["metadata"]["annotations"][LAST_APPLIED])
+    assert last["spec"]["replicas"] == 5
+    f = write(tmp_path / "d.yaml", deployment("upgrade", replicas=6))
+    assert kubectl("apply", "-f", f) == "deployment.apps/upgrade configured\n"
+    assert get_json(kubectl, "deploy", "upgrade", "-n", ns)["spec"]["replicas"] == 6
+
+    # A field changed by someone else since is still a conflict.
+    kubectl("apply", "-f", write(tmp_path / "c.yaml", {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "upgrade", "namespace": ns}, "data": {"a": "1"}}))
+    kubectl("patch", "cm", "upgrade", "-n", ns, "--type=merge", "-p", '{"data":{"a":"2"}}')
+    res = kubectl.run("apply", "--server-side", "-f", write(tmp_path / "c.yaml", {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "upgrade", "namespace": ns}, "data": {"a": "3"}}), check=False)
+    assert res.returncode == 1
+    assert res.stderr.startswith(
+        'error: Apply failed with 1 conflict: conflict with "kubectl-patch" using v1: .data.a\n')

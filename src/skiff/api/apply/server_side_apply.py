@@ -14,6 +14,7 @@ from skiff.api.apply import managers as mf
 from skiff.api.apply.compare import compare
 from skiff.api.apply.conflicts import conflict_error
 from skiff.api.apply.fieldset import FieldSet, Path
+from skiff.api.apply.last_applied import conflicts_allowed, keep_last_applied
 from skiff.api.apply.managed_fields import set_managed_fields
 from skiff.api.apply.merge import merge, remove_items
 from skiff.api.apply.ownership import ensure_named_fields, to_field_set
@@ -66,7 +67,8 @@ def apply(
         if ident == me.identity:
             continue
         conflicts.extend((entry, p) for p in entry.fields & changed)
-    if conflicts and not force:
+    if conflicts and not force and not conflicts_allowed(
+            live_obj, manager, [p for _, p in conflicts], node):
         raise conflict_error(conflicts)
     for ident, entry in managed.items():
         if ident != me.identity:
@@ -75,6 +77,7 @@ def apply(
     if not same(live_obj, new_obj) or me.time is None:
         me.time = now
     mf.drop_empty(managed)
+    keep_last_applied(live, applied, manager, new_obj)
     set_managed_fields(new_obj, managed)
     return new_obj
 
