@@ -265,6 +265,18 @@ CASES = [
     Case("url-name-huge", "GET", f"{CMS}/{'a' * 4000}", None, 404, "NotFound", ()),
     Case("url-path-traversal", "GET", f"{CMS}/..%2F..%2Fsecrets%2Fseed-secret", None, 404,
          "NotFound", ()),
+    Case("url-name-newline", "GET", f"{CMS}/seed-a%0A", None, 404, "NotFound",
+         ('configmaps "seed-a\n" not found',)),
+    Case("url-namespace-newline", "POST", "/api/v1/namespaces/a%0Ab/configmaps", cm(), 404,
+         "NotFound", ('namespaces "a\nb" not found',)),
+    # dryRun, so a regression cannot take the shared cluster's namespaces with it.
+    Case("delete-default-namespace", "DELETE", "/api/v1/namespaces/default?dryRun=All", None,
+         403, "Forbidden", ('namespaces "default" is forbidden: this namespace may not be '
+                            'deleted',)),
+    Case("delete-kube-system", "DELETE", "/api/v1/namespaces/kube-system?dryRun=All", None,
+         403, "Forbidden", ("may not be deleted",)),
+    Case("deletecollection-namespaces", "DELETE", "/api/v1/namespaces?dryRun=All", None, 405,
+         "MethodNotAllowed", ()),
     # -- methods -----------------------------------------------------------------
     Case("method-options", "OPTIONS", f"{CMS}/seed-a", None, 405, "MethodNotAllowed", ()),
     Case("method-propfind", "PROPFIND", CMS, None, 405, "MethodNotAllowed", ()),

@@ -75,9 +75,11 @@ _POD_FIELDS = {
 _WORKLOAD_SCALE = ScalePaths()
 
 BUILTIN: tuple[ResourceType, ...] = (
+    # Upstream serves no deletecollection on namespaces: one DELETE must not empty a cluster.
     ResourceType("", "v1", "Namespace", "namespaces", namespaced=False, short_names=("ns",),
                  subresources=("status", "finalize"), field_selectors=_fields("status.phase"),
-                 has_status=False),
+                 has_status=False, verbs=("create", "delete", "get", "list", "patch", "update",
+                                          "watch")),
     ResourceType("", "v1", "Pod", "pods", short_names=("po",), categories=("all",),
                  subresources=("status", "binding", "eviction", "log", "exec", "attach",
                                "portforward", "ephemeralcontainers"),

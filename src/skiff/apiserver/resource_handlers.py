@@ -12,6 +12,7 @@ from skiff.api.errors import (
     STALE_OBJECT,
     bad_request,
     conflict,
+    forbidden,
     invalid,
     method_not_allowed,
     not_found,
@@ -51,6 +52,8 @@ def _dry_run(request: web.Request) -> bool:
             raise bad_request(f'dryRun: Unsupported value: "{v}": supported values: "All"')
     return bool(values)
 
+
+IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
 
 # The JSON types of DeleteOptions' fields: a body that does not decode into the
 # Go struct is refused before anything is deleted, as upstream's decoder does.
@@ -282,6 +285,10 @@ class ResourceHandlers:
 
     async def _delete(self, request: web.Request, target: Target) -> web.Response:
         rt = target.rt
+        if rt.key == "core/namespaces" and target.name in IMMORTAL_NAMESPACES:
+            # Upstream's NamespaceLifecycle admission refuses these outright.
+            raise forbidden(f'namespaces "{target.name}" is forbidden: this namespace may not '
+                            'be deleted')
         ctx = self._context(request)
         opts = self._delete_options(request, await self._delete_body(request))
         obj, gone_now = await self.objects.delete(rt, target.namespace, target.name, opts, ctx)

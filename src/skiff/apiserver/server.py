@@ -133,7 +133,9 @@ class APIServer:
         """The aiohttp application serving every path."""
         app = web.Application(client_max_size=codec.MAX_BODY + 1,
                               middlewares=[self._errors_middleware])
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        # `[\s\S]` rather than `.`: a name with an encoded newline (%0A) must reach
+        # the resource handlers and get a Status, not the router's plain-text 404.
+        app.router.add_route("*", "/{tail:[\\s\\S]*}", self._dispatch)
         return app
 
     async def start(self) -> None:
