@@ -199,10 +199,13 @@ CASES = [
          "RequestEntityTooLarge", ("3145728",)),
     Case("patch-4mib", "PATCH", f"{CMS}/seed-a", {"data": {"big": "x" * (4 << 20)}}, 413,
          "RequestEntityTooLarge", (), content_type=MERGE_PATCH),
+    # Upstream names the accepted body types, not the rejected one.
     Case("content-type-text", "POST", CMS, cm(), 415, "UnsupportedMediaType",
-         ("text/plain",), content_type="text/plain"),
+         ("accepted media types include: application/json, application/yaml",),
+         content_type="text/plain"),
     Case("content-type-xml", "PUT", f"{CMS}/seed-a", "<ConfigMap/>", 415,
-         "UnsupportedMediaType", ("application/xml",), content_type="application/xml"),
+         "UnsupportedMediaType", ("application/vnd.kubernetes.protobuf",),
+         content_type="application/xml"),
     Case("patch-content-type-json", "PATCH", f"{CMS}/seed-a", {"data": {}}, 415,
          "UnsupportedMediaType", ("application/merge-patch+json",)),
     Case("accept-protobuf-only", "GET", CMS, None, 406, "NotAcceptable",
@@ -356,6 +359,11 @@ CASES = [
          ("field label not supported",)),
     # -- subresources --------------------------------------------------------------
     Case("scale-body-number", "PUT", f"{DEPLOYS}/ghost/scale", 3, 400, "BadRequest", ()),
+    Case("scale-metadata-bool", "PUT", f"{DEPLOYS}/ghost/scale",
+         {"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": True}, 400,
+         "BadRequest", ("metadata",)),
+    Case("scale-spec-number", "PUT", f"{DEPLOYS}/ghost/scale", {"spec": 3}, 400,
+         "BadRequest", ("spec",)),
     Case("binding-body-list", "POST", f"/api/v1/namespaces/{NS}/pods/ghost/binding", [], 400,
          "BadRequest", ("Binding",)),
 ]
@@ -451,3 +459,13 @@ def test_secret_not_reachable_by_traversal(api: RawClient) -> None:
             # A client-side normalised path may land on a real object; it must be the
             # one the normalised URL names, never a secret.
             assert r.json()["kind"] != "Secret", r.text()
+
+
+def test_unknown_field_with_control_characters_is_warned_safely(api: RawClient) -> None:
+    # The field name ends up in a Warning header; quoted as upstream does, it can
+    # neither break the response nor inject a header.
+    body = cm("seed-a", **{"\f\r\nX-Injected: 1": "v"})
+    r = api.request("PUT", f"{CMS}/seed-a?dryRun=All", json.dumps(body))
+    assert r.status == 200, r.text()
+    assert "x-injected" not in r.headers
+    assert r.headers["warning"] == '299 - "unknown field \\"\\f\\r\\nX-Injected: 1\\""'

@@ -7,6 +7,7 @@ the `Status` object kubectl and the client libraries parse.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 # Cause reasons, as upstream's field.ErrorType renders them.
@@ -110,7 +111,8 @@ def conflict(group: str, plural: str, name: str, why: str) -> StatusError:
     )
 
 
-STALE_OBJECT = "the object has been modified; please apply your changes to the latest version and try again"
+STALE_OBJECT = ("the object has been modified; please apply your changes to the latest version "
+                "and try again")
 
 
 def invalid(group: str, kind: str, name: str, causes: list[dict[str, str]]) -> StatusError:
@@ -134,16 +136,22 @@ def method_not_allowed(message: str) -> StatusError:
     return StatusError(405, "MethodNotAllowed", message)
 
 
-def unsupported_media_type(content_type: str) -> StatusError:
-    """415 for a body in a content type the endpoint does not accept."""
+def unsupported_media_type(accepted: Iterable[str]) -> StatusError:
+    """415 for a body in a content type the endpoint does not accept.
+
+    Upstream names the media types the endpoint does accept, not the rejected one.
+    """
     return StatusError(
-        415, "UnsupportedMediaType", f'the body of the request was in an unknown format: "{content_type}"'
-    ) if content_type else StatusError(415, "UnsupportedMediaType", "the body of the request was in an unknown format")
+        415, "UnsupportedMediaType",
+        "the body of the request was in an unknown format - accepted media types include: "
+        + ", ".join(accepted),
+    )
 
 
 def not_acceptable(accept: str) -> StatusError:
     """406 for an Accept header the server cannot satisfy."""
-    return StatusError(406, "NotAcceptable", f"only the following media types are accepted: {accept}")
+    return StatusError(406, "NotAcceptable",
+                       f"only the following media types are accepted: {accept}")
 
 
 def gone(message: str) -> StatusError:

@@ -100,7 +100,9 @@ def decode_body(raw: bytes, content_type: str | None, expected_kind: str | None 
         from skiff.api.protobuf import decode_k8s_protobuf
 
         return decode_k8s_protobuf(raw, expected_kind)
-    raise unsupported_media_type(content_type or "")
+    # Upstream falls back to JSON only when the header is absent; any other type
+    # is refused with the list of the body formats built-in kinds accept.
+    raise unsupported_media_type((JSON, YAML, PROTOBUF))
 
 
 def decode_patch(raw: bytes, content_type: str | None) -> tuple[str, Any]:

@@ -51,6 +51,9 @@ Obj = dict[str, Any]
 _SERVER_META = ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp",
                 "deletionGracePeriodSeconds", "generation", "selfLink")
 _GUARANTEED_UPDATE_TRIES = 16
+# ObjectMeta collections marked omitempty upstream: an empty one is never stored, so a
+# patch that removes the last owner reference or finalizer leaves no `[]` behind.
+_OMIT_EMPTY_META = ("labels", "annotations", "ownerReferences", "finalizers")
 # Upstream's message for a continue token whose revision was compacted (clients match it).
 _INCONSISTENT_CONTINUE = (
     "The provided continue parameter is too old to display a consistent list result. You can "
@@ -155,6 +158,14 @@ def dump(rt: ResourceType, obj: Obj) -> bytes:
     """An object of `rt` as stored."""
     conv = _CONVERSIONS.get(rt.key)
     return encode(conv[1](obj) if conv else obj)
+
+
+def _drop_empty_meta(obj: Obj) -> None:
+    md = obj.get("metadata")
+    if isinstance(md, dict):
+        for k in _OMIT_EMPTY_META:
+            if k in md and md[k] in ({}, [], None):
+                del md[k]
 
 
 def _without(obj: Obj, *top: str) -> Obj:
@@ -358,6 +369,7 @@ class ResourceStore:
             raise
         for k in _SERVER_META:
             md.pop(k, None)
+        _drop_empty_meta(obj)
         generated = not md.get("name") and bool(md.get("generateName"))
         if generated:
             md["name"] = m.generate_name(str(md["generateName"]))
@@ -506,6 +518,7 @@ class ResourceStore:
             if not prepared:
                 new = self._prepare_update(rt, old, new, subresource)
             new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+            _drop_empty_meta(new)
             if subresource != "status":
                 self.hooks.default(rt, new)
             # A binding is the scheduler's one sanctioned change to an immutable
