@@ -7,7 +7,7 @@ import http.client
 import json
 import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ class Reply:
     status: int
     content_type: str
     body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
 
     def json(self) -> Any:
         """The body parsed as JSON."""
@@ -57,7 +58,8 @@ class RawClient:
             conn.request(method, path, body=body, headers=h)
             resp = conn.getresponse()
             data = resp.read()
-            return Reply(resp.status, resp.getheader("Content-Type") or "", data)
+            return Reply(resp.status, resp.getheader("Content-Type") or "", data,
+                         {k.lower(): v for k, v in resp.getheaders()})
         finally:
             conn.close()
 

@@ -94,6 +94,26 @@ def _check_delete_option_types(src: dict[str, Any]) -> None:
                               f"{name} of type {go_type}")
 
 
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
+               "\t": "\\t", "\v": "\\v", "\\": "\\\\", '"': '\\"'}
+
+
+def _quote(text: str) -> str:
+    """A quoted warning text as upstream writes it (Go's strconv.Quote): control
+    characters escaped, so a field name cannot break or inject a header line."""
+    out = []
+    for ch in text:
+        if ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) > 0x7E and not ch.isprintable():
+            out.append(f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
 def default_field_manager(request: web.Request) -> str:
     """Upstream's default manager name: the User-Agent's program part."""
     ua = request.headers.get("User-Agent", "")
@@ -130,9 +150,7 @@ class ResourceHandlers:
         rep = negotiate(request.headers.get("Accept"))
         headers = {}
         if ctx and ctx.warnings:
-            headers["Warning"] = ", ".join(
-                '299 - "' + w.replace("\\", "\\\\").replace('"', '\\"') + '"'
-                for w in ctx.warnings[:50])
+            headers["Warning"] = ", ".join(f"299 - {_quote(w)}" for w in ctx.warnings[:50])
         if rep.table and obj.get("kind") not in ("Status", "Scale"):
             body = self.server.table(rt, [obj] if "items" not in obj else obj["items"],
                                      request.query.get("includeObject", "Metadata"),
@@ -384,6 +402,12 @@ class ResourceHandlers:
             new_scale = self.server.patcher.patch_plain(current, mt, patch)
         else:
             raise method_not_allowed(f"{request.method} is not supported on scale")
+        if not isinstance(new_scale, dict):
+            raise bad_request("the body must be a Scale object")
+        for part in ("metadata", "spec"):
+            if not isinstance(new_scale.get(part) or {}, dict):
+                raise bad_request(f'Scale in version "v1" cannot be handled as a Scale: {part}: '
+                                  f"Invalid value: must be of type object")
         replicas = (new_scale.get("spec") or {}).get("replicas", 0)
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
             raise invalid("autoscaling", "Scale", target.name, [{
