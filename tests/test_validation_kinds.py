@@ -331,8 +331,9 @@ def test_deployment_selector_immutable() -> None:
         d["spec"]["template"]["metadata"]["labels"]["x"] = "y"
 
     out = _update("apps/deployments", old, change)
-    assert out == ['spec.selector: Invalid value: map[string]interface {}{"matchLabels":'
-                   'map[string]string{"app":"web", "x":"y"}}: field is immutable']
+    assert out == ['spec.selector: Invalid value: v1.LabelSelector{MatchLabels:'
+                   'map[string]string{"app":"web", "x":"y"}, '
+                   'MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable']
     assert _update("apps/deployments", old, lambda d: d["spec"].update(replicas=5)) == []
 
 

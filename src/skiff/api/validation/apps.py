@@ -41,7 +41,9 @@ def _selector_immutable(obj: dict[str, Any], old: dict[str, Any] | None) -> list
     new_sel = (obj.get("spec") or {}).get("selector") if isinstance(obj.get("spec"), dict) else None
     old_spec = old.get("spec") if isinstance(old.get("spec"), dict) else {}
     if new_sel != old_spec.get("selector"):
-        return [field.invalid("spec.selector", new_sel, "field is immutable")]
+        # Upstream prints the typed selector (Go syntax), not a generic map.
+        return [field.invalid_rendered("spec.selector", field.render_label_selector(new_sel),
+                                       "field is immutable")]
     return []
 
 

@@ -41,6 +41,36 @@ def render_value(value: Any) -> str:
     return json.dumps(str(value))
 
 
+def render_label_selector(sel: Any) -> str:
+    """A metav1.LabelSelector as Go's `%#v` prints it (its String method is on the pointer,
+    so field errors fall back to Go syntax)."""
+    if not isinstance(sel, dict):
+        return render_value(sel)
+    labels = sel.get("matchLabels")
+    if isinstance(labels, dict) and labels:
+        ml = "map[string]string{" + ", ".join(
+            f"{json.dumps(str(k))}:{json.dumps(str(v))}" for k, v in sorted(labels.items())) + "}"
+    else:
+        ml = "map[string]string(nil)"
+    reqs = []
+    for r in sel.get("matchExpressions") or []:
+        r = r if isinstance(r, dict) else {}
+        vals = r.get("values") or []
+        values = ("[]string{" + ", ".join(json.dumps(str(v)) for v in vals) + "}"
+                  if vals else "[]string(nil)")
+        reqs.append(f"v1.LabelSelectorRequirement{{Key:{json.dumps(str(r.get('key', '')))}, "
+                    f"Operator:{json.dumps(str(r.get('operator', '')))}, Values:{values}}}")
+    me = ("[]v1.LabelSelectorRequirement{" + ", ".join(reqs) + "}"
+          if reqs else "[]v1.LabelSelectorRequirement(nil)")
+    return f"v1.LabelSelector{{MatchLabels:{ml}, MatchExpressions:{me}}}"
+
+
+def invalid_rendered(path: str, rendered: str, detail: str = "") -> Cause:
+    """Like `invalid`, for a bad value already rendered in Go syntax."""
+    return errors.cause(errors.FIELD_INVALID, path,
+                        _with_detail(f"Invalid value: {rendered}", detail))
+
+
 def _with_detail(head: str, detail: str) -> str:
     return f"{head}: {detail}" if detail else head
 
