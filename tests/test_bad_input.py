@@ -151,6 +151,12 @@ CASES = [
          content_type="application/yaml"),
     Case("yaml-two-documents", "POST", CMS, "kind: ConfigMap\n---\nkind: ConfigMap\n", 400,
          "BadRequest", ("document",), content_type="application/yaml"),
+    Case("yaml-surrogate-pair-key", "POST", CMS,
+         'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: sur}\ndata: {"\\ud800\\udc00": x}\n',
+         422, "Invalid", ("data[\U00010000]",), content_type="application/yaml"),
+    Case("json-lone-surrogate", "POST", CMS,
+         '{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "sur"}, '
+         '"data": {"a": "\\ud800"}}', 400, "BadRequest", ("surrogate",)),
     Case("protobuf-no-magic", "POST", CMS, b"\x0a\x02v1\x12\x09ConfigMap", 400, "BadRequest",
          ("protobuf",), content_type=PB),
     Case("protobuf-truncated", "POST", CMS, b"k8s\x00\x0a\x10\x0a\x02v1", 400, "BadRequest",
@@ -469,3 +475,10 @@ def test_unknown_field_with_control_characters_is_warned_safely(api: RawClient) 
     assert r.status == 200, r.text()
     assert "x-injected" not in r.headers
     assert r.headers["warning"] == '299 - "unknown field \\"\\f\\r\\nX-Injected: 1\\""'
+
+
+def test_yaml_lone_surrogate_becomes_replacement_character(api: RawClient) -> None:
+    body = 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: sur}\ndata: {a: "\\ud800"}\n'
+    r = api.request("POST", f"{CMS}?dryRun=All", body, content_type="application/yaml")
+    assert r.status == 201, r.text()
+    assert r.json()["data"] == {"a": "\ufffd"}

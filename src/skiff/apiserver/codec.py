@@ -63,15 +63,27 @@ def _json_safe(value: Any, depth: int = 0) -> Any:
     if depth > 200:
         raise bad_request("the request body is nested too deeply")
     if isinstance(value, dict):
-        return {str(k) if not isinstance(k, bool) else str(k).lower(): _json_safe(v, depth + 1)
-                for k, v in value.items()}
+        return {_unicode_safe(str(k) if not isinstance(k, bool) else str(k).lower()):
+                _json_safe(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
         return [_json_safe(v, depth + 1) for v in value]
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
         raise bad_request("the request body holds a number JSON cannot represent")
-    if value is None or isinstance(value, str | int | float | bool):
+    if isinstance(value, str):
+        return _unicode_safe(value)
+    if value is None or isinstance(value, int | float | bool):
         return value
     return str(value)
+
+
+def _unicode_safe(text: str) -> str:
+    # YAML's "\ud800" escapes yield surrogates, which no UTF-8 encoder takes. Pairs
+    # become the character they encode; a lone one becomes U+FFFD, as Go's decoder does.
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
 
 
 def load_json(raw: bytes) -> Any:
