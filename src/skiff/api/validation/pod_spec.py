@@ -114,9 +114,13 @@ def _validate_ports(ports: list[Any], path: str, host_network: bool, errs: list[
             if name in names:
                 errs.append(field.duplicate(field.child(p, "name"), name))
             names.add(name)
-        if port.get("containerPort") is None:
+        # A zero port is the Go zero value, i.e. unset: upstream reports it as required.
+        raw_port = port.get("containerPort")
+        if raw_port is None or (raw_port == 0 and not isinstance(raw_port, bool)):
             errs.append(field.required(field.child(p, "containerPort")))
-        cport = in_range(port, "containerPort", p, errs, 1, 65535)
+            cport = None
+        else:
+            cport = in_range(port, "containerPort", p, errs, 1, 65535)
         hport = get_int(port, "hostPort", p, errs)
         if hport is not None and hport != 0 and not 1 <= hport <= 65535:
             errs.append(field.invalid(field.child(p, "hostPort"), hport,
