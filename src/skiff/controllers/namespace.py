@@ -132,7 +132,13 @@ class NamespaceController:
             await self.client.update_status("", "v1", "namespaces", live)
 
     async def _finalize(self, name: str) -> None:
-        live = await self.client.get("", "v1", "namespaces", name)
+        try:
+            live = await self.client.get("", "v1", "namespaces", name)
+        except StatusError as err:
+            # The informer lags: a namespace finalized a moment ago is already gone.
+            if err.code == 404:
+                return
+            raise
         body = copy.deepcopy(live)
         spec = body.setdefault("spec", {})
         spec["finalizers"] = [f for f in spec.get("finalizers") or [] if f != FINALIZER]
