@@ -32,7 +32,6 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 
 fuzz: $(STAMP)
-	$(BIN)/pip install -q schemathesis
 	$(BIN)/python -m pytest -q tests/fuzz
 
 bench-api: $(STAMP)
