@@ -65,27 +65,26 @@ class Patcher:
 
     async def patch(self, rt: ResourceType, target: Target, media_type: str, patch: Any,
                     ctx: WriteContext, mode: str, fields: FieldChecker) -> Obj:
-        """JSON, merge or strategic merge patch of an existing object."""
-        conditional = False
+        """JSON, merge or strategic merge patch of an existing object.
+
+        A patch that names a resourceVersion is a precondition: a lost race is
+        retried, and the retry's mutate then finds the version moved on and
+        answers 409.
+        """
 
         def mutate(old: Obj) -> Obj:
-            nonlocal conditional
             old_rv = old["metadata"]["resourceVersion"]
             new = self._apply_patch(rt, old, media_type, patch)
             # A patch can turn metadata into anything; the type check below rejects it.
             md = new.get("metadata")
             new_rv = str((md.get("resourceVersion") if isinstance(md, dict) else "") or "")
             if new_rv and new_rv != old_rv:
-                conditional = True
                 raise conflict(rt.group, rt.plural, target.name, STALE_OBJECT)
-            conditional = conditional or bool(new_rv and new_rv == old_rv and
-                                               _mentions_rv(patch))
             fields.check(rt, new, mode, ctx)
             return new
 
         return await self.objects.guaranteed_update(
-            rt, target.namespace, target.name, mutate, ctx, target.subresource,
-            precondition=conditional, prepared=False)
+            rt, target.namespace, target.name, mutate, ctx, target.subresource, prepared=False)
 
     async def apply(self, rt: ResourceType, target: Target, applied: Any, ctx: WriteContext,
                     force: bool, mode: str, fields: FieldChecker) -> tuple[Obj, bool]:
@@ -134,8 +133,3 @@ class Patcher:
         out = await self.objects.guaranteed_update(
             rt, target.namespace, target.name, mutate, ctx, target.subresource, prepared=False)
         return out, False
-
-
-def _mentions_rv(patch: Any) -> bool:
-    md = patch.get("metadata") if isinstance(patch, dict) else None
-    return isinstance(md, dict) and "resourceVersion" in md

@@ -31,26 +31,22 @@ if TYPE_CHECKING:
     from skiff.apiserver.server import APIServer
 
 
-def _status_success(code: int = 200, details: dict[str, Any] | None = None) -> dict[str, Any]:
-    st: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {},
-                          "status": "Success", "code": code}
-    if details:
-        st["details"] = details
-    return st
-
-
 # Kinds whose storage upstream sets ReturnDeletedObject: a delete answers with the
 # object even when it is gone at once. Every other kind answers with a Status.
 _RETURN_DELETED_OBJECT = frozenset({"core/pods", "core/serviceaccounts", "core/services",
                                     "core/namespaces"})
 
 
-def _dry_run(request: web.Request) -> bool:
-    values = request.query.getall("dryRun", [])
+def _check_dry_run(values: Any) -> bool:
+    """Whether a dryRun list asks for a dry run; 400 for any value but All."""
     for v in values:
         if v != "All":
             raise bad_request(f'dryRun: Unsupported value: "{v}": supported values: "All"')
     return bool(values)
+
+
+def _dry_run(request: web.Request) -> bool:
+    return _check_dry_run(request.query.getall("dryRun", []))
 
 
 IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
@@ -164,6 +160,16 @@ class ResourceHandlers:
         raw = await request.read()
         return codec.decode_body(raw, request.headers.get("Content-Type"), rt.kind)
 
+    async def _checked_body(self, request: web.Request, rt: ResourceType,
+                            ctx: WriteContext) -> Any:
+        """A create/update body, decoded and put through the request's field validation."""
+        raw = await request.read()
+        content_type = request.headers.get("Content-Type")
+        body = codec.decode_body(raw, content_type, rt.kind)
+        if isinstance(body, dict):
+            self.fields.check(rt, body, self.fields.mode(request), ctx, raw, content_type)
+        return body
+
     # -- dispatch --------------------------------------------------------------
 
     async def handle(self, request: web.Request, target: Target) -> web.StreamResponse:
@@ -179,8 +185,7 @@ class ResourceHandlers:
                     self._require(rt, "watch")
                     return await stream_watch(request, self.server, rt, target.namespace, opts)
                 self._require(rt, "list")
-                if rt.namespaced and target.namespace:
-                    await self._namespace_exists_for_list(target.namespace)
+                # As upstream, a list in a namespace that does not exist is empty.
                 listing = await self.objects.list(rt, target.namespace, opts)
                 return self._respond(request, rt, listing)
             if method == "POST":
@@ -213,37 +218,30 @@ class ResourceHandlers:
             raise method_not_allowed(f'the server does not allow this method on the requested '
                                      f'resource ({verb} {rt.qualified})')
 
-    async def _namespace_exists_for_list(self, namespace: str) -> None:
-        # Upstream lists in a missing namespace return an empty list, so do we.
-        return None
-
     # -- verbs -----------------------------------------------------------------
 
     async def _create(self, request: web.Request, target: Target) -> web.Response:
         rt = target.rt
         ctx = self._context(request)
-        body = await self._body(request, rt)
         virtual = self.server.virtual_create(rt)
         if virtual is not None:
-            out = await virtual(request, target, body, ctx)
+            out = await virtual(request, target, await self._body(request, rt), ctx)
             return self._respond(request, rt, out, 201)
-        mode = self.fields.mode(request)
-        if isinstance(body, dict):
-            self.fields.check(rt, body, mode, ctx, await request.read())
+        body = await self._checked_body(request, rt, ctx)
         obj = await self.objects.create(rt, target.namespace, body, ctx)
         return self._respond(request, rt, obj, 201, ctx)
 
     async def _update(self, request: web.Request, target: Target) -> web.Response:
+        """PUT on an object or its status/finalize subresource."""
         rt = target.rt
         ctx = self._context(request)
-        body = await self._body(request, rt)
-        mode = self.fields.mode(request)
-        if isinstance(body, dict):
-            self.fields.check(rt, body, mode, ctx, await request.read())
-        obj = await self.objects.update(rt, target.namespace, target.name, body, ctx)
+        body = await self._checked_body(request, rt, ctx)
+        obj = await self.objects.update(rt, target.namespace, target.name, body, ctx,
+                                        subresource=target.subresource)
         return self._respond(request, rt, obj, 200, ctx)
 
     async def _patch(self, request: web.Request, target: Target) -> web.Response:
+        """PATCH on an object or its status subresource."""
         rt = target.rt
         ctx = self._context(request)
         raw = await request.read()
@@ -288,10 +286,7 @@ class ResourceHandlers:
         if isinstance(pre, dict):
             opts.precondition_uid = str(pre.get("uid") or "")
             opts.precondition_rv = str(pre.get("resourceVersion") or "")
-        for v in src.get("dryRun") or ():
-            if v != "All":
-                raise bad_request(f'dryRun: Unsupported value: "{v}": supported values: "All"')
-        if src.get("dryRun"):
+        if _check_dry_run(src.get("dryRun") or ()):
             opts.dry_run = True
         return opts
 
@@ -343,27 +338,9 @@ class ResourceHandlers:
                 return self._respond(request, rt,
                                      await self.objects.get(rt, target.namespace, target.name))
             if method == "PUT":
-                ctx = self._context(request)
-                body = await self._body(request, rt)
-                mode = self.fields.mode(request)
-                if isinstance(body, dict):
-                    self.fields.check(rt, body, mode, ctx, await request.read())
-                obj = await self.objects.update(rt, target.namespace, target.name, body, ctx,
-                                                subresource=sub)
-                return self._respond(request, rt, obj, 200, ctx)
+                return await self._update(request, target)
             if method == "PATCH" and sub == "status":
-                ctx = self._context(request)
-                raw = await request.read()
-                mt, patch = codec.decode_patch(raw, request.headers.get("Content-Type"))
-                mode = self.fields.mode(request)
-                force = request.query.get("force", "") in ("true", "1")
-                if mt == codec.APPLY_PATCH:
-                    obj, _ = await self.server.patcher.apply(rt, target, patch, ctx, force, mode,
-                                                             self.fields)
-                else:
-                    obj = await self.server.patcher.patch(rt, target, mt, patch, ctx, mode,
-                                                          self.fields)
-                return self._respond(request, rt, obj, 200, ctx)
+                return await self._patch(request, target)
         elif sub == "scale":
             return await self._scale(request, target)
         elif sub == "binding" and method == "POST":

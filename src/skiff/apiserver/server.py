@@ -7,9 +7,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -342,8 +340,10 @@ class APIServer:
     def _discovery_response(self, request: web.Request, core: bool) -> web.Response:
         accept = request.headers.get("Accept", "")
         if "as=APIGroupDiscoveryList" in accept:
-            ctype = (discovery.AGGREGATED_CONTENT_TYPE if "v=v2;" in accept.replace(" ", "") or
-                     "v=v2," in accept.replace(" ", "") or accept.rstrip().endswith("v=v2")
+            compact = accept.replace(" ", "")
+            wants_v2 = any(part.endswith("v=v2") or "v=v2;" in part
+                           for part in compact.split(","))
+            ctype = (discovery.AGGREGATED_CONTENT_TYPE if wants_v2
                      else discovery.AGGREGATED_CONTENT_TYPE_V2BETA1)
             key = f"agg-{core}"
             if key not in self._discovery:
@@ -389,15 +389,3 @@ class APIServer:
             for v in versions:
                 out.update(self.schemas.custom_components(group, v))
         return out
-
-
-async def wait_ready(server: APIServer, timeout: float = 5.0) -> None:
-    """Wait until the server reports ready (used by tests)."""
-    deadline = time.monotonic() + timeout
-    while not server.ready:
-        if time.monotonic() > deadline:
-            raise TimeoutError("API server did not become ready")
-        await asyncio.sleep(0.01)
-
-
-__all__ = ["APIServer", "Path"]

@@ -71,6 +71,8 @@ async def stream_watch(
 
     pending = first_task if not done else None
     stop = server.stopping
+    # One waiter on shutdown for the whole watch, not a new task per event.
+    stop_task = asyncio.ensure_future(stop.wait())
     try:
         if expired is not None:
             raise expired
@@ -84,10 +86,8 @@ async def stream_watch(
                 timeout = min(timeout, deadline - time.monotonic())
                 if timeout <= 0:
                     break
-            stop_task = asyncio.ensure_future(stop.wait())
             done_set, _ = await asyncio.wait({pending, stop_task}, timeout=timeout,
                                              return_when=asyncio.FIRST_COMPLETED)
-            stop_task.cancel()
             if stop.is_set():
                 break
             if pending in done_set:
@@ -107,6 +107,7 @@ async def stream_watch(
     except (ConnectionError, asyncio.CancelledError):
         raise
     finally:
+        stop_task.cancel()
         if pending is not None:
             pending.cancel()
             with contextlib.suppress(BaseException):

@@ -166,10 +166,6 @@ class SQLiteStore:
         """Reads and watches must be after this revision."""
         return self._compacted
 
-    def count(self, prefix: str) -> int:
-        """How many live keys start with `prefix` (cheap, from memory)."""
-        return sum(1 for k in self._latest if k.startswith(prefix))
-
     # -- reads -----------------------------------------------------------------
 
     async def get(self, key: str) -> KeyValue | None:
