@@ -7,8 +7,6 @@ from typing import Any
 
 from skiff.api.tables.age import age
 from skiff.api.tables.columns import (
-    CONTAINERS_DESCRIPTION,
-    IMAGES_DESCRIPTION,
     Printer,
     age_column,
     column,
@@ -17,6 +15,7 @@ from skiff.api.tables.columns import (
     items,
     meta,
     name_column,
+    pod_template_wide_columns,
     sub,
     text,
 )
@@ -39,13 +38,7 @@ def _template_spec(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def _wide(with_selector: bool = True) -> list[dict[str, Any]]:
-    cols = [
-        column("Containers", "string", CONTAINERS_DESCRIPTION, priority=1),
-        column("Images", "string", IMAGES_DESCRIPTION, priority=1),
-    ]
-    if with_selector:
-        cols.append(column("Selector", "string", SELECTOR_DESCRIPTION, priority=1))
-    return cols
+    return pod_template_wide_columns(SELECTOR_DESCRIPTION if with_selector else None)
 
 
 def _deployment(obj: dict[str, Any], now: datetime) -> list[Any]:

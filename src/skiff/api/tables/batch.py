@@ -7,8 +7,6 @@ from typing import Any
 
 from skiff.api.tables.age import age, between, since
 from skiff.api.tables.columns import (
-    CONTAINERS_DESCRIPTION,
-    IMAGES_DESCRIPTION,
     Printer,
     age_column,
     column,
@@ -18,6 +16,7 @@ from skiff.api.tables.columns import (
     items,
     meta,
     name_column,
+    pod_template_wide_columns,
     sub,
     text,
 )
@@ -111,11 +110,7 @@ def _cronjob(obj: dict[str, Any], now: datetime) -> list[Any]:
 
 
 def _wide() -> list[dict[str, Any]]:
-    return [
-        column("Containers", "string", CONTAINERS_DESCRIPTION, priority=1),
-        column("Images", "string", IMAGES_DESCRIPTION, priority=1),
-        column("Selector", "string", SELECTOR_DESCRIPTION, priority=1),
-    ]
+    return pod_template_wide_columns(SELECTOR_DESCRIPTION)
 
 
 PRINTERS = {

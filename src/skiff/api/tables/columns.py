@@ -42,6 +42,17 @@ def column(
     }
 
 
+def pod_template_wide_columns(selector_description: str | None) -> list[dict[str, Any]]:
+    """The `-o wide` columns of workloads: containers, images and (if described) selector."""
+    cols = [
+        column("Containers", "string", CONTAINERS_DESCRIPTION, priority=1),
+        column("Images", "string", IMAGES_DESCRIPTION, priority=1),
+    ]
+    if selector_description is not None:
+        cols.append(column("Selector", "string", selector_description, priority=1))
+    return cols
+
+
 def name_column(priority: int = 0) -> dict[str, Any]:
     """The NAME column, marked with format "name" so clients know which cell names the row."""
     return column("Name", "string", NAME_DESCRIPTION, priority=priority, format_="name")
