@@ -21,6 +21,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	@touch $(STAMP)
 
 run: $(STAMP)
+	@scripts/ensure-kubectl.sh
 	$(BIN)/skiff up --data-dir $(DATA_DIR) --port $(PORT) --nodes $(NODES)
 
 test: $(STAMP)
