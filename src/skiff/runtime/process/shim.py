@@ -124,6 +124,40 @@ def _ensure_target(path: str, source: str) -> None:
             open(path, "a").close()
 
 
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+
+
+def build_dev(root: str) -> None:
+    """A /dev of the container's own (as runc makes): writes there stay in the container."""
+    dev = os.path.join(root, "dev")
+    os.makedirs(dev, exist_ok=True)
+    mount("tmpfs", dev, "tmpfs", MS_NOSUID, "mode=755,size=65536k")
+    for name in DEVICES:
+        target = os.path.join(dev, name)
+        open(target, "a").close()
+        try:
+            mount(f"/dev/{name}", target, None, MS_BIND)
+        except OSError:
+            os.unlink(target)
+    os.makedirs(os.path.join(dev, "shm"), exist_ok=True)
+    try:
+        mount("shm", os.path.join(dev, "shm"), "tmpfs", MS_NOSUID | MS_NODEV, "size=65536k")
+    except OSError:
+        pass
+    # The host's devpts, not a new instance: terminals the runtime opens for
+    # `exec -t` and tty containers live there and must resolve inside too.
+    os.makedirs(os.path.join(dev, "pts"), exist_ok=True)
+    try:
+        mount("/dev/pts", os.path.join(dev, "pts"), None, MS_BIND | MS_REC)
+        open(os.path.join(dev, "ptmx"), "a").close()
+        mount("/dev/ptmx", os.path.join(dev, "ptmx"), None, MS_BIND)
+    except OSError:
+        pass
+    for link, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+        os.symlink(target, os.path.join(dev, link))
+
+
 def build_root(cfg: dict, cdir: str) -> str:
     """Mount the container's root filesystem and volumes; returns the root path."""
     mount(None, "/", None, MS_REC | MS_PRIVATE)
@@ -150,7 +184,7 @@ def build_root(cfg: dict, cdir: str) -> str:
         root_ids = {mid for mid, _parent, mp in infos if mp == "/"}
         skip = tuple(cfg.get("skip_mounts_under") or ())
         for _mid, parent, mp in infos:
-            if mp == "/" or parent not in root_ids or mp.startswith(root):
+            if mp in ("/", "/dev") or parent not in root_ids or mp.startswith(root):
                 continue
             if skip and any(mp == s or mp.startswith(s.rstrip("/") + "/") for s in skip):
                 continue
@@ -160,6 +194,7 @@ def build_root(cfg: dict, cdir: str) -> str:
                 mount(mp, target, None, MS_BIND | MS_REC)
             except OSError:
                 continue
+        build_dev(root)
     for m in cfg.get("mounts") or ():
         src, dst = m["host_path"], m["container_path"]
         target = os.path.join(root, dst.lstrip("/"))
