@@ -8,6 +8,7 @@ import contextlib
 import errno
 import logging
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,6 +27,8 @@ async def _serve(args: argparse.Namespace, data_dir: Path, started: float) -> in
     store = SQLiteStore(str(data_dir / "store.db"))
     await store.open()
     server = APIServer(store, pki, host=args.host, port=args.port)
+    server.admission.default_toleration_seconds = getattr(args, "default_toleration_seconds",
+                                                          300)
     try:
         await server.start()
     except OSError as exc:
@@ -50,9 +53,11 @@ async def _serve(args: argparse.Namespace, data_dir: Path, started: float) -> in
         loop.add_signal_handler(sig, stop.set)
     controllers: asyncio.Task[None] | None = None
     if not args.no_controllers:
-        controllers = asyncio.ensure_future(_run_controllers(kubeconfig, stop))
+        controllers = asyncio.ensure_future(_run_controllers(kubeconfig, stop, args))
+    agents = _start_agents(args, data_dir, url, pki) if args.nodes > 0 else []
     await stop.wait()
     print("skiff: shutting down", flush=True)
+    await _stop_agents(agents)
     if controllers is not None:
         with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
             await asyncio.wait_for(controllers, 5)
@@ -61,7 +66,50 @@ async def _serve(args: argparse.Namespace, data_dir: Path, started: float) -> in
     return 0
 
 
-async def _run_controllers(kubeconfig: Path, stop: asyncio.Event) -> None:
+def _start_agents(args: argparse.Namespace, data_dir: Path, url: str,
+                  pki: object) -> list[subprocess.Popen[bytes]]:
+    """Start `--nodes` node agents as child processes (each uses a core of its own)."""
+    from skiff.runtime import select
+
+    try:
+        runtime, why = select.pick(args.runtime)
+    except ValueError as exc:
+        print(f"skiff: no node agents: {exc}", file=sys.stderr, flush=True)
+        return []
+    procs = []
+    names = []
+    for i in range(1, args.nodes + 1):
+        name = f"node-{i}"
+        state = data_dir / "agents" / name
+        state.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "skiff.cli.main", "agent", "--server", url,
+               "--token-file", str(data_dir / "pki" / "admin.token"), "--name", name,
+               "--data-dir", str(state), "--ca-cert", str(data_dir / "pki" / "ca.crt"),
+               "--runtime", runtime, "--stop-containers-on-exit"]
+        if args.verbose:
+            cmd.append("-v")
+        procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL))
+        names.append(name)
+    print(f"  nodes: {', '.join(names)} (runtime {runtime}, {why})", flush=True)
+    return procs
+
+
+async def _stop_agents(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Stop the agents (they stop their containers first) and wait for them."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for p in procs:
+        while p.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+async def _run_controllers(kubeconfig: Path, stop: asyncio.Event,
+                           args: argparse.Namespace | None = None) -> None:
     """Run the controller manager as an API client of this server."""
     try:
         from skiff.client import Client
@@ -71,7 +119,8 @@ async def _run_controllers(kubeconfig: Path, stop: asyncio.Event) -> None:
         return
     client = Client.from_kubeconfig(str(kubeconfig), component="controller-manager")
     try:
-        await run_controllers(client, stop)
+        settings = {"node_monitor_grace_period": getattr(args, "node_monitor_grace_period", 40.0)}
+        await run_controllers(client, stop, settings)
     except Exception:  # noqa: BLE001 - the API keeps serving; the failure is logged
         log.exception("controller manager failed")
     finally:

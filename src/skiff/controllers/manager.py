@@ -9,21 +9,26 @@ import logging
 from skiff.client.http_client import Client
 from skiff.controllers.garbage_collector import GarbageCollector
 from skiff.controllers.namespace import NamespaceController
+from skiff.controllers.node_lifecycle import NodeLifecycleController
 from skiff.controllers.serviceaccounts import ServiceAccountsController
 
 log = logging.getLogger(__name__)
 
 
-async def run_controllers(client: Client, stop: asyncio.Event) -> None:
+async def run_controllers(client: Client, stop: asyncio.Event,
+                          settings: dict[str, float] | None = None) -> None:
     """Run every controller until `stop` is set, then cancel and await them all.
 
     A controller that crashes is logged and restarted after a pause rather than
     taking the others down with it.
     """
+    settings = settings or {}
     factories = {
         "namespace": lambda: NamespaceController(client),
         "garbage-collector": lambda: GarbageCollector(client),
         "serviceaccounts": lambda: ServiceAccountsController(client),
+        "node-lifecycle": lambda: NodeLifecycleController(
+            client, grace_period=float(settings.get("node_monitor_grace_period", 40.0))),
     }
 
     async def supervise(name: str) -> None:

@@ -96,6 +96,9 @@ class ProcessRuntime:
         self._events: asyncio.Queue[ContainerEvent] = asyncio.Queue()
         self._waiters: dict[str, asyncio.Task[None]] = {}
         self._exited: dict[str, asyncio.Event] = {}
+        # sandbox id -> its container ids, so listing one pod's containers does not read
+        # every container folder of the node.
+        self._by_sandbox: dict[str, set[str]] = {}
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -116,6 +119,10 @@ class ProcessRuntime:
         (self.root / "sandboxes").mkdir(parents=True, exist_ok=True)
         (self.root / "containers").mkdir(parents=True, exist_ok=True)
         for cdir in (self.root / "containers").iterdir():
+            cfg = _read_json(cdir / "config.json")
+            if cfg is None:
+                continue
+            self._by_sandbox.setdefault(cfg["sandbox_id"], set()).add(cdir.name)
             if (cdir / "started.json").exists() and not (cdir / "exit.json").exists():
                 self._watch(cdir.name)
         log.info("process runtime ready (cgroups: %s)", self.cgroups.mode)
@@ -157,6 +164,7 @@ class ProcessRuntime:
         for c in await self.list_containers(sandbox_id):
             await self.remove_container(c.id)
         await asyncio.to_thread(shutil.rmtree, self._sandbox_dir(sandbox_id), True)
+        self._by_sandbox.pop(sandbox_id, None)
 
     async def list_pod_sandboxes(self) -> list[SandboxStatus]:
         """Every sandbox folder's pod."""
@@ -208,6 +216,7 @@ class ProcessRuntime:
             "overlay": self.overlay,
             "skip_mounts_under": [str(self.root), *self.skip_mounts_under],
             "createdAt": time.time()})
+        self._by_sandbox.setdefault(sandbox_id, set()).add(container_id)
         return container_id
 
     async def start_container(self, container_id: str) -> None:
@@ -312,6 +321,8 @@ class ProcessRuntime:
         await asyncio.to_thread(self._remove_files, container_id)
 
     def _remove_files(self, container_id: str) -> None:
+        for ids in self._by_sandbox.values():
+            ids.discard(container_id)
         self.cgroups.remove(container_id)
         shutil.rmtree(self._container_dir(container_id), ignore_errors=True)
 
@@ -349,9 +360,13 @@ class ProcessRuntime:
         """Every container folder (of one sandbox, if given)."""
         base = self.root / "containers"
         out = []
-        if not base.exists():
-            return out
-        for cdir in base.iterdir():
+        if sandbox_id:
+            dirs = [base / cid for cid in sorted(self._by_sandbox.get(sandbox_id, ()))]
+        elif base.exists():
+            dirs = list(base.iterdir())
+        else:
+            dirs = []
+        for cdir in dirs:
             st = self._status_from(cdir)
             if st is not None and (not sandbox_id or st.sandbox_id == sandbox_id):
                 out.append(st)
