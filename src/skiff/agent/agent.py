@@ -349,6 +349,7 @@ class NodeAgent:
         """Stop every container of this node and remove what its pods left on the host
         (the pod objects stay; a later agent starts them again)."""
         await self.workers.close()
+        await self.runtime.settle()
         sandboxes = await self.runtime.list_pod_sandboxes()
         stops = [self.runtime.stop_container(c.id, grace)
                  for sb in sandboxes for c in await self.runtime.list_containers(sb.id)

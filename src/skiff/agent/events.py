@@ -67,6 +67,9 @@ class EventRecorder:
                                         {"count": count + 1, "lastTimestamp": now}, ns)
                 return
             md_name = f"{ref.get('name', '')}.{time.time_ns():x}"
+            # Claim the key before the create goes out, so a repeat recorded meanwhile
+            # counts up this event instead of making a second one.
+            self._seen[key] = (md_name, namespace, 1, time.monotonic())
             event = {
                 "apiVersion": "v1", "kind": "Event",
                 "metadata": {"name": md_name, "namespace": namespace},
@@ -76,12 +79,11 @@ class EventRecorder:
                 "reportingComponent": self.component, "reportingInstance": self.node,
             }
             await self.client.create("", "v1", "events", event, namespace)
-            self._seen[key] = (md_name, namespace, 1, time.monotonic())
             if len(self._seen) > 4096:
                 cutoff = time.monotonic() - AGGREGATE_WINDOW
                 self._seen = {k: v for k, v in self._seen.items() if v[3] > cutoff}
         except StatusError as err:
-            if err.code == 404 and seen is not None:
+            if err.code == 404 or seen is None:
                 self._seen.pop(key, None)
             log.debug("event %s %s not recorded: %s", reason, message, err.message)
         except Exception as exc:  # noqa: BLE001 - events are best effort

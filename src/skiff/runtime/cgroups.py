@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -189,14 +190,20 @@ class Cgroups:
         for base in self._v1_bases.values():
             dirs.append(os.path.join(base, container_id))
         for d in dirs:
-            with contextlib.suppress(FileNotFoundError):
+            # Leftover processes (an exec'd command, a container still dying) keep the
+            # folder busy: kill them and retry until they are gone (2 s at most).
+            for attempt in range(40):
                 try:
                     os.rmdir(d)
+                    break
+                except FileNotFoundError:
+                    break
                 except OSError:
-                    # Leftover processes (e.g. an exec'd command): kill them, then retry.
                     self._kill_all(d)
-                    with contextlib.suppress(OSError):
-                        os.rmdir(d)
+                    if attempt < 39:
+                        time.sleep(0.05)
+                    else:
+                        log.warning("cgroup %s could not be removed", d)
 
     @staticmethod
     def _kill_all(d: str) -> None:

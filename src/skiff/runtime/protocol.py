@@ -182,6 +182,9 @@ class Runtime(Protocol):
     async def close(self) -> None:
         """Release the runtime's own resources; containers keep running."""
 
+    async def settle(self) -> None:
+        """Wait for operations in flight (container starts) to finish."""
+
     # -- sandboxes -----------------------------------------------------------------------
 
     async def run_pod_sandbox(self, config: SandboxConfig) -> str:

@@ -99,6 +99,9 @@ class ProcessRuntime:
         # sandbox id -> its container ids, so listing one pod's containers does not read
         # every container folder of the node.
         self._by_sandbox: dict[str, set[str]] = {}
+        # Shim starts in flight: they finish even if the caller is cancelled, so a
+        # container never runs without the runtime knowing.
+        self._starting: set[asyncio.Task[None]] = set()
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -221,6 +224,17 @@ class ProcessRuntime:
 
     async def start_container(self, container_id: str) -> None:
         """Start the shim and wait for it to say the process runs (or why not)."""
+        task = asyncio.ensure_future(self._start_shim(container_id))
+        self._starting.add(task)
+        task.add_done_callback(self._starting.discard)
+        await asyncio.shield(task)
+
+    async def settle(self) -> None:
+        """Wait for container starts still in flight."""
+        if self._starting:
+            await asyncio.gather(*list(self._starting), return_exceptions=True)
+
+    async def _start_shim(self, container_id: str) -> None:
         cdir = self._container_dir(container_id)
         if not (cdir / "config.json").exists():
             raise RuntimeFailure("StartError", f"container {container_id} not found")
