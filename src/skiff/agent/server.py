@@ -9,9 +9,9 @@ the API server, which proxies `pods/log` (and the stream subresources) and reads
         sinceSeconds, sinceTime, timestamps, limitBytes)
     GET /stats/summary
     GET /pods
+    GET|POST /exec/…, /attach/…, /portForward/…   (see `skiff.agent.stream_handlers`)
 
-Stream handlers (exec, attach, portForward) add their routes with `add_route`, and
-find containers through `skiff.agent.streams`.
+Stream handlers find containers through `skiff.agent.streams`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import orjson
 from aiohttp import web
 
 from skiff.agent.logs import LogOptions, read_log
+from skiff.agent.stream_handlers import add_stream_routes
 from skiff.agent.streams import StreamError
 from skiff.api import meta as m
 
@@ -70,6 +71,7 @@ class AgentServer:
         self.app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
         self.app.router.add_get("/stats/summary", self._summary)
         self.app.router.add_get("/pods", self._pods)
+        add_stream_routes(self)
         self._runner: web.AppRunner | None = None
 
     def add_route(self, method: str, path: str, handler: Handler) -> None:

@@ -33,6 +33,7 @@ class NodeConnector:
     def __init__(self, server: APIServer) -> None:
         self.server = server
         self._session: aiohttp.ClientSession | None = None
+        self._ssl_ctx: ssl.SSLContext | None = None
 
     def _ssl(self) -> ssl.SSLContext:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -52,6 +53,12 @@ class NodeConnector:
                 cert.write_bytes(c)
             ctx.load_cert_chain(str(cert), str(key))
         return ctx
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """TLS settings for connections to agents (the stream relay opens its own)."""
+        if self._ssl_ctx is None:
+            self._ssl_ctx = self._ssl()
+        return self._ssl_ctx
 
     def session(self) -> aiohttp.ClientSession:
         """The shared session for requests to agents."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
@@ -42,6 +43,7 @@ from skiff.apiserver.resource_handlers import ResourceHandlers
 from skiff.apiserver.resource_store import DeleteOptions, ResourceStore, WriteContext
 from skiff.apiserver.schemas import SchemaCatalog
 from skiff.apiserver.server_hooks import ServerHooks
+from skiff.apiserver.stream_proxy import STREAM_RELAYS
 from skiff.store.sqlite import Compactor, SQLiteStore
 
 log = logging.getLogger(__name__)
@@ -115,6 +117,8 @@ class APIServer:
         self.nodes = NodeConnector(self)
         self.add_stream_subresource("log", lambda request, target: pod_log(self, request,
                                                                            target))
+        for name, relay in STREAM_RELAYS.items():
+            self.add_stream_subresource(name, functools.partial(relay, self))
         self.metrics = MetricsAPI(self)
         for rt in METRICS_TYPES:
             self.registry.register(rt)
