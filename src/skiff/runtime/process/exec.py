@@ -53,10 +53,10 @@ class ProcessExec:
             self.proc.kill()
 
 
-def _preexec(cgroup_procs: list[str], tty: bool) -> Any:
+def _preexec(cgroup_procs: list[str], claim_tty: bool) -> Any:
     def run() -> None:
         os.setsid()
-        if tty:
+        if claim_tty:
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
         for path in cgroup_procs:
             with contextlib.suppress(OSError), open(path, "w") as f:
@@ -79,7 +79,15 @@ async def start_exec(pid: int, command: list[str], cfg: dict[str, Any], *, tty: 
     if tty:
         env.setdefault("TERM", "xterm")
     argv = [*args, "--", *command]
-    preexec = _preexec(list(cfg.get("cgroup_procs") or []), tty)
+    setsid = shutil.which("setsid")
+    if tty and setsid:
+        # The terminal must belong to a session led inside the container's PID
+        # namespace (as runc does it): a shell that restores the terminal's process
+        # group on exit cannot name one from outside and fails ("Cannot set tty
+        # process group"). nsenter forks into the namespace; setsid --ctty makes
+        # that child the session leader owning the terminal.
+        argv = [*args, "--", setsid, "--ctty", "--wait", *command]
+    preexec = _preexec(list(cfg.get("cgroup_procs") or []), tty and not setsid)
     loop = asyncio.get_running_loop()
     if tty:
         master, slave = os.openpty()
