@@ -78,9 +78,11 @@ class ChannelCodec:
 
     def decode(self, message: bytes | str) -> tuple[int, bytes]:
         """The channel and data of a received message."""
+        if isinstance(message, str) and not self.text:
+            # Upstream reads text frames on the binary protocols as bytes too (the
+            # Python client sends str data that way).
+            message = message.encode("utf-8")
         if isinstance(message, str):
-            if not self.text:
-                raise ChannelError("text message on a binary channel protocol")
             if not message:
                 raise ChannelError("empty message")
             channel = ord(message[0]) - ord("0")
