@@ -84,4 +84,6 @@ def run_up(args: argparse.Namespace, data_dir: Path) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    return asyncio.run(_serve(args, data_dir, started))
+    from skiff.cli.event_loop import run
+
+    return run(_serve(args, data_dir, started))
