@@ -17,6 +17,7 @@ from typing import Any
 from skiff.api.builtin_kinds import BUILTIN
 from skiff.api.schema.client_models import Model, ModelField, load_model, model_files
 from skiff.api.schema.crd import crd_component
+from skiff.api.schema.field_docs import field_descriptions
 from skiff.api.schema.merge_keys import ATOMIC_TYPES, FIELD_EXTENSIONS, QUANTITY_FIELDS
 from skiff.api.schema.names import (
     META_PACKAGE,
@@ -311,8 +312,31 @@ def builtin_components() -> dict[str, Schema]:
     if not _complete:
         with _lock:
             builder.run()
+            for name, schema in list(builder.components.items()):
+                _describe_fields(name, schema)
             _complete = True
     return builder.components
+
+
+def _describe_fields(name: str, schema: Schema) -> None:
+    """Give properties that refer to other types the descriptions the models lack."""
+    props = schema.get("properties")
+    if not props:
+        return
+    missing = [k for k, p in props.items() if "description" not in p]
+    if not missing:
+        return
+    docs = field_descriptions(name)
+    for k in missing:
+        text = docs.get(k)
+        if not text:
+            continue
+        prop = props[k]
+        if "$ref" in prop:
+            rest = {f: v for f, v in prop.items() if f != "$ref"}
+            props[k] = {"allOf": [{"$ref": prop["$ref"]}], **rest, "description": text}
+        else:
+            props[k] = {**prop, "description": text}
 
 
 def lazy_components() -> dict[str, Schema]:
