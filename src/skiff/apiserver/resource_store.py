@@ -35,6 +35,7 @@ from skiff.api.resources import ResourceType
 from skiff.apiserver import keys
 from skiff.apiserver.list_options import ListOptions, decode_continue, encode_continue
 from skiff.apiserver.object_filter import ObjectFilter
+from skiff.apiserver.shared_events import SharedEvents
 from skiff.store.base import (
     CompactedError,
     FutureRevisionError,
@@ -191,6 +192,7 @@ class ResourceStore:
         self.hooks = hooks or Hooks()
         # Looked up per request so the server can register the Namespace kind once.
         self.namespace_rt: ResourceType | None = None
+        self.shared = SharedEvents(_loads)
 
     # -- reads -----------------------------------------------------------------
 
@@ -264,6 +266,18 @@ class ResourceStore:
         self, rt: ResourceType, namespace: str, opts: ListOptions
     ) -> AsyncIterator[tuple[str, Obj]]:
         """(type, object) pairs: the initial state if asked for, then every change."""
+        async for batch in self.watch_batches(rt, namespace, opts):
+            for item in batch:
+                yield item
+
+    async def watch_batches(
+        self, rt: ResourceType, namespace: str, opts: ListOptions
+    ) -> AsyncIterator[list[tuple[str, Obj]]]:
+        """The pairs `watch` yields, grouped as they became available.
+
+        Objects of changes are decoded once and shared by every watcher of the
+        change: consumers must not modify them.
+        """
         flt = ObjectFilter.for_request(rt, opts)
         prefix = keys.collection_prefix(rt, namespace)
         rv = opts.resource_version
@@ -276,32 +290,38 @@ class ResourceStore:
         if initial:
             res = await self.store.list(prefix)
             start = res.revision
+            first: list[tuple[str, Obj]] = []
             for kv in res.items:
                 obj = load(rt, kv)
                 if flt.matches(obj):
-                    yield "ADDED", obj
+                    first.append(("ADDED", obj))
             if opts.send_initial_events and opts.allow_bookmarks:
-                yield "BOOKMARK", self.bookmark(rt, start, initial_events_end=True)
+                first.append(("BOOKMARK", self.bookmark(rt, start, initial_events_end=True)))
+            if first:
+                yield first
         elif not start:
             start = self.store.revision
         try:
-            async for ev in self.store.watch(prefix, start):
-                obj = _loads(rt, ev.value)
-                obj["metadata"]["resourceVersion"] = str(ev.revision)
-                now_matches = flt.matches(obj)
-                if ev.kind == "DELETED":
+            async for events in self.store.watch_batches(prefix, start):
+                out: list[tuple[str, Obj]] = []
+                for ev in events:
+                    obj = self.shared.current(rt, ev)
+                    now_matches = flt.matches(obj)
+                    if ev.kind == "DELETED":
+                        if now_matches:
+                            out.append(("DELETED", obj))
+                        continue
+                    was = False
+                    if ev.prev_value is not None and not flt.everything:
+                        was = flt.matches(self.shared.previous(rt, ev))
+                    elif ev.prev_value is not None:
+                        was = True
                     if now_matches:
-                        yield "DELETED", obj
-                    continue
-                was = False
-                if ev.prev_value is not None and not flt.everything:
-                    was = flt.matches(_loads(rt, ev.prev_value))
-                elif ev.prev_value is not None:
-                    was = True
-                if now_matches:
-                    yield ("MODIFIED" if was else "ADDED"), obj
-                elif was:
-                    yield "DELETED", obj
+                        out.append((("MODIFIED" if was else "ADDED"), obj))
+                    elif was:
+                        out.append(("DELETED", obj))
+                if out:
+                    yield out
         except CompactedError as exc:
             raise gone(f"too old resource version: {exc.requested} ({exc.compacted})") from None
 
