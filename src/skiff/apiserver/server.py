@@ -242,6 +242,12 @@ class APIServer:
         node = ((body.get("target") or {}).get("name")) or ""
         if not node:
             raise bad_request("a Binding needs target.name")
+        binding_md = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        annotations = binding_md.get("annotations") or {}
+        if not isinstance(annotations, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()):
+            raise bad_request("metadata.annotations of a Binding must map strings to strings")
+        wanted_uid = binding_md.get("uid") or ""
         pods = self.registry.get("", "v1", "pods")
         assert pods is not None
 
@@ -249,11 +255,17 @@ class APIServer:
             spec = pod.setdefault("spec", {})
             if pod["metadata"].get("deletionTimestamp"):
                 raise conflict("", "pods", name, "pod is being deleted, cannot be assigned")
+            if wanted_uid and pod["metadata"].get("uid") != wanted_uid:
+                raise conflict("", "pods", name, "the UID in the Binding does not match the pod")
             current = spec.get("nodeName")
             if current:
                 raise conflict("", "pods", name, f"pod {name} is already assigned to node "
                                                  f'"{current}"')
             spec["nodeName"] = node
+            if annotations:
+                # As upstream: a Binding's annotations are copied onto the pod.
+                pod["metadata"]["annotations"] = {**(pod["metadata"].get("annotations") or {}),
+                                                  **annotations}
             m.set_condition(pod, "PodScheduled", "True")
             return pod
 
