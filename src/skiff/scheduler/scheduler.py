@@ -84,6 +84,9 @@ class Scheduler:
         for inf in (self.services, self.replicasets, self.statefulsets):
             inf.add_index("namespace", lambda o: [(o.get("metadata") or {}).get("namespace",
                                                                                 "")])
+        # PodDisruptionBudgets, once the API serves them (preemption prefers to keep them).
+        self.pdbs: Informer | None = None
+        self.background: set[asyncio.Task[Any]] = set()
         self.nominated: dict[str, PodInfo] = {}
         self._bind_slots = asyncio.Semaphore(BINDS_IN_FLIGHT)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -349,6 +352,12 @@ class Scheduler:
         """Sync the informers, then schedule until cancelled."""
         informers = [self.nodes, self.namespaces, self.services, self.replicasets,
                      self.statefulsets, self.pods]
+        try:
+            await self.client.list("policy", "v1", "poddisruptionbudgets", limit=1)
+            self.pdbs = Informer(self.client, "policy", "v1", "poddisruptionbudgets")
+            informers.append(self.pdbs)
+        except StatusError:
+            self.pdbs = None
         tasks = [inf.start() for inf in informers]
         helpers = [asyncio.ensure_future(self._flush_unschedulable())]
         if self.recorder is not None:
@@ -361,8 +370,8 @@ class Scheduler:
             self.queue.close()
             for inf in informers:
                 inf.stop()
-            for t in [*tasks, *helpers, *self._tasks]:
+            for t in [*tasks, *helpers, *self._tasks, *self.background]:
                 t.cancel()
-            for t in [*tasks, *helpers, *list(self._tasks)]:
+            for t in [*tasks, *helpers, *list(self._tasks), *list(self.background)]:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
