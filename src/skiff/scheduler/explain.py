@@ -134,7 +134,10 @@ def build_cache(nodes: list[Obj], pods: list[Obj], namespaces: list[Obj],
 def evaluate(pod: Obj, nodes: list[Obj], pods: list[Obj], namespaces: list[Obj],
              framework: Framework | None = None) -> Evaluation:
     """Filter and score `pod` against every node as the scheduler would now."""
-    info = pod_info(pod)
+    # A bound pod is evaluated as if it were pending again.
+    pending = {**pod, "spec": {k: v for k, v in (pod.get("spec") or {}).items()
+                               if k != "nodeName"}}
+    info = pod_info(pending)
     cache = build_cache(nodes, pods, namespaces, leave_out=info.key)
     fw = framework or default_framework()
     state = CycleState()
