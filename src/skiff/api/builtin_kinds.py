@@ -118,6 +118,8 @@ BUILTIN: tuple[ResourceType, ...] = (
     ResourceType("batch", "v1", "CronJob", "cronjobs", short_names=("cj",), categories=("all",),
                  subresources=("status",)),
     ResourceType("coordination.k8s.io", "v1", "Lease", "leases", has_status=False),
+    ResourceType("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", namespaced=False,
+                 short_names=("pc",), has_status=False),
     ResourceType("apiextensions.k8s.io", "v1", "CustomResourceDefinition",
                  "customresourcedefinitions", namespaced=False, short_names=("crd", "crds"),
                  subresources=("status",)),

@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     from skiff.cli.sim_nodes import add_parser as add_sim_nodes
 
     add_sim_nodes(sub)
+    from skiff.cli.explain import add_parser as add_explain
+
+    add_explain(sub)
     return p
 
 
@@ -53,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(path)
         return 0
+    if args.command == "explain":
+        from skiff.cli.explain import run_explain
+
+        return run_explain(args, data_dir)
     if args.command == "sim-nodes":
         from skiff.cli.sim_nodes import run_sim_nodes
 

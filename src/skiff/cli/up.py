@@ -55,6 +55,8 @@ async def _serve(args: argparse.Namespace, data_dir: Path, started: float) -> in
     components: list[asyncio.Task[None]] = []
     if not args.no_controllers:
         components.append(asyncio.ensure_future(_run_controllers(kubeconfig, stop)))
+    if not args.no_scheduler and not args.no_controllers:
+        components.append(asyncio.ensure_future(_run_scheduler(kubeconfig, stop)))
     # The sim agent runs even without --sim-nodes (it costs two idle watches) so that
     # `skiff sim-nodes add` works on any cluster; --no-controllers means API only.
     if args.sim_nodes > 0 or not args.no_controllers:
@@ -84,6 +86,34 @@ async def _run_controllers(kubeconfig: Path, stop: asyncio.Event) -> None:
     except Exception:  # noqa: BLE001 - the API keeps serving; the failure is logged
         log.exception("controller manager failed")
     finally:
+        await client.close()
+
+
+async def _run_scheduler(kubeconfig: Path, stop: asyncio.Event) -> None:
+    """Run the scheduler as an API client of this server until `stop`."""
+    from skiff.client import Client
+    from skiff.scheduler.scheduler import Scheduler
+
+    client = Client.from_kubeconfig(str(kubeconfig), component="scheduler")
+    client.field_manager = "default-scheduler"
+
+    async def supervise() -> None:
+        while True:
+            try:
+                await Scheduler(client).run()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - logged; a fresh scheduler starts over
+                log.exception("scheduler crashed; restarting")
+            await asyncio.sleep(1.0)
+
+    task = asyncio.ensure_future(supervise())
+    try:
+        await stop.wait()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
         await client.close()
 
 

@@ -26,6 +26,7 @@ from skiff.api.defaults.core import (
     default_service,
 )
 from skiff.api.defaults.pod import default_pod
+from skiff.api.defaults.scheduling import default_priorityclass
 from skiff.api.resources import ResourceType
 
 Defaulter = Callable[[dict[str, Any]], None]
@@ -44,6 +45,7 @@ DEFAULTERS: dict[str, Defaulter] = {
     "batch/jobs": default_job,
     "batch/cronjobs": default_cronjob,
     "apiextensions.k8s.io/customresourcedefinitions": default_crd,
+    "scheduling.k8s.io/priorityclasses": default_priorityclass,
 }
 
 

@@ -17,6 +17,11 @@ def _lease(obj: dict[str, Any], now: datetime) -> list[Any]:
     return [_name(obj), text(sub(obj, "spec").get("holderIdentity")), age(obj, now)]
 
 
+def _priority_class(obj: dict[str, Any], now: datetime) -> list[Any]:
+    return [_name(obj), obj.get("value", 0), bool(obj.get("globalDefault")), age(obj, now),
+            text(obj.get("preemptionPolicy"))]
+
+
 def created_at(obj: dict[str, Any]) -> str:
     """creationTimestamp as an RFC 3339 UTC instant, as upstream's generic table shows it."""
     moment = parse_time(meta(obj).get("creationTimestamp"))
@@ -41,6 +46,16 @@ PRINTERS = {
             age_column(),
         ],
         _lease,
+    ),
+    "scheduling.k8s.io/priorityclasses": Printer(
+        [
+            name_column(),
+            column("Value", "integer", "The priority of pods of this class."),
+            column("Global-Default", "boolean", "Whether pods without a class get this one."),
+            age_column(),
+            column("PreemptionPolicy", "string", "Whether these pods may preempt others."),
+        ],
+        _priority_class,
     ),
     "apiextensions.k8s.io/customresourcedefinitions": Printer(
         [

@@ -34,6 +34,7 @@ from skiff.api.validation.core import (
 from skiff.api.validation.field import Cause
 from skiff.api.validation.metadata import validate_object_meta, validate_object_meta_update
 from skiff.api.validation.names import dns1123_label, dns1123_subdomain, rfc1035_label
+from skiff.api.validation.scheduling import validate_priorityclass
 from skiff.api.validation.services import validate_service
 
 KindValidator = Callable[[dict[str, Any], dict[str, Any] | None], list[Cause]]
@@ -57,6 +58,7 @@ VALIDATORS: dict[str, KindValidator] = {
     "batch/cronjobs": validate_cronjob,
     "coordination.k8s.io/leases": validate_lease,
     "apiextensions.k8s.io/customresourcedefinitions": validate_crd,
+    "scheduling.k8s.io/priorityclasses": validate_priorityclass,
 }
 
 # Kinds whose names end up in DNS or as label values need the stricter rules;
