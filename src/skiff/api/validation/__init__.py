@@ -18,6 +18,7 @@ from skiff.api.validation.apps import (
     validate_daemonset,
     validate_deployment,
     validate_replicaset,
+    validate_replication_controller,
     validate_statefulset,
 )
 from skiff.api.validation.batch import validate_cronjob, validate_job
@@ -46,6 +47,7 @@ VALIDATORS: dict[str, KindValidator] = {
     "core/namespaces": validate_namespace,
     "core/nodes": validate_node,
     "core/endpoints": validate_endpoints,
+    "core/replicationcontrollers": validate_replication_controller,
     "core/events": validate_core_event,
     "events.k8s.io/events": validate_events_v1,
     "apps/deployments": validate_deployment,
