@@ -21,8 +21,8 @@ from skiff.controllers.replicaset import ReplicaSetController, replica_status
 from skiff.controllers.status_patch import status_diff
 from tests.cluster_fixture import Cluster, running_cluster
 from tests.controller_helpers import (
-    eventually,
     events_for,
+    eventually,
     new_namespace,
     pod_template,
     pods_in,
