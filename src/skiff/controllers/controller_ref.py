@@ -17,10 +17,39 @@ from skiff.api import meta as m
 from skiff.api.errors import StatusError
 from skiff.api.selectors.labels import LabelSelector
 from skiff.client.http_client import Client
+from skiff.client.informer import Informer
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
+
+
+# The index value of objects without a controller: `orphan/<namespace>`.
+ORPHAN = "orphan"
+CONTROLLER_INDEX = "controller"
+UID_INDEX = "uid"
+
+
+def controller_index(obj: Obj) -> list[str]:
+    """Index value: the controller's UID, or `orphan/<namespace>` for orphans."""
+    ref = m.controller_of(obj)
+    if ref is not None:
+        return [ref.get("uid", "")]
+    return [f"{ORPHAN}/{m.namespace_of(obj)}"]
+
+
+def index_by_controller(informer: Informer) -> None:
+    """Index an informer by controller UID (and by its own UID), once."""
+    if not informer.has_index(CONTROLLER_INDEX):
+        informer.add_index(CONTROLLER_INDEX, controller_index)
+    if not informer.has_index(UID_INDEX):
+        informer.add_index(UID_INDEX, lambda obj: [m.uid_of(obj)])
+
+
+def owned_or_orphaned(informer: Informer, owner: Obj) -> list[Obj]:
+    """Claim candidates: objects `owner` controls plus orphans in its namespace."""
+    return (informer.by_index(CONTROLLER_INDEX, m.uid_of(owner))
+            + informer.by_index(CONTROLLER_INDEX, f"{ORPHAN}/{m.namespace_of(owner)}"))
 
 
 def owner_reference(owner: Obj) -> Obj:

@@ -10,6 +10,7 @@ from typing import Any
 
 from skiff.client.http_client import Client
 from skiff.client.informer import Informer
+from skiff.controllers.deployment import DeploymentController
 from skiff.controllers.garbage_collector import GarbageCollector
 from skiff.controllers.namespace import NamespaceController
 from skiff.controllers.replicaset import (
@@ -67,13 +68,15 @@ def controller_factories(client: Client, shared: SharedInformers
                          ) -> dict[str, Callable[[], Any]]:
     """Name → a function building that controller (each has an async `run()`)."""
     pods = shared.get("", "v1", "pods")
+    replicasets = shared.get("apps", "v1", "replicasets")
     return {
         "namespace": lambda: NamespaceController(client),
         "garbage-collector": lambda: GarbageCollector(client),
         "serviceaccounts": lambda: ServiceAccountsController(client),
-        "replicaset": lambda: ReplicaSetController(client, pods=pods),
+        "replicaset": lambda: ReplicaSetController(client, pods=pods, owners=replicasets),
         "replicationcontroller": lambda: ReplicaSetController(client, REPLICATION_CONTROLLER,
                                                               pods=pods),
+        "deployment": lambda: DeploymentController(client, replicasets=replicasets, pods=pods),
     }
 
 

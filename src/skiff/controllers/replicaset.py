@@ -37,7 +37,14 @@ from skiff.client.http_client import Client
 from skiff.client.informer import Informer, object_key
 from skiff.client.workqueue import WorkQueue, run_workers
 from skiff.controllers import pod_state
-from skiff.controllers.controller_ref import ControllerRefManager, owner_reference
+from skiff.controllers.controller_ref import (
+    CONTROLLER_INDEX,
+    UID_INDEX,
+    ControllerRefManager,
+    index_by_controller,
+    owned_or_orphaned,
+    owner_reference,
+)
 from skiff.controllers.expectations import Expectations
 from skiff.controllers.pod_ranking import pods_to_delete
 from skiff.controllers.status_patch import write_status
@@ -49,7 +56,6 @@ Obj = dict[str, Any]
 # Upstream's BurstReplicas: at most this many creations or deletions per sync.
 BURST_REPLICAS = 500
 SLOW_START_INITIAL_BATCH = 1
-ORPHAN = "orphan"
 MAX_RETRY_DELAY = 300.0
 
 
@@ -111,17 +117,6 @@ def pod_from_template(owner: Obj, template: Obj) -> Obj:
             "spec": copy.deepcopy(template.get("spec") or {})}
 
 
-def _controller_index(pod: Obj) -> list[str]:
-    ref = m.controller_of(pod)
-    if ref is not None:
-        return [ref.get("uid", "")]
-    return [f"{ORPHAN}/{m.namespace_of(pod)}"]
-
-
-def _uid_index(obj: Obj) -> list[str]:
-    return [m.uid_of(obj)]
-
-
 def _namespace_index(obj: Obj) -> list[str]:
     return [m.namespace_of(obj)]
 
@@ -174,16 +169,23 @@ class ReplicaSetController:
     """Reconciles ReplicaSets (or ReplicationControllers) by `namespace/name`."""
 
     def __init__(self, client: Client, kind: ReplicaKind = REPLICASET, *, workers: int = 4,
-                 pods: Informer | None = None) -> None:
+                 pods: Informer | None = None, owners: Informer | None = None) -> None:
         self.client = client
         self.kind = kind
         self.workers = workers
-        self.owners = Informer(client, *kind.gvr)
-        self.owners.add_index("uid", _uid_index)
-        self.owners.add_index("namespace", _namespace_index)
-        self._own_pods = pods is None
-        self.pods = pods or Informer(client, "", "v1", "pods")
-        self.pods.add_index("controller", _controller_index)
+        self._own = []
+        if owners is None:
+            owners = Informer(client, *kind.gvr)
+            self._own.append(owners)
+        if pods is None:
+            pods = Informer(client, "", "v1", "pods")
+            self._own.append(pods)
+        self.owners = owners
+        self.pods = pods
+        index_by_controller(self.owners)
+        if not self.owners.has_index("namespace"):
+            self.owners.add_index("namespace", _namespace_index)
+        index_by_controller(self.pods)
         self.queue = WorkQueue(name=kind.plural)
         self.expectations = Expectations()
         self.recorder = EventRecorder(client, kind.component)
@@ -229,7 +231,7 @@ class ReplicaSetController:
             return None
         if ref.get("apiVersion", "").split("/")[0] != (self.kind.group or "v1"):
             return None
-        owners = self.owners.by_index("uid", ref.get("uid", ""))
+        owners = self.owners.by_index(UID_INDEX, ref.get("uid", ""))
         return owners[0] if owners else None
 
     def _matching_owners(self, pod: Obj) -> list[Obj]:
@@ -299,10 +301,7 @@ class ReplicaSetController:
             return None
         needs_sync = self.expectations.satisfied(key)
         selector = self.selector_of(owner)
-        uid = m.uid_of(owner)
-        candidates = [p for p in self.pods.by_index("controller", uid)
-                      + self.pods.by_index("controller", f"{ORPHAN}/{m.namespace_of(owner)}")
-                      if pod_state.is_active(p)]
+        candidates = [p for p in owned_or_orphaned(self.pods, owner) if pod_state.is_active(p)]
         manager = ControllerRefManager(self.client, owner, selector, ("", "v1", "pods"),
                                        can_adopt=lambda: self._recheck(owner))
         pods = await manager.claim(candidates)
@@ -416,23 +415,21 @@ class ReplicaSetController:
                         if (m.controller_of(o) or {}).get("uid") == parent.get("uid")]
         out: list[Obj] = []
         for sib in siblings:
-            out.extend(self.pods.by_index("controller", m.uid_of(sib)))
+            out.extend(self.pods.by_index(CONTROLLER_INDEX, m.uid_of(sib)))
         return out
 
     # -- running -------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Watch owners and pods and reconcile until cancelled."""
-        tasks = [self.owners.start(), asyncio.create_task(self.recorder.run())]
-        if self._own_pods:
-            tasks.append(self.pods.start())
+        tasks = [i.start() for i in self._own]
+        tasks.append(asyncio.create_task(self.recorder.run()))
         try:
             await run_workers(self.queue, self.reconcile, self.workers)
         finally:
             self.queue.shutdown()
-            self.owners.stop()
-            if self._own_pods:
-                self.pods.stop()
+            for i in self._own:
+                i.stop()
             for t in tasks:
                 t.cancel()
             for t in tasks:
