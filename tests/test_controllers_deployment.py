@@ -93,6 +93,11 @@ def test_template_hash_ignores_the_hash_label_and_counts_collisions() -> None:
     assert u.template_hash(t, 1) != u.template_hash(t)
     assert all(c in "bcdfghjklmnpqrstvwxz2456789" for c in u.template_hash(t))
     assert u.equal_ignore_hash(t, with_label)
+    # What kubectl's rollout undo copies back: Go zero values spelled out.
+    copied = {"metadata": {"creationTimestamp": None, "labels": {"app": "a"}},
+              "spec": {"containers": [{"name": "c", "resources": {}}]}}
+    assert u.equal_ignore_hash(t, copied)
+    assert u.template_hash(t) == u.template_hash(copied)
 
 
 def test_conditions_keep_transition_time_when_only_reason_changes() -> None:
@@ -132,7 +137,8 @@ async def _deploy(client: Client, ns: str, name: str) -> Obj:
 async def _rss(client: Client, ns: str, selector: str) -> list[Obj]:
     items = (await client.list("apps", "v1", "replicasets", ns,
                                label_selector=selector))["items"]
-    return sorted(items, key=lambda r: r["metadata"]["creationTimestamp"])
+    # Oldest revision first (creation times have one-second resolution).
+    return sorted(items, key=u.revision_of)
 
 
 def _rolled_out(d: Obj) -> bool:

@@ -123,6 +123,8 @@ BUILTIN: tuple[ResourceType, ...] = (
     ResourceType("batch", "v1", "CronJob", "cronjobs", short_names=("cj",), categories=("all",),
                  subresources=("status",)),
     ResourceType("coordination.k8s.io", "v1", "Lease", "leases", has_status=False),
+    ResourceType("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets",
+                 short_names=("pdb",), subresources=("status",)),
     ResourceType("apiextensions.k8s.io", "v1", "CustomResourceDefinition",
                  "customresourcedefinitions", namespaced=False, short_names=("crd", "crds"),
                  subresources=("status",)),

@@ -11,6 +11,7 @@ from typing import Any
 from skiff.client.http_client import Client
 from skiff.client.informer import Informer
 from skiff.controllers.deployment import DeploymentController
+from skiff.controllers.disruption import DisruptionController
 from skiff.controllers.garbage_collector import GarbageCollector
 from skiff.controllers.namespace import NamespaceController
 from skiff.controllers.replicaset import (
@@ -77,6 +78,7 @@ def controller_factories(client: Client, shared: SharedInformers
         "replicationcontroller": lambda: ReplicaSetController(client, REPLICATION_CONTROLLER,
                                                               pods=pods),
         "deployment": lambda: DeploymentController(client, replicasets=replicasets, pods=pods),
+        "disruption": lambda: DisruptionController(client, pods=pods),
     }
 
 

@@ -36,16 +36,24 @@ def status_diff(old: Obj, new: Obj) -> Obj:
     return patch
 
 
-async def write_status(client: Client, gvr: tuple[str, str, str], obj: Obj, status: Obj
-                       ) -> Obj | None:
+async def write_status(client: Client, gvr: tuple[str, str, str], obj: Obj, status: Obj,
+                       *, precondition: bool = False) -> Obj | None:
     """Patch `obj`'s status to `status` if it differs; the stored object, or None if
-    nothing was written (unchanged, or the object is gone)."""
+    nothing was written (unchanged, or the object is gone).
+
+    With `precondition`, the patch names the resourceVersion it was computed from, so
+    it fails with a 409 if anything else wrote the object since (a status others also
+    write, like a disruption budget's, must not be overwritten from a stale cache).
+    """
     patch = status_diff(obj.get("status") or {}, status)
     if not patch:
         return None
     md = obj.get("metadata") or {}
+    body: Obj = {"status": patch}
+    if precondition:
+        body["metadata"] = {"resourceVersion": md.get("resourceVersion", "")}
     try:
-        return await client.patch(*gvr, md.get("name", ""), {"status": patch},
+        return await client.patch(*gvr, md.get("name", ""), body,
                                   md.get("namespace", ""), patch_type="merge",
                                   subresource="status")
     except StatusError as err:

@@ -35,6 +35,7 @@ from skiff.api.validation.core import (
 from skiff.api.validation.field import Cause
 from skiff.api.validation.metadata import validate_object_meta, validate_object_meta_update
 from skiff.api.validation.names import dns1123_label, dns1123_subdomain, rfc1035_label
+from skiff.api.validation.policy import validate_pdb
 from skiff.api.validation.services import validate_service
 
 KindValidator = Callable[[dict[str, Any], dict[str, Any] | None], list[Cause]]
@@ -58,6 +59,7 @@ VALIDATORS: dict[str, KindValidator] = {
     "batch/jobs": validate_job,
     "batch/cronjobs": validate_cronjob,
     "coordination.k8s.io/leases": validate_lease,
+    "policy/poddisruptionbudgets": validate_pdb,
     "apiextensions.k8s.io/customresourcedefinitions": validate_crd,
 }
 

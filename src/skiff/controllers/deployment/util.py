@@ -103,17 +103,31 @@ def max_unavailable(d: Obj) -> int:
     return min(fenceposts(d)[1], desired)
 
 
+def _semantic(value: Any) -> Any:
+    """Drop nulls and empty maps and lists, recursively: Go's semantic equality sees no
+    difference between them and absent fields (a template kubectl copied back from a
+    ReplicaSet carries `creationTimestamp: null` and `resources: {}`)."""
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            v = _semantic(v)
+            if v is None or v == {} or v == []:
+                continue
+            out[k] = v
+        return out
+    if isinstance(value, list):
+        return [_semantic(v) for v in value]
+    return value
+
+
 def template_without_hash(template: Obj) -> Obj:
-    """A pod template minus the pod-template-hash label (for comparisons)."""
+    """A pod template minus the pod-template-hash label, in semantic form (for
+    comparisons and hashing)."""
     t = copy.deepcopy(template or {})
     labels = (t.get("metadata") or {}).get("labels")
     if isinstance(labels, dict):
         labels.pop(HASH_LABEL, None)
-        if not labels:
-            t["metadata"].pop("labels")
-    if isinstance(t.get("metadata"), dict) and not t["metadata"]:
-        t.pop("metadata")
-    return t
+    return _semantic(t)
 
 
 def equal_ignore_hash(a: Obj, b: Obj) -> bool:
