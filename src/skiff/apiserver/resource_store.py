@@ -9,6 +9,7 @@ graceful pod termination.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
@@ -52,6 +53,16 @@ Obj = dict[str, Any]
 _SERVER_META = ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp",
                 "deletionGracePeriodSeconds", "generation", "selfLink")
 _GUARANTEED_UPDATE_TRIES = 16
+
+
+async def _lost_race(attempt: int) -> None:
+    """Pause before retrying a compare-and-swap that lost to another write.
+
+    Reads see only committed values while the losing check also sees writes still
+    being made durable; retrying at once would spin through every try before that
+    write commits, so each retry waits a little longer (1 ms doubling, at most 50 ms).
+    """
+    await asyncio.sleep(min(0.001 * 2 ** attempt, 0.05))
 # ObjectMeta collections marked omitempty upstream: an empty one is never stored, so a
 # patch that removes the last owner reference or finalizer leaves no `[]` behind.
 _OMIT_EMPTY_META = ("labels", "annotations", "ownerReferences", "finalizers")
@@ -529,7 +540,7 @@ class ResourceStore:
         ran `_prepare_update`; pass prepared=False to have it run here).
         """
         key = keys.object_key(rt, namespace, name)
-        for _ in range(_GUARANTEED_UPDATE_TRIES):
+        for attempt in range(_GUARANTEED_UPDATE_TRIES):
             kv = await self.store.get(key)
             if kv is None:
                 raise not_found(rt.group, rt.plural, name)
@@ -556,6 +567,7 @@ class ResourceStore:
                 try:
                     last = await self.store.delete(key, kv.mod_revision)
                 except RevisionConflictError:
+                    await _lost_race(attempt)
                     continue
                 except KeyNotFoundError:
                     raise not_found(rt.group, rt.plural, name) from None
@@ -567,6 +579,7 @@ class ResourceStore:
             except RevisionConflictError:
                 if precondition:
                     raise conflict(rt.group, rt.plural, name, STALE_OBJECT) from None
+                await _lost_race(attempt)
                 continue
             except KeyNotFoundError:
                 raise not_found(rt.group, rt.plural, name) from None
@@ -594,7 +607,7 @@ class ResourceStore:
     ) -> tuple[Obj, bool]:
         """Delete or start deleting an object. Returns (object, gone_now)."""
         key = keys.object_key(rt, namespace, name)
-        for _ in range(_GUARANTEED_UPDATE_TRIES):
+        for attempt in range(_GUARANTEED_UPDATE_TRIES):
             kv = await self.store.get(key)
             if kv is None:
                 raise not_found(rt.group, rt.plural, name)
@@ -627,6 +640,7 @@ class ResourceStore:
                 try:
                     last = await self.store.delete(key, kv.mod_revision)
                 except RevisionConflictError:
+                    await _lost_race(attempt)
                     continue
                 except KeyNotFoundError:
                     raise not_found(rt.group, rt.plural, name) from None
@@ -666,6 +680,7 @@ class ResourceStore:
             try:
                 rev = await self.store.update(key, dump(rt, new), kv.mod_revision)
             except RevisionConflictError:
+                await _lost_race(attempt)
                 continue
             except KeyNotFoundError:
                 raise not_found(rt.group, rt.plural, name) from None

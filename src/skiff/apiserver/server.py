@@ -30,11 +30,12 @@ from skiff.apiserver import codec, discovery, keys
 from skiff.apiserver.auth import PUBLIC_PATHS, Authenticator, User
 from skiff.apiserver.crds import CRDManager
 from skiff.apiserver.event_ttl import run_event_ttl
+from skiff.apiserver.eviction import evict
 from skiff.apiserver.patcher import Patcher
 from skiff.apiserver.paths import Target, parse_resource_path
 from skiff.apiserver.pki import ClusterPKI
 from skiff.apiserver.resource_handlers import ResourceHandlers
-from skiff.apiserver.resource_store import DeleteOptions, ResourceStore, WriteContext
+from skiff.apiserver.resource_store import ResourceStore, WriteContext
 from skiff.apiserver.schemas import SchemaCatalog
 from skiff.apiserver.server_hooks import ServerHooks
 from skiff.store.sqlite import Compactor, SQLiteStore
@@ -297,17 +298,9 @@ class APIServer:
 
     async def evict_pod(self, namespace: str, name: str, body: Any,
                         ctx: WriteContext) -> dict[str, Any]:
-        """Evict a pod (the pods/eviction subresource): a graceful delete."""
-        pods = self.registry.get("", "v1", "pods")
-        assert pods is not None
-        opts = DeleteOptions()
-        if isinstance(body, dict):
-            d = body.get("deleteOptions") or {}
-            if isinstance(d.get("gracePeriodSeconds"), int):
-                opts.grace_period_seconds = d["gracePeriodSeconds"]
-        await self.objects.delete(pods, namespace, name, opts, ctx)
-        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                "code": 201}
+        """Evict a pod (the pods/eviction subresource): a graceful delete that honours
+        PodDisruptionBudgets (see `eviction`)."""
+        return await evict(self, namespace, name, body, ctx)
 
     # -- HTTP ------------------------------------------------------------------
 

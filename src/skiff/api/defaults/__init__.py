@@ -15,6 +15,7 @@ from skiff.api.defaults.apps import (
     default_daemonset,
     default_deployment,
     default_replicaset,
+    default_replication_controller,
     default_statefulset,
 )
 from skiff.api.defaults.batch import default_cronjob, default_job
@@ -38,6 +39,7 @@ DEFAULTERS: dict[str, Defaulter] = {
     "core/namespaces": default_namespace,
     "core/nodes": default_node,
     "core/endpoints": default_endpoints,
+    "core/replicationcontrollers": default_replication_controller,
     "apps/deployments": default_deployment,
     "apps/replicasets": default_replicaset,
     "apps/statefulsets": default_statefulset,

@@ -34,6 +34,17 @@ def _crd(obj: dict[str, Any], now: datetime) -> list[Any]:
     return [_name(obj), created_at(obj)]
 
 
+def _int_or_na(value: Any) -> str:
+    return "N/A" if value is None else str(value)
+
+
+def _pdb(obj: dict[str, Any], now: datetime) -> list[Any]:
+    spec, status = sub(obj, "spec"), sub(obj, "status")
+    return [_name(obj), _int_or_na(spec.get("minAvailable")),
+            _int_or_na(spec.get("maxUnavailable")), int(status.get("disruptionsAllowed") or 0),
+            age(obj, now)]
+
+
 def _default(obj: dict[str, Any], now: datetime) -> list[Any]:
     return [_name(obj), age(obj, now)]
 
@@ -56,6 +67,16 @@ PRINTERS = {
             column("PreemptionPolicy", "string", "Whether these pods may preempt others."),
         ],
         _priority_class,
+    ),
+    "policy/poddisruptionbudgets": Printer(
+        [
+            name_column(),
+            column("Min Available", "string", "Pods that must stay available."),
+            column("Max Unavailable", "string", "Pods that may be unavailable."),
+            column("Allowed Disruptions", "integer", "Evictions allowed right now."),
+            age_column(),
+        ],
+        _pdb,
     ),
     "apiextensions.k8s.io/customresourcedefinitions": Printer(
         [
