@@ -7,9 +7,12 @@ import contextlib
 import logging
 
 from skiff.client.http_client import Client
+from skiff.controllers.cronjob import CronJobController
 from skiff.controllers.garbage_collector import GarbageCollector
+from skiff.controllers.job import JobController
 from skiff.controllers.namespace import NamespaceController
 from skiff.controllers.serviceaccounts import ServiceAccountsController
+from skiff.controllers.ttl_after_finished import TTLAfterFinishedController
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +27,9 @@ async def run_controllers(client: Client, stop: asyncio.Event) -> None:
         "namespace": lambda: NamespaceController(client),
         "garbage-collector": lambda: GarbageCollector(client),
         "serviceaccounts": lambda: ServiceAccountsController(client),
+        "job": lambda: JobController(client),
+        "cronjob": lambda: CronJobController(client),
+        "ttl-after-finished": lambda: TTLAfterFinishedController(client),
     }
 
     async def supervise(name: str) -> None:
