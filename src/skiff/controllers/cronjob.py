@@ -43,6 +43,7 @@ COMPONENT = "cronjob-controller"
 SCHEDULED_TIMESTAMP = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 # Upstream requeues a little after the next start so the clock has surely passed it.
 NEXT_SCHEDULE_DELTA = 0.1
+CONFLICT_RETRY = 0.05
 
 
 def job_name(cronjob_name: str, scheduled: dt.datetime) -> str:
@@ -92,10 +93,16 @@ class CronJobController:
         jobs = [j for j in self.jobs.by_index("owner", m.uid_of(cronjob))
                 if m.namespace_of(j) == m.namespace_of(cronjob)]
         original_status = copy.deepcopy(cronjob.get("status") or {})
-        requeue = await self._sync(cronjob, jobs)
-        status = cronjob.get("status") or {}
-        if status != original_status:
-            await self.client.update_status("batch", "v1", "cronjobs", cronjob)
+        try:
+            requeue = await self._sync(cronjob, jobs)
+            status = cronjob.get("status") or {}
+            if status != original_status:
+                await self.client.update_status("batch", "v1", "cronjobs", cronjob)
+        except StatusError as err:
+            if err.code != 409:
+                raise
+            # Our cache was behind the server; look again once it has caught up.
+            return CONFLICT_RETRY
         await self._cleanup_finished(cronjob, jobs)
         return requeue
 
