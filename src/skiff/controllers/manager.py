@@ -12,6 +12,7 @@ from skiff.controllers.garbage_collector import GarbageCollector
 from skiff.controllers.job import JobController
 from skiff.controllers.namespace import NamespaceController
 from skiff.controllers.serviceaccounts import ServiceAccountsController
+from skiff.controllers.statefulset import StatefulSetController
 from skiff.controllers.ttl_after_finished import TTLAfterFinishedController
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ async def run_controllers(client: Client, stop: asyncio.Event) -> None:
         "garbage-collector": lambda: GarbageCollector(client),
         "serviceaccounts": lambda: ServiceAccountsController(client),
         "job": lambda: JobController(client),
+        "statefulset": lambda: StatefulSetController(client),
         "cronjob": lambda: CronJobController(client),
         "ttl-after-finished": lambda: TTLAfterFinishedController(client),
     }
