@@ -1,4 +1,4 @@
-"""Shared pieces of controller tests: a cluster with its controllers, polling, objects."""
+"""Shared pieces of controller tests: polling, namespaces, objects, listings."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ Obj = dict[str, Any]
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], what: str,
-                     timeout: float = 10.0, interval: float = 0.05) -> Any:
+                     timeout: float = 15.0, interval: float = 0.05) -> Any:
     """Poll until `check()` returns something truthy (and return it)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
@@ -22,7 +22,7 @@ async def eventually(check: Callable[[], Awaitable[Any]], what: str,
         if result:
             return result
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
+            raise AssertionError(f"timed out waiting until {what} (last: {result!r})")
         await asyncio.sleep(interval)
 
 
@@ -55,9 +55,15 @@ def deployment(name: str, replicas: int, labels: dict[str, str], image: str = "n
 
 
 async def pods_in(client: Client, namespace: str, selector: str = "") -> list[Obj]:
-    """Live pods in a namespace (not being deleted)."""
-    items = (await client.list("", "v1", "pods", namespace, label_selector=selector))["items"]
-    return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+    """The pods of a namespace (those being deleted too), sorted by name."""
+    out = await client.list("", "v1", "pods", namespace, label_selector=selector)
+    return sorted(out.get("items") or [], key=lambda p: p["metadata"]["name"])
+
+
+async def live_pods_in(client: Client, namespace: str, selector: str = "") -> list[Obj]:
+    """The pods of a namespace that are not being deleted, sorted by name."""
+    return [p for p in await pods_in(client, namespace, selector)
+            if not p["metadata"].get("deletionTimestamp")]
 
 
 async def events_for(client: Client, namespace: str, name: str) -> list[Obj]:
@@ -71,3 +77,8 @@ async def seed(informer: Informer, *objs: Obj) -> None:
     for obj in objs:
         await informer._apply("ADDED", obj)  # noqa: SLF001 - test seam
     informer.has_synced.set()
+
+
+def container(name: str = "main", image: str = "busybox") -> Obj:
+    """A minimal container."""
+    return {"name": name, "image": image, "command": ["true"]}

@@ -23,9 +23,9 @@ from tests.cluster_fixture import Cluster, running_cluster
 from tests.controller_helpers import (
     events_for,
     eventually,
+    live_pods_in,
     new_namespace,
     pod_template,
-    pods_in,
     replicaset,
     seed,
 )
@@ -214,7 +214,7 @@ async def test_replicaset_keeps_replicas_and_replaces_deleted_pod(client: Client
             return st.get("availableReplicas") == 3 and st.get("readyReplicas") == 3
 
         await eventually(all_available, "3 pods are available")
-        pods = await pods_in(client, ns, "app=web")
+        pods = await live_pods_in(client, ns, "app=web")
         assert len(pods) == 3
         for pod in pods:
             ref = pod["metadata"]["ownerReferences"][0]
@@ -228,7 +228,7 @@ async def test_replicaset_keeps_replicas_and_replaces_deleted_pod(client: Client
         await client.delete("", "v1", "pods", victim, ns)
 
         async def replaced() -> bool:
-            names = {p["metadata"]["name"] for p in await pods_in(client, ns, "app=web")}
+            names = {p["metadata"]["name"] for p in await live_pods_in(client, ns, "app=web")}
             return len(names) == 3 and victim not in names
 
         await eventually(replaced, "the deleted pod is replaced")
@@ -245,7 +245,7 @@ async def test_replicaset_never_overshoots_under_a_burst(client: Client, ns: str
 
     await eventually(twenty, "20 pods exist")
     await asyncio.sleep(0.5)
-    assert len(await pods_in(client, ns, "app=b")) == 20
+    assert len(await live_pods_in(client, ns, "app=b")) == 20
 
 
 async def test_orphans_are_adopted_and_relabelled_pods_released(client: Client,
@@ -265,7 +265,7 @@ async def test_orphans_are_adopted_and_relabelled_pods_released(client: Client,
     await eventually(adopted, "the orphan is adopted")
 
     async def two() -> bool:
-        return len(await pods_in(client, ns, "app=adopt")) == 2
+        return len(await live_pods_in(client, ns, "app=adopt")) == 2
 
     await eventually(two, "the set has exactly two pods")
     # Relabel the adopted pod: the set releases it and makes a replacement.
@@ -294,7 +294,7 @@ async def test_scale_down_removes_not_ready_pods_first(client: Client, ns: str) 
             return (await _status(client, ns, "sd")).get("readyReplicas") == 4
 
         await eventually(four_ready, "4 pods are ready")
-        names = sorted(p["metadata"]["name"] for p in await pods_in(client, ns, "app=sd"))
+        names = sorted(p["metadata"]["name"] for p in await live_pods_in(client, ns, "app=sd"))
         slow.update(names[:2])
         kubelet.poke()
 
@@ -306,7 +306,7 @@ async def test_scale_down_removes_not_ready_pods_first(client: Client, ns: str) 
                            subresource="scale")
 
         async def survivors() -> set[str] | None:
-            left = {p["metadata"]["name"] for p in await pods_in(client, ns, "app=sd")}
+            left = {p["metadata"]["name"] for p in await live_pods_in(client, ns, "app=sd")}
             return left if len(left) == 2 else None
 
         left = await eventually(survivors, "scaled down to 2")
@@ -350,10 +350,10 @@ async def test_replication_controller_shares_the_replica_logic(client: Client,
         assert scale["status"]["selector"] == "app=rc"
 
         async def one() -> bool:
-            return len(await pods_in(client, ns, "app=rc")) == 1
+            return len(await live_pods_in(client, ns, "app=rc")) == 1
 
         await eventually(one, "the RC scaled down")
-    pod = (await pods_in(client, ns, "app=rc"))[0]
+    pod = (await live_pods_in(client, ns, "app=rc"))[0]
     assert pod["metadata"]["ownerReferences"][0]["kind"] == "ReplicationController"
 
 

@@ -129,7 +129,7 @@ class DisruptionController:
             return 30.0
         disrupted, recheck = self._disrupted(pdb, pods, now)
         healthy = sum(1 for p in pods if pod_state.is_ready(p) and not
-                      pod_state.is_terminating(p) and m.name_of(p) not in disrupted)
+                      pod_state.is_deleting(p) and m.name_of(p) not in disrupted)
         allowed = max(0, healthy - desired)
         status = self._status(pdb, expected, desired, healthy, allowed, disrupted)
         await self._write(pdb, status)
@@ -203,7 +203,7 @@ class DisruptionController:
         recheck: float | None = None
         for name, stamp in listed.items():
             pod = by_name.get(name)
-            if pod is None or pod_state.is_terminating(pod):
+            if pod is None or pod_state.is_deleting(pod):
                 continue
             at = m.parse_time(stamp)
             if at is None:

@@ -44,6 +44,17 @@ class Expectations:
             return True
         return time.monotonic() - exp.stamp > self.timeout
 
+    def expect(self, key: str, adds: int = 0, dels: int = 0) -> None:
+        """Start waiting for `adds` creations and `dels` deletions (replacing the old wait)."""
+        self._by_key[key] = _Expectation(add=adds, delete=dels)
+
+    def lower(self, key: str, adds: int = 0, dels: int = 0) -> None:
+        """Expect fewer (creations or deletions that failed, or were observed)."""
+        exp = self._by_key.get(key)
+        if exp is not None:
+            exp.add -= adds
+            exp.delete -= dels
+
     def expect_creations(self, key: str, count: int) -> None:
         """Record that `count` creations are about to be sent."""
         self._by_key[key] = _Expectation(add=count)
@@ -77,3 +88,30 @@ class Expectations:
     def forget(self, key: str) -> None:
         """Drop everything recorded for `key` (its controller is gone)."""
         self._by_key.pop(key, None)
+
+
+class UIDExpectations:
+    """Per-key sets of pod uids whose change (e.g. a finalizer removal) is in flight."""
+
+    def __init__(self) -> None:
+        self._uids: dict[str, set[str]] = {}
+
+    def expect(self, key: str, uids: list[str]) -> None:
+        """Add uids we are waiting to see changed."""
+        self._uids.setdefault(key, set()).update(uids)
+
+    def observed(self, key: str, uid: str) -> None:
+        """The change to `uid` was seen (or will never come)."""
+        uids = self._uids.get(key)
+        if uids is not None:
+            uids.discard(uid)
+            if not uids:
+                del self._uids[key]
+
+    def pending(self, key: str) -> set[str]:
+        """The uids still in flight for `key`."""
+        return set(self._uids.get(key, ()))
+
+    def forget(self, key: str) -> None:
+        """Drop everything for `key`."""
+        self._uids.pop(key, None)

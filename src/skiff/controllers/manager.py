@@ -10,15 +10,19 @@ from typing import Any
 
 from skiff.client.http_client import Client
 from skiff.client.informer import Informer
+from skiff.controllers.cronjob import CronJobController
 from skiff.controllers.deployment import DeploymentController
 from skiff.controllers.disruption import DisruptionController
 from skiff.controllers.garbage_collector import GarbageCollector
+from skiff.controllers.job import JobController
 from skiff.controllers.namespace import NamespaceController
 from skiff.controllers.replicaset import (
     REPLICATION_CONTROLLER,
     ReplicaSetController,
 )
 from skiff.controllers.serviceaccounts import ServiceAccountsController
+from skiff.controllers.statefulset import StatefulSetController
+from skiff.controllers.ttl_after_finished import TTLAfterFinishedController
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +83,10 @@ def controller_factories(client: Client, shared: SharedInformers
                                                               pods=pods),
         "deployment": lambda: DeploymentController(client, replicasets=replicasets, pods=pods),
         "disruption": lambda: DisruptionController(client, pods=pods),
+        "job": lambda: JobController(client),
+        "statefulset": lambda: StatefulSetController(client),
+        "cronjob": lambda: CronJobController(client),
+        "ttl-after-finished": lambda: TTLAfterFinishedController(client),
     }
 
 

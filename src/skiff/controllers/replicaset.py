@@ -242,7 +242,7 @@ class ReplicaSetController:
                 if self.selector_of(o).matches(labels)]
 
     def _pod_added(self, pod: Obj) -> None:
-        if pod_state.is_terminating(pod):
+        if pod_state.is_deleting(pod):
             self._pod_deleted(pod)
             return
         owner = self._owner_by_ref(m.controller_of(pod), m.namespace_of(pod))
@@ -258,7 +258,7 @@ class ReplicaSetController:
     def _pod_updated(self, old: Obj, new: Obj) -> None:
         if m.resource_version_of(old) == m.resource_version_of(new):
             return
-        if pod_state.is_terminating(new) and not pod_state.is_terminating(old):
+        if pod_state.is_deleting(new) and not pod_state.is_deleting(old):
             # Graceful deletion: the pod is as good as gone for counting purposes.
             self._pod_deleted(new)
             return

@@ -35,8 +35,8 @@ from skiff.api.validation.core import (
 from skiff.api.validation.field import Cause
 from skiff.api.validation.metadata import validate_object_meta, validate_object_meta_update
 from skiff.api.validation.names import dns1123_label, dns1123_subdomain, rfc1035_label
-from skiff.api.validation.scheduling import validate_priorityclass
 from skiff.api.validation.policy import validate_pdb
+from skiff.api.validation.scheduling import validate_priorityclass
 from skiff.api.validation.services import validate_service
 
 KindValidator = Callable[[dict[str, Any], dict[str, Any] | None], list[Cause]]
