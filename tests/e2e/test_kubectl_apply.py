@@ -195,9 +195,11 @@ def test_apply_multi_document_file(kubectl: Kubectl, ns: str, tmp_path: Path) ->
 
 
 def managers(obj: dict) -> list[tuple[str, str, str]]:
-    """(manager, operation, subresource) of each managedFields entry."""
+    """(manager, operation, subresource) of each managedFields entry but the status
+    writers' (the controllers report status as they like)."""
     return [(e["manager"], e["operation"], e.get("subresource", ""))
-            for e in obj["metadata"].get("managedFields", [])]
+            for e in obj["metadata"].get("managedFields", [])
+            if e.get("subresource") != "status"]
 
 
 def test_server_side_apply_create_update_conflict_force(
