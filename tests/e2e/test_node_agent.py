@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Kubectl
+from tests.e2e.conftest import KUBECTL, Cluster, Kubectl, start_cluster
 
 pytestmark = pytest.mark.skipif(
     subprocess.run(["id", "-u"], capture_output=True, text=True).stdout.strip() != "0",
@@ -37,6 +37,31 @@ def wait_for(check: Callable[[], Any], timeout: float = 30, interval: float = 0.
             return last
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
+
+
+@pytest.fixture(scope="module")
+def agent_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A cluster with one node agent (process runtime)."""
+    data = tmp_path_factory.mktemp("skiff-agent")
+    c = start_cluster(data, None, "--nodes", "1")
+    yield c
+    c.stop()
+    leftovers = subprocess.run(["pgrep", "-f", str(data)], capture_output=True,
+                               text=True).stdout
+    assert leftovers == "", f"processes left behind: {leftovers}"
+
+
+@pytest.fixture(scope="module")
+def kubectl(agent_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+    """kubectl bound to the agent cluster, once its node is Ready."""
+    if KUBECTL is None:
+        pytest.skip("kubectl is not installed")
+    home = tmp_path_factory.mktemp("kubectl-agent")
+    cache = home / ".kube" / "cache"
+    cache.mkdir(parents=True)
+    k = Kubectl(agent_cluster, cache)
+    wait_for(lambda: " Ready " in k("get", "nodes", "--no-headers"))
+    return k
 
 
 @pytest.fixture

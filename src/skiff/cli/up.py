@@ -88,10 +88,20 @@ def _start_agents(args: argparse.Namespace, data_dir: Path, url: str,
                "--runtime", runtime, "--stop-containers-on-exit"]
         if args.verbose:
             cmd.append("-v")
-        procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL))
+        procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                      preexec_fn=_die_with_parent))
         names.append(name)
     print(f"  nodes: {', '.join(names)} (runtime {runtime}, {why})", flush=True)
     return procs
+
+
+def _die_with_parent() -> None:
+    """In an agent child: get SIGTERM if `skiff up` dies, so no agent outlives it."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 async def _stop_agents(procs: list[subprocess.Popen[bytes]]) -> None:
