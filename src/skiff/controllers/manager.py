@@ -16,6 +16,7 @@ from skiff.controllers.disruption import DisruptionController
 from skiff.controllers.garbage_collector import GarbageCollector
 from skiff.controllers.job import JobController
 from skiff.controllers.namespace import NamespaceController
+from skiff.controllers.node_lifecycle import NodeLifecycleController
 from skiff.controllers.replicaset import (
     REPLICATION_CONTROLLER,
     ReplicaSetController,
@@ -69,9 +70,14 @@ class SharedInformers:
                 await t
 
 
-def controller_factories(client: Client, shared: SharedInformers
+def controller_factories(client: Client, shared: SharedInformers,
+                         settings: dict[str, float] | None = None
                          ) -> dict[str, Callable[[], Any]]:
-    """Name → a function building that controller (each has an async `run()`)."""
+    """Name → a function building that controller (each has an async `run()`).
+
+    `settings` tunes cluster-wide timings (`node_monitor_grace_period`).
+    """
+    settings = settings or {}
     pods = shared.get("", "v1", "pods")
     replicasets = shared.get("apps", "v1", "replicasets")
     return {
@@ -87,17 +93,20 @@ def controller_factories(client: Client, shared: SharedInformers
         "statefulset": lambda: StatefulSetController(client),
         "cronjob": lambda: CronJobController(client),
         "ttl-after-finished": lambda: TTLAfterFinishedController(client),
+        "node-lifecycle": lambda: NodeLifecycleController(
+            client, grace_period=float(settings.get("node_monitor_grace_period", 40.0))),
     }
 
 
-async def run_controllers(client: Client, stop: asyncio.Event) -> None:
+async def run_controllers(client: Client, stop: asyncio.Event,
+                          settings: dict[str, float] | None = None) -> None:
     """Run every controller until `stop` is set, then cancel and await them all.
 
     A controller that crashes is logged and restarted after a pause rather than
     taking the others down with it.
     """
     shared = SharedInformers(client)
-    factories = controller_factories(client, shared)
+    factories = controller_factories(client, shared, settings)
 
     async def supervise(name: str) -> None:
         while True:
