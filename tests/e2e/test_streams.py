@@ -1,7 +1,7 @@
 """exec, attach, cp and port-forward with the real kubectl and the Python client.
 
-Pods run on the session cluster's node agent (process runtime). Each kubectl command
-runs twice where it matters: over WebSocket (kubectl 1.32's default) and over SPDY
+Pods run on a cluster of their own with one node agent (process runtime). Each
+kubectl command runs twice where it matters: over WebSocket (kubectl 1.32's default) and over SPDY
 (`KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false`, `KUBECTL_PORT_FORWARD_WEBSOCKETS=false`),
 so both protocol stacks are exercised end to end through the API server's relay.
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import KUBECTL, Cluster, Kubectl, free_port
+from tests.e2e.conftest import KUBECTL, Cluster, Kubectl, free_port, start_cluster
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the process runtime needs root")
 
@@ -34,6 +34,29 @@ NODE = "node-1"
 SPDY_EXEC = {"KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false"}
 SPDY_PORT_FORWARD = {"KUBECTL_PORT_FORWARD_WEBSOCKETS": "false"}
 TRANSPORTS = {"websocket": {}, "spdy": SPDY_EXEC}
+
+
+@pytest.fixture(scope="module")
+def agent_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A cluster with one node agent (process runtime)."""
+    c = start_cluster(tmp_path_factory.mktemp("skiff-streams"), None, "--nodes", "1")
+    yield c
+    c.stop()
+
+
+@pytest.fixture(scope="module")
+def kubectl(agent_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+    """kubectl bound to the agent cluster, once its node is Ready."""
+    if KUBECTL is None:
+        pytest.skip("kubectl is not installed")
+    cache = tmp_path_factory.mktemp("kubectl-streams") / ".kube" / "cache"
+    cache.mkdir(parents=True)
+    k = Kubectl(agent_cluster, cache)
+    deadline = time.monotonic() + 30
+    while " Ready " not in k("get", "nodes", "--no-headers"):
+        assert time.monotonic() < deadline, "the node did not become Ready"
+        time.sleep(0.3)
+    return k
 
 
 class Pods:
@@ -344,10 +367,10 @@ def _python_client(cluster: Cluster):  # type: ignore[no-untyped-def]
     return client.CoreV1Api(config.new_client_from_config(str(cluster.kubeconfig)))
 
 
-def test_python_client_stream(cluster: Cluster, pods: Pods) -> None:
+def test_python_client_stream(agent_cluster: Cluster, pods: Pods) -> None:
     from kubernetes.stream import stream
 
-    v1 = _python_client(cluster)
+    v1 = _python_client(agent_cluster)
     out = stream(v1.connect_get_namespaced_pod_exec, "shell", pods.ns, container="main",
                  command=["sh", "-c", "echo out; echo err >&2"], stderr=True, stdin=False,
                  stdout=True, tty=False)
@@ -364,10 +387,10 @@ def test_python_client_stream(cluster: Cluster, pods: Pods) -> None:
         ws.close()
 
 
-def test_python_client_portforward(cluster: Cluster, pods: Pods) -> None:
+def test_python_client_portforward(agent_cluster: Cluster, pods: Pods) -> None:
     from kubernetes.stream import portforward
 
-    v1 = _python_client(cluster)
+    v1 = _python_client(agent_cluster)
     pf = portforward(v1.connect_get_namespaced_pod_portforward, "web", pods.ns,
                      ports=str(pods.http_port))
     sock = pf.socket(pods.http_port)

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -118,10 +120,11 @@ async def run_handler(runtime: Runtime, container_id: str, container: Obj, handl
 
 
 def _os_message(exc: OSError | None) -> str:
-    if exc is None:
+    if exc is None or exc.errno == errno.ECONNREFUSED:
         return "connection refused"
-    text = (exc.strerror or str(exc)).lower()
-    return "connection refused" if "refused" in text else text
+    if exc.errno:
+        return os.strerror(exc.errno).lower()
+    return str(exc)
 
 
 def _quote_cmd(command: list[str]) -> str:

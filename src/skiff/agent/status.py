@@ -174,7 +174,8 @@ def build_status(pod: Obj, obs: Observed) -> Obj:
     old = pod.get("status") or {}
     init_specs = spec.get("initContainers") or []
     init_statuses = [container_status(c, obs, "PodInitializing") for c in init_specs]
-    main_default = "ContainerCreating" if obs.initialized else "PodInitializing"
+    main_default = "PodInitializing" if init_specs and not obs.initialized else \
+        "ContainerCreating"
     statuses = [container_status(c, obs, main_default) for c in spec.get("containers") or []]
     for init in init_statuses:
         term = (init.get("state") or {}).get("terminated")
@@ -211,6 +212,9 @@ def build_status(pod: Obj, obs: Observed) -> Obj:
                                      "is not True"))
     else:
         conditions.append(_condition("Ready", ready, ready_reason, ready_msg))
+    if not any(c.get("type") == "PodScheduled" for c in old.get("conditions") or []):
+        # A pod bound by spec.nodeName never saw a scheduler; the kubelet says it is.
+        conditions.append(_condition("PodScheduled", True))
     owned = {c["type"] for c in conditions}
     for c in old.get("conditions") or []:
         if c.get("type") not in owned:
@@ -235,7 +239,8 @@ def build_status(pod: Obj, obs: Observed) -> Obj:
         out["startTime"] = obs.start_time
     if init_statuses:
         out["initContainerStatuses"] = init_statuses
-    out["containerStatuses"] = statuses
+    # Upstream lists container statuses by name (init containers in spec order).
+    out["containerStatuses"] = sorted(statuses, key=lambda c: c["name"])
     if old.get("qosClass"):
         out["qosClass"] = old["qosClass"]
     for key in ("nominatedNodeName", "resize", "resourceClaimStatuses"):

@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
                          "available)")
     up.add_argument("--no-controllers", action="store_true",
                     help="serve the API only (no controllers)")
+    up.add_argument("--no-scheduler", action="store_true",
+                    help="do not run the scheduler (pods stay Pending unless bound by hand)")
     up.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
 
     up.add_argument("--node-monitor-grace-period", type=float, default=40.0,
@@ -44,6 +46,13 @@ def _parser() -> argparse.ArgumentParser:
 
     kc = sub.add_parser("kubeconfig", help="print the path of the admin kubeconfig")
     kc.add_argument("--data-dir", type=Path, default=None)
+
+    from skiff.cli.sim_nodes import add_parser as add_sim_nodes
+
+    add_sim_nodes(sub)
+    from skiff.cli.explain import add_parser as add_explain
+
+    add_explain(sub)
     return p
 
 
@@ -58,6 +67,14 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(path)
         return 0
+    if args.command == "explain":
+        from skiff.cli.explain import run_explain
+
+        return run_explain(args, data_dir)
+    if args.command == "sim-nodes":
+        from skiff.cli.sim_nodes import run_sim_nodes
+
+        return run_sim_nodes(args, data_dir)
     if args.command == "agent":
         from skiff.cli.agent import run_agent
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from skiff.api.resources import ResourceType
 from skiff.apiserver import keys
-from skiff.apiserver.admission import service_allocation
+from skiff.apiserver.admission import priority, service_allocation
 from skiff.apiserver.admission.default_tolerations import add_default_tolerations
 from skiff.store.sqlite import SQLiteStore
 
@@ -40,3 +40,6 @@ async def admit(store: SQLiteStore, rt: ResourceType, obj: dict[str, Any],
             spec["serviceAccountName"] = spec.get("serviceAccount") or "default"
         spec.setdefault("serviceAccount", spec["serviceAccountName"])
         add_default_tolerations(obj, (settings or AdmissionSettings()).default_toleration_seconds)
+        priority.admit_pod(store, obj)
+    elif rt.key == "scheduling.k8s.io/priorityclasses":
+        priority.admit_priority_class(store, obj, old)

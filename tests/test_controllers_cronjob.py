@@ -1,0 +1,229 @@
+"""The CronJob controller against a real API server, on a clock the test moves.
+
+The server runs without its own controllers; the test runs a CronJobController in
+process with a fake clock and nudges it after each move, so schedules minutes
+apart take milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from skiff.api import meta as m
+from skiff.client import Client
+from skiff.controllers.cronjob import CronJobController, job_name
+from tests.cluster_fixture import Cluster, running_cluster
+from tests.controller_helpers import container, events_for, eventually, new_namespace
+
+Obj = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with running_cluster(tmp_path_factory.mktemp("cluster"),
+                         extra_args=("--no-controllers",)) as c:
+        yield c
+
+
+@pytest.fixture
+async def client(cluster: Cluster) -> AsyncIterator[Client]:
+    c = Client.from_kubeconfig(cluster.kubeconfig, component="test")
+    yield c
+    await c.close()
+
+
+@pytest.fixture
+async def ns(client: Client) -> str:
+    return await new_namespace(client)
+
+
+class Clock:
+    """A clock the test sets."""
+
+    def __init__(self) -> None:
+        self.now = m.now()
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+@pytest.fixture
+async def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def controller(client: Client, clock: Clock) -> AsyncIterator[CronJobController]:
+    ctl = CronJobController(client, clock=clock)
+    task = asyncio.create_task(ctl.run())
+    await ctl.cronjobs.has_synced.wait()
+    await ctl.jobs.has_synced.wait()
+    yield ctl
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def cronjob(name: str, schedule: str = "* * * * *", **spec: Any) -> Obj:
+    return {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": name},
+            "spec": {"schedule": schedule, **spec, "jobTemplate": {
+                "metadata": {"labels": {"from": name}},
+                "spec": {"template": {"spec": {"restartPolicy": "Never",
+                                               "containers": [container()]}}}}}}
+
+
+async def jobs_of(client: Client, ns: str) -> list[Obj]:
+    out = await client.list("batch", "v1", "jobs", ns)
+    return sorted(out.get("items") or [], key=lambda j: j["metadata"]["name"])
+
+
+async def tick(ctl: CronJobController, clock: Clock, ns: str, name: str,
+               seconds: float) -> None:
+    clock.advance(seconds)
+    ctl.queue.add(f"{ns}/{name}")
+
+
+async def finish_job(client: Client, job: Obj, ctype: str = "Complete") -> None:
+    now = m.rfc3339()
+    fresh = await client.get("batch", "v1", "jobs", job["metadata"]["name"],
+                             job["metadata"]["namespace"])
+    conds = [{"type": "SuccessCriteriaMet" if ctype == "Complete" else "FailureTarget",
+              "status": "True", "lastTransitionTime": now},
+             {"type": ctype, "status": "True", "lastTransitionTime": now}]
+    fresh["status"] = {"startTime": now, "conditions": conds,
+                       **({"completionTime": now, "succeeded": 1} if ctype == "Complete"
+                          else {"failed": 1})}
+    await client.update_status("batch", "v1", "jobs", fresh)
+
+
+async def test_runs_on_schedule_with_forbid(client: Client, ns: str, clock: Clock,
+                                            controller: CronJobController) -> None:
+    await client.create("batch", "v1", "cronjobs",
+                        cronjob("tick", concurrencyPolicy="Forbid"), ns)
+    await asyncio.sleep(0.3)
+    assert await jobs_of(client, ns) == []
+    await tick(controller, clock, ns, "tick", 61)
+
+    async def one() -> list[Obj]:
+        jobs = await jobs_of(client, ns)
+        return jobs if len(jobs) == 1 else []
+    first = (await eventually(one, "the first job starts"))[0]
+    cj = await client.get("batch", "v1", "cronjobs", "tick", ns)
+    scheduled = m.parse_time(cj["status"]["lastScheduleTime"])
+    assert scheduled is not None and scheduled.second == 0
+    assert first["metadata"]["name"] == job_name("tick", scheduled)
+    assert first["metadata"]["labels"] == {"from": "tick"}
+    assert first["metadata"]["ownerReferences"][0]["kind"] == "CronJob"
+    assert first["metadata"]["annotations"][
+        "batch.kubernetes.io/cronjob-scheduled-timestamp"] == m.rfc3339(scheduled)
+    assert [r["name"] for r in cj["status"]["active"]] == [first["metadata"]["name"]]
+
+    # A minute later the first is still running: Forbid skips this run.
+    await tick(controller, clock, ns, "tick", 60)
+
+    async def forbidden() -> bool:
+        return any(e["reason"] == "JobAlreadyActive" for e in await events_for(client, ns,
+                                                                                "tick"))
+    await eventually(forbidden, "the run is skipped with JobAlreadyActive")
+    assert len(await jobs_of(client, ns)) == 1
+
+    await finish_job(client, first)
+
+    # The skipped run is still due once the first job finishes, so it starts now.
+    async def caught_up() -> Obj | None:
+        c = await client.get("batch", "v1", "cronjobs", "tick", ns)
+        st = c.get("status") or {}
+        names = [r["name"] for r in st.get("active") or []]
+        return c if (st.get("lastSuccessfulTime") and names
+                     and first["metadata"]["name"] not in names) else None
+    cj = await eventually(caught_up, "the completed job leaves status.active, the next starts")
+    assert len(await jobs_of(client, ns)) == 2
+    assert cj["status"]["lastScheduleTime"] == m.rfc3339(scheduled + dt.timedelta(minutes=1))
+    reasons = [e["reason"] for e in await events_for(client, ns, "tick")]
+    assert "SawCompletedJob" in reasons and "SuccessfulCreate" in reasons
+
+
+async def test_replace_deletes_the_running_job(client: Client, ns: str, clock: Clock,
+                                               controller: CronJobController) -> None:
+    await client.create("batch", "v1", "cronjobs",
+                        cronjob("swap", concurrencyPolicy="Replace"), ns)
+    await tick(controller, clock, ns, "swap", 61)
+
+    async def names() -> list[str]:
+        return [j["metadata"]["name"] for j in await jobs_of(client, ns)
+                if not j["metadata"].get("deletionTimestamp")]
+    first = (await eventually(names, "a job starts"))[0]
+    await tick(controller, clock, ns, "swap", 60)
+
+    async def replaced() -> list[str]:
+        got = await names()
+        return got if got and first not in got else []
+    second = await eventually(replaced, "the next run replaces the running job")
+    assert len(second) == 1
+    cj = await client.get("batch", "v1", "cronjobs", "swap", ns)
+    assert [r["name"] for r in cj["status"]["active"]] == second
+
+
+async def test_allow_runs_concurrently_and_history_is_trimmed(
+        client: Client, ns: str, clock: Clock, controller: CronJobController) -> None:
+    await client.create("batch", "v1", "cronjobs",
+                        cronjob("many", successfulJobsHistoryLimit=1), ns)
+    for n in (1, 2):
+        await tick(controller, clock, ns, "many", 61 if n == 1 else 60)
+
+        async def count(n: int = n) -> bool:
+            return len(await jobs_of(client, ns)) == n
+        await eventually(count, f"{n} jobs run at once")
+    for j in await jobs_of(client, ns):
+        await finish_job(client, j)
+
+    async def trimmed() -> list[Obj]:
+        live = [j for j in await jobs_of(client, ns) if not j["metadata"].get("deletionTimestamp")]
+        return live if len(live) == 1 else []
+    await eventually(trimmed, "only one successful job is kept")
+
+
+async def test_too_many_missed_and_suspend(client: Client, ns: str, clock: Clock,
+                                           controller: CronJobController) -> None:
+    await client.create("batch", "v1", "cronjobs", cronjob("late", suspend=True), ns)
+    await tick(controller, clock, ns, "late", 200 * 60)
+    await asyncio.sleep(0.3)
+    assert await jobs_of(client, ns) == []
+    await client.patch("batch", "v1", "cronjobs", "late", {"spec": {"suspend": False}}, ns)
+
+    async def warned() -> bool:
+        return any(e["reason"] == "TooManyMissedTimes" and e["type"] == "Warning"
+                   for e in await events_for(client, ns, "late"))
+    await eventually(warned, "a TooManyMissedTimes warning")
+    jobs = await eventually(lambda: jobs_of(client, ns), "the most recent run starts")
+    assert len(jobs) == 1
+    cj = await client.get("batch", "v1", "cronjobs", "late", ns)
+    last = m.parse_time(cj["status"]["lastScheduleTime"])
+    assert last is not None and clock.now - last < dt.timedelta(minutes=1)
+
+
+async def test_starting_deadline_bounds_the_catch_up(
+        client: Client, ns: str, clock: Clock, controller: CronJobController) -> None:
+    await client.create("batch", "v1", "cronjobs",
+                        cronjob("hourly", "@hourly", startingDeadlineSeconds=60), ns)
+    # Hours pass unnoticed; only a start within the last 60 s may still run.
+    clock.now = clock.now.replace(minute=30) + dt.timedelta(hours=5)
+    controller.queue.add(f"{ns}/hourly")
+    await asyncio.sleep(0.5)
+    assert await jobs_of(client, ns) == []
+    clock.now = clock.now.replace(minute=0, second=20) + dt.timedelta(hours=1)
+    controller.queue.add(f"{ns}/hourly")
+    jobs = await eventually(lambda: jobs_of(client, ns), "the on-time run starts")
+    assert jobs[0]["metadata"]["name"] == job_name(
+        "hourly", clock.now.replace(second=0, microsecond=0))
+    reasons = [e["reason"] for e in await events_for(client, ns, "hourly")]
+    assert "TooManyMissedTimes" not in reasons

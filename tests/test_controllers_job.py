@@ -1,0 +1,301 @@
+"""The Job and TTL-after-finished controllers inside a real `skiff up`.
+
+Pods are bound, run and finished by the fake kubelet in tests/fake_kubelet.py,
+through the API, the way a node agent would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from skiff.api.errors import StatusError
+from skiff.client import Client
+from tests.cluster_fixture import Cluster, running_cluster
+from tests.controller_helpers import container, events_for, eventually, new_namespace, pods_in
+from tests.fake_kubelet import FakeKubelet, finish_pod
+
+Obj = dict[str, Any]
+TRACKING = "batch.kubernetes.io/job-tracking"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with running_cluster(tmp_path_factory.mktemp("cluster")) as c:
+        yield c
+
+
+@pytest.fixture
+async def client(cluster: Cluster) -> AsyncIterator[Client]:
+    c = Client.from_kubeconfig(cluster.kubeconfig, component="test")
+    yield c
+    await c.close()
+
+
+@pytest.fixture
+async def ns(client: Client) -> str:
+    return await new_namespace(client)
+
+
+@pytest.fixture
+async def kubelet(client: Client, ns: str) -> AsyncIterator[FakeKubelet]:
+    async with FakeKubelet(client, ns) as k:
+        yield k
+
+
+def job(name: str, **spec: Any) -> Obj:
+    restart = spec.pop("restartPolicy", "Never")
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+            "spec": {"template": {"spec": {"restartPolicy": restart,
+                                           "containers": [container()]}}, **spec}}
+
+
+async def get_job(client: Client, ns: str, name: str) -> Obj:
+    return await client.get("batch", "v1", "jobs", name, ns)
+
+
+def cond(j: Obj, ctype: str) -> Obj | None:
+    for c in (j.get("status") or {}).get("conditions") or []:
+        if c["type"] == ctype and c["status"] == "True":
+            return c
+    return None
+
+
+async def running_pods(client: Client, ns: str, name: str) -> list[Obj]:
+    return [p for p in await pods_in(client, ns, f"job-name={name}")
+            if (p.get("status") or {}).get("phase") == "Running"
+            and not p["metadata"].get("deletionTimestamp")]
+
+
+async def test_completions_with_parallelism(client: Client, ns: str,
+                                            kubelet: FakeKubelet) -> None:
+    await client.create("batch", "v1", "jobs", job("five", completions=5, parallelism=2), ns)
+    finished = 0
+    while finished < 5:
+        pods = await eventually(lambda: running_pods(client, ns, "five"), "pods run")
+        active = [p for p in await pods_in(client, ns, "job-name=five")
+                  if (p.get("status") or {}).get("phase") in (None, "Pending", "Running")]
+        assert len(active) <= 2, [p["metadata"]["name"] for p in active]
+        pod = pods[0]
+        assert TRACKING in pod["metadata"]["finalizers"]
+        ref = pod["metadata"]["ownerReferences"][0]
+        assert ref["kind"] == "Job" and ref["controller"] is True
+        await finish_pod(client, pod)
+        finished += 1
+
+        async def counted(n: int = finished) -> bool:
+            j = await get_job(client, ns, "five")
+            return (j.get("status") or {}).get("succeeded", 0) >= n
+        await eventually(counted, f"{finished} pods counted")
+
+    async def complete() -> Obj | None:
+        j = await get_job(client, ns, "five")
+        return j if cond(j, "Complete") else None
+    j = await eventually(complete, "the job completes")
+    st = j["status"]
+    assert st["succeeded"] == 5 and "active" not in st and st["ready"] == 0
+    assert st["completionTime"] and st["startTime"]
+    assert cond(j, "SuccessCriteriaMet")["reason"] == "CompletionsReached"
+    assert cond(j, "Complete")["message"] == "Reached expected number of succeeded pods"
+    assert st["uncountedTerminatedPods"] == {}
+    pods = await pods_in(client, ns, "job-name=five")
+    assert len(pods) == 5
+    assert all(TRACKING not in (p["metadata"].get("finalizers") or []) for p in pods)
+
+    async def completed_event() -> bool:
+        reasons = {e["reason"] for e in await events_for(client, ns, "five")}
+        return {"SuccessfulCreate", "Completed"} <= reasons
+    await eventually(completed_event, "events are recorded")
+
+
+async def test_backoff_limit_fails_the_job(client: Client, ns: str,
+                                           kubelet: FakeKubelet) -> None:
+    await client.create("batch", "v1", "jobs", job("fail", backoffLimit=0, parallelism=2,
+                                                    completions=4), ns)
+    pods = await eventually(lambda: running_pods(client, ns, "fail"), "pods run")
+    await finish_pod(client, pods[0], exit_code=3)
+
+    async def failed() -> Obj | None:
+        j = await get_job(client, ns, "fail")
+        return j if cond(j, "Failed") else None
+    j = await eventually(failed, "the job fails")
+    assert cond(j, "Failed")["reason"] == "BackoffLimitExceeded"
+    assert cond(j, "FailureTarget")["message"] == "Job has reached the specified backoff limit"
+    # The other pod was deleted as the job failed, and counts as failed too.
+    assert j["status"]["failed"] == 2
+    assert "active" not in j["status"]
+    assert await running_pods(client, ns, "fail") == []
+
+    async def warning() -> bool:
+        return any(e["reason"] == "BackoffLimitExceeded" and e["type"] == "Warning"
+                   for e in await events_for(client, ns, "fail"))
+    await eventually(warning, "a BackoffLimitExceeded event")
+
+
+async def test_indexed_job(client: Client, ns: str, kubelet: FakeKubelet) -> None:
+    await client.create("batch", "v1", "jobs", job("idx", completions=3, parallelism=3,
+                                                    completionMode="Indexed"), ns)
+
+    async def three() -> list[Obj]:
+        pods = await running_pods(client, ns, "idx")
+        return pods if len(pods) == 3 else []
+    pods = await eventually(three, "three indexed pods run")
+    key = "batch.kubernetes.io/job-completion-index"
+    by_index = {p["metadata"]["annotations"][key]: p for p in pods}
+    assert set(by_index) == {"0", "1", "2"}
+    p1 = by_index["1"]
+    assert p1["metadata"]["labels"][key] == "1"
+    assert p1["metadata"]["name"].startswith("idx-1-")
+    assert p1["spec"]["hostname"] == "idx-1"
+    env = p1["spec"]["containers"][0]["env"]
+    assert {"name": "JOB_COMPLETION_INDEX", "valueFrom": {"fieldRef": {
+        "apiVersion": "v1", "fieldPath": f"metadata.labels['{key}']"}}} in env
+    await finish_pod(client, p1)
+    # A failed index is retried with a new pod for the same index.
+    await finish_pod(client, by_index["2"], exit_code=1)
+
+    async def progress() -> Obj | None:
+        j = await get_job(client, ns, "idx")
+        st = j.get("status") or {}
+        return j if st.get("completedIndexes") == "1" and st.get("failed") == 1 else None
+    await eventually(progress, "index 1 completes and one failure is counted")
+
+    async def replacement() -> Obj | None:
+        pods = await running_pods(client, ns, "idx")
+        return next((p for p in pods if p["metadata"]["annotations"][key] == "2"), None)
+    # The replacement waits out the 10 s failure back-off, as upstream.
+    p2 = await eventually(replacement, "index 2 gets a new pod", timeout=25)
+    await finish_pod(client, p2)
+    await finish_pod(client, by_index["0"])
+
+    async def complete() -> Obj | None:
+        j = await get_job(client, ns, "idx")
+        return j if cond(j, "Complete") else None
+    j = await eventually(complete, "the indexed job completes")
+    assert j["status"]["completedIndexes"] == "0-2"
+    assert j["status"]["succeeded"] == 3
+
+
+async def test_pod_failure_policy(client: Client, ns: str, kubelet: FakeKubelet) -> None:
+    policy = {"rules": [
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+        {"action": "FailJob", "onExitCodes": {"containerName": "main", "operator": "In",
+                                              "values": [42]}},
+    ]}
+    await client.create("batch", "v1", "jobs", job("pfp", podFailurePolicy=policy,
+                                                    backoffLimit=0), ns)
+    pods = await eventually(lambda: running_pods(client, ns, "pfp"), "a pod runs")
+    # A disruption is ignored: not counted against backoffLimit 0, and replaced at once.
+    await finish_pod(client, pods[0], exit_code=137, conditions=[
+        {"type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler"}])
+
+    async def replaced() -> list[Obj]:
+        return [p for p in await running_pods(client, ns, "pfp")
+                if p["metadata"]["uid"] != pods[0]["metadata"]["uid"]]
+    second = (await eventually(replaced, "the ignored failure is replaced"))[0]
+    j = await get_job(client, ns, "pfp")
+    assert not cond(j, "Failed") and "failed" not in j["status"]
+    await finish_pod(client, second, exit_code=42)
+
+    async def failed() -> Obj | None:
+        j = await get_job(client, ns, "pfp")
+        return j if cond(j, "Failed") else None
+    j = await eventually(failed, "exit code 42 fails the job")
+    c = cond(j, "Failed")
+    assert c["reason"] == "PodFailurePolicy"
+    assert c["message"] == (f"Container main for pod {ns}/{second['metadata']['name']} failed "
+                            "with exit code 42 matching FailJob rule at index 1")
+    assert j["status"]["failed"] == 1
+
+
+async def test_suspend_and_resume(client: Client, ns: str, kubelet: FakeKubelet) -> None:
+    await client.create("batch", "v1", "jobs", job("sus", suspend=True, parallelism=2,
+                                                    completions=2), ns)
+
+    async def suspended() -> Obj | None:
+        j = await get_job(client, ns, "sus")
+        return j if cond(j, "Suspended") else None
+    j = await eventually(suspended, "the job is marked suspended")
+    assert cond(j, "Suspended")["reason"] == "JobSuspended"
+    assert "startTime" not in j["status"]
+    assert await pods_in(client, ns, "job-name=sus") == []
+    await client.patch("batch", "v1", "jobs", "sus", {"spec": {"suspend": False}}, ns)
+
+    async def two() -> list[Obj]:
+        pods = await running_pods(client, ns, "sus")
+        return pods if len(pods) == 2 else []
+    await eventually(two, "resuming starts the pods")
+    j = await get_job(client, ns, "sus")
+    resumed = [c for c in j["status"]["conditions"] if c["type"] == "Suspended"][0]
+    assert resumed["status"] == "False" and resumed["reason"] == "JobResumed"
+    assert j["status"]["startTime"]
+    # Suspending again deletes the running pods (without counting them as failures).
+    await client.patch("batch", "v1", "jobs", "sus", {"spec": {"suspend": True}}, ns)
+
+    async def gone() -> bool:
+        return await pods_in(client, ns, "job-name=sus") == []
+    await eventually(gone, "suspending removes the pods")
+    j = await get_job(client, ns, "sus")
+    assert "failed" not in j["status"]
+
+
+async def test_active_deadline(client: Client, ns: str, kubelet: FakeKubelet) -> None:
+    await client.create("batch", "v1", "jobs", job("late", activeDeadlineSeconds=1), ns)
+
+    async def failed() -> Obj | None:
+        j = await get_job(client, ns, "late")
+        return j if cond(j, "Failed") else None
+    j = await eventually(failed, "the deadline fails the job")
+    assert cond(j, "Failed")["reason"] == "DeadlineExceeded"
+    assert cond(j, "Failed")["message"] == "Job was active longer than specified deadline"
+
+    async def no_pods() -> bool:
+        return await pods_in(client, ns, "job-name=late") == []
+    await eventually(no_pods, "the job's pod is deleted")
+
+
+async def test_ttl_after_finished_deletes_the_job(client: Client, ns: str,
+                                                  kubelet: FakeKubelet) -> None:
+    await client.create("batch", "v1", "jobs", job("ttl", ttlSecondsAfterFinished=1), ns)
+    pods = await eventually(lambda: running_pods(client, ns, "ttl"), "a pod runs")
+    await finish_pod(client, pods[0])
+
+    async def deleted() -> bool:
+        try:
+            await get_job(client, ns, "ttl")
+        except StatusError as err:
+            return err.code == 404
+        return False
+    await eventually(deleted, "the finished job is deleted after its TTL")
+
+    async def pods_gone() -> bool:
+        return await pods_in(client, ns, "job-name=ttl") == []
+    await eventually(pods_gone, "its pods are collected")
+
+
+async def test_orphan_pod_is_adopted(client: Client, ns: str, kubelet: FakeKubelet) -> None:
+    labels = {"app": "adoptee"}
+    orphan = {"apiVersion": "v1", "kind": "Pod",
+              "metadata": {"name": "stray", "labels": labels},
+              "spec": {"restartPolicy": "Never", "containers": [container()]}}
+    await client.create("", "v1", "pods", orphan, ns)
+    spec = job("adopt", manualSelector=True, selector={"matchLabels": labels})
+    spec["spec"]["template"]["metadata"] = {"labels": labels}
+    j = await client.create("batch", "v1", "jobs", spec, ns)
+
+    async def adopted() -> Obj | None:
+        p = await client.get("", "v1", "pods", "stray", ns)
+        refs = p["metadata"].get("ownerReferences") or []
+        return p if refs and refs[0]["uid"] == j["metadata"]["uid"] else None
+    p = await eventually(adopted, "the job adopts the matching pod")
+    assert TRACKING in p["metadata"]["finalizers"]
+    # The adopted pod counts: no second pod is made, and its success completes the job.
+    await finish_pod(client, p)
+
+    async def complete() -> Obj | None:
+        got = await get_job(client, ns, "adopt")
+        return got if cond(got, "Complete") else None
+    await eventually(complete, "the adopted pod completes the job")
+    assert [x["metadata"]["name"] for x in await pods_in(client, ns, "app=adoptee")] == ["stray"]
