@@ -8,8 +8,10 @@ so both protocol stacks are exercised end to end through the API server's relay.
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import fcntl
+import json
 import os
 import pty
 import re
@@ -19,6 +21,7 @@ import struct
 import subprocess
 import termios
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -233,6 +236,67 @@ def test_exec_interactive_terminal_with_resize(kubectl: Kubectl, pods: Pods,
          (b"exit 5\r", r"exit code 5")])
     assert "33 111" in out and "/dev/pts/" in out
     assert code == 5
+
+
+def test_exec_into_a_container_that_is_not_running(pods: Pods) -> None:
+    pods.run("run", "crash", "--image=busybox", "--restart=Always",
+             f'--overrides={{"spec":{{"nodeName":"{NODE}"}}}}', "--", "sh", "-c", "exit 1")
+    deadline = time.monotonic() + 30
+    while "CrashLoopBackOff" not in pods.run("get", "pod", "crash").stdout:
+        assert time.monotonic() < deadline, "the pod did not crash-loop"
+        time.sleep(0.3)
+    for env in TRANSPORTS.values():
+        res = pods.run("exec", "crash", "--", "true", env=env)
+        assert res.returncode == 1
+        assert 'container "crash" in pod "crash" is not running' in res.stderr
+    pods.run("delete", "pod", "crash", "--grace-period=0", "--force")
+
+
+def _raw_exec(cluster: Cluster, ns: str, protocol: str, script: str) -> list[bytes | str]:
+    """The messages of an exec over `protocol`, with a plain WebSocket client."""
+    import ssl
+
+    import websocket
+
+    query = urllib.parse.urlencode([("container", "main"), ("command", "sh"),
+                                    ("command", "-c"), ("command", script),
+                                    ("stdout", "true"), ("stderr", "true")])
+    token = (cluster.data_dir / "pki" / "admin.token").read_text().strip()
+    ws = websocket.create_connection(
+        f"wss://127.0.0.1:{cluster.port}/api/v1/namespaces/{ns}/pods/shell/exec?{query}",
+        subprotocols=[protocol], header=[f"Authorization: Bearer {token}"],
+        sslopt={"cert_reqs": ssl.CERT_NONE}, timeout=10)
+    assert ws.getsubprotocol() == protocol
+    messages: list[bytes | str] = []
+    try:
+        while True:
+            opcode, data = ws.recv_data(control_frame=False)
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                break
+            messages.append(data.decode() if opcode == websocket.ABNF.OPCODE_TEXT else data)
+    except websocket.WebSocketConnectionClosedException:
+        pass
+    finally:
+        ws.close()
+    return messages
+
+
+def test_older_channel_protocols(agent_cluster: Cluster, pods: Pods) -> None:
+    # v4: an empty message opens stdout; the status is a Status with the exit code.
+    got = _raw_exec(agent_cluster, pods.ns, "v4.channel.k8s.io", "echo hi; exit 3")
+    assert got[0] == b"\x01" and b"\x01hi\n" in got
+    status = json.loads(bytes(got[-1])[1:])  # type: ignore[arg-type]
+    assert bytes(got[-1])[:1] == b"\x03"  # type: ignore[arg-type]
+    assert status["reason"] == "NonZeroExitCode"
+    assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "3"}]
+    # base64: text frames, the channel as a digit; failures as text on channel 3.
+    got = _raw_exec(agent_cluster, pods.ns, "base64.channel.k8s.io", "echo hi >&2; exit 2")
+    assert "2" + base64.b64encode(b"hi\n").decode() in got
+    last = str(got[-1])
+    assert last[0] == "3" and b"exit code 2" in base64.b64decode(last[1:])
+    # channel.k8s.io: success sends no status at all.
+    got = _raw_exec(agent_cluster, pods.ns, "channel.k8s.io", "echo ok")
+    assert got == [b"\x01", b"\x01ok\n"]
 
 
 # -- attach ---------------------------------------------------------------------------------
