@@ -299,6 +299,40 @@ def test_older_channel_protocols(agent_cluster: Cluster, pods: Pods) -> None:
     assert got == [b"\x01", b"\x01ok\n"]
 
 
+def _running(pattern: str) -> bool:
+    return subprocess.run(["pgrep", "-f", pattern], capture_output=True).returncode == 0
+
+
+def _wait(check: object, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not met"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_a_command_ends_when_its_client_goes(pods: Pods, tty: bool) -> None:
+    assert KUBECTL is not None
+    seconds = str(4000 + int(tty) * 100 + os.getpid() % 100)
+    argv = [KUBECTL, "--cache-dir", str(pods.kubectl.cache_dir), "-n", pods.ns, "exec",
+            *(["-it"] if tty else []), "shell", "-c", "main", "--", "sleep", seconds]
+    if tty:
+        pid, fd = pty.fork()
+        if pid == 0:  # pragma: no cover - the child
+            os.execvpe(argv[0], argv, pods.kubectl.env())
+    else:
+        proc = subprocess.Popen(argv, env=pods.kubectl.env())
+        pid, fd = proc.pid, -1
+    try:
+        _wait(lambda: _running(f"^sleep {seconds}$"))
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        if fd >= 0:
+            os.close(fd)
+    _wait(lambda: not _running(f"^sleep {seconds}$"))
+
+
 # -- attach ---------------------------------------------------------------------------------
 
 

@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Tasks that outlive the request that started them (reaping stopped commands).
+_background: set[asyncio.Future[int]] = set()
+
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PROTOCOL_HEADER = "X-Stream-Protocol-Version"
 ACCEPTED_HEADER = "X-Accepted-Stream-Protocol-Versions"
@@ -89,6 +92,10 @@ class ExecIO:
     def stop(self) -> None:
         """The client left: end the command, leaving nothing behind."""
         self.proc.kill()
+        # Reap it in the background: waiting also gives back its terminal.
+        reaper = asyncio.ensure_future(self.proc.wait())
+        _background.add(reaper)
+        reaper.add_done_callback(_background.discard)
 
 
 class AttachIO:
@@ -98,8 +105,7 @@ class AttachIO:
     1 stdout, 2 stderr, 3 the exit status (JSON, last), 4 resize, 255 close stdin.
     """
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 opts: rc.Options) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
         self.stdout: asyncio.StreamReader | None = asyncio.StreamReader()
@@ -124,7 +130,7 @@ class AttachIO:
             writer.close()
             raise StreamError(500, f"unable to attach to the container: "
                                    f"{reply.get('error', 'refused')}", "InternalError")
-        return cls(reader, writer, opts)
+        return cls(reader, writer)
 
     async def _read(self) -> None:
         code = 0

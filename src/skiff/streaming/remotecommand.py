@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -438,5 +438,3 @@ async def report_failure(streams: CommandStreams, status: Obj,
             await sink.write(stderr_text.encode())
     await streams.finish(status)
 
-
-StreamsFactory = Callable[[], Awaitable[CommandStreams | None]]

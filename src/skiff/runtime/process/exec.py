@@ -43,14 +43,56 @@ class ProcessExec:
     async def wait(self) -> int:
         """The command's exit code (128+N if a signal N ended it)."""
         code = await self.proc.wait()
+        self._release_terminal()
         return 128 - code if code < 0 else code
 
+    def _release_terminal(self) -> None:
+        # The command ended: its output still drains through the reader's own copy
+        # of the terminal, but nothing will be written or resized any more.
+        if self._master < 0:
+            return
+        with contextlib.suppress(OSError):
+            os.close(self._master)
+        self._master = -1
+        if self.stdin is not None:
+            with contextlib.suppress(OSError, RuntimeError):
+                self.stdin.close()
+
     def kill(self) -> None:
-        """End the command and everything it started in its session."""
+        """End the command and everything it started.
+
+        With a terminal the command leads a session of its own inside the container,
+        so killing nsenter's process group is not enough: every descendant goes.
+        """
+        for pid in _descendants(self.proc.pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):
             self.proc.kill()
+
+
+def _descendants(root: int) -> list[int]:
+    """Every process below `root`, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rpartition(b")")[2].split()
+        except OSError:
+            continue
+        if len(fields) > 1:
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    out: list[int] = []
+    stack = [root]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            out.append(child)
+            stack.append(child)
+    return out
 
 
 def _preexec(cgroup_procs: list[str], claim_tty: bool) -> Any:
