@@ -21,6 +21,7 @@ import struct
 import subprocess
 import termios
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -297,6 +298,30 @@ def test_older_channel_protocols(agent_cluster: Cluster, pods: Pods) -> None:
     # channel.k8s.io: success sends no status at all.
     got = _raw_exec(agent_cluster, pods.ns, "channel.k8s.io", "echo ok")
     assert got == [b"\x01", b"\x01ok\n"]
+
+
+def test_bad_stream_requests_get_a_status(agent_cluster: Cluster, pods: Pods) -> None:
+    import ssl
+
+    import websocket
+
+    token = (agent_cluster.data_dir / "pki" / "admin.token").read_text().strip()
+    base = f"127.0.0.1:{agent_cluster.port}/api/v1/namespaces/{pods.ns}/pods/shell/exec"
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    req = urllib.request.Request(f"https://{base}?command=true&stdout=true",
+                                 headers={"Authorization": f"Bearer {token}"})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, context=ctx, timeout=10)
+    assert err.value.code == 400
+    assert json.loads(err.value.read())["message"] == "Upgrade request required"
+    with pytest.raises(websocket.WebSocketBadStatusException) as bad:
+        websocket.create_connection(f"wss://{base}?container=main&command=true",
+                                    subprotocols=["v5.channel.k8s.io"],
+                                    header=[f"Authorization: Bearer {token}"],
+                                    sslopt={"cert_reqs": ssl.CERT_NONE}, timeout=10)
+    assert bad.value.status_code == 400
+    assert b"you must specify at least 1 of stdin, stdout, stderr" in bad.value.resp_body
 
 
 def _running(pattern: str) -> bool:
