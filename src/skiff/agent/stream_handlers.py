@@ -199,11 +199,18 @@ def _container_path(pid: int) -> str:
 
 
 def _executable(path: Path) -> int:
-    """0 if `path` can be run; else the errno-like code (127 missing, 126 not runnable)."""
+    """0 if `path` can be run; else the errno-like code (127 missing, 126 not runnable).
+
+    A symbolic link counts as runnable: seen from the host through /proc/PID/root,
+    an absolute link would resolve against the host's root, not the container's,
+    so the runtime itself decides.
+    """
     try:
-        st = path.stat()
+        st = path.lstat()
     except OSError:
         return 127
+    if stat.S_ISLNK(st.st_mode):
+        return 0
     if stat.S_ISDIR(st.st_mode) or not st.st_mode & 0o111:
         return 126
     return 0
