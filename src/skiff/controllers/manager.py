@@ -8,6 +8,7 @@ import logging
 
 from skiff.client.http_client import Client
 from skiff.controllers.cronjob import CronJobController
+from skiff.controllers.daemonset import DaemonSetController
 from skiff.controllers.garbage_collector import GarbageCollector
 from skiff.controllers.job import JobController
 from skiff.controllers.namespace import NamespaceController
@@ -30,6 +31,7 @@ async def run_controllers(client: Client, stop: asyncio.Event) -> None:
         "serviceaccounts": lambda: ServiceAccountsController(client),
         "job": lambda: JobController(client),
         "statefulset": lambda: StatefulSetController(client),
+        "daemonset": lambda: DaemonSetController(client),
         "cronjob": lambda: CronJobController(client),
         "ttl-after-finished": lambda: TTLAfterFinishedController(client),
     }
