@@ -1,4 +1,4 @@
-"""Small helpers shared by the workload controller integration tests."""
+"""Shared pieces of controller tests: polling, namespaces, objects, listings."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from skiff.client.http_client import Client
+from skiff.client import Client
+from skiff.client.informer import Informer
 
 Obj = dict[str, Any]
 
@@ -32,17 +33,50 @@ async def new_namespace(client: Client) -> str:
     return name
 
 
+def pod_template(labels: dict[str, str], image: str = "nginx:1") -> Obj:
+    """A minimal pod template with one container."""
+    return {"metadata": {"labels": dict(labels)},
+            "spec": {"containers": [{"name": "c", "image": image}]}}
+
+
+def replicaset(name: str, replicas: int, labels: dict[str, str], **spec: Any) -> Obj:
+    """An apps/v1 ReplicaSet selecting `labels`."""
+    return {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": name},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": dict(labels)},
+                     "template": pod_template(labels), **spec}}
+
+
+def deployment(name: str, replicas: int, labels: dict[str, str], image: str = "nginx:1",
+               **spec: Any) -> Obj:
+    """An apps/v1 Deployment selecting `labels`."""
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": dict(labels)},
+                     "template": pod_template(labels, image), **spec}}
+
+
 async def pods_in(client: Client, namespace: str, selector: str = "") -> list[Obj]:
-    """The pods of a namespace, sorted by name."""
+    """The pods of a namespace (those being deleted too), sorted by name."""
     out = await client.list("", "v1", "pods", namespace, label_selector=selector)
     return sorted(out.get("items") or [], key=lambda p: p["metadata"]["name"])
 
 
+async def live_pods_in(client: Client, namespace: str, selector: str = "") -> list[Obj]:
+    """The pods of a namespace that are not being deleted, sorted by name."""
+    return [p for p in await pods_in(client, namespace, selector)
+            if not p["metadata"].get("deletionTimestamp")]
+
+
 async def events_for(client: Client, namespace: str, name: str) -> list[Obj]:
-    """The events about object `name` in `namespace`."""
-    out = await client.list("", "v1", "events", namespace,
-                            field_selector=f"involvedObject.name={name}")
-    return out.get("items") or []
+    """Events about the object `name` in `namespace`."""
+    return (await client.list("", "v1", "events", namespace,
+                              field_selector=f"involvedObject.name={name}"))["items"]
+
+
+async def seed(informer: Informer, *objs: Obj) -> None:
+    """Fill an informer's cache as if it had listed `objs` (for unit tests)."""
+    for obj in objs:
+        await informer._apply("ADDED", obj)  # noqa: SLF001 - test seam
+    informer.has_synced.set()
 
 
 def container(name: str = "main", image: str = "busybox") -> Obj:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from tests.e2e.conftest import Cluster, Kubectl
 
 
@@ -95,10 +93,6 @@ def test_explain_deployment_strategy(kubectl: Kubectl) -> None:
     assert "  rollingUpdate\t<RollingUpdateDeployment>" in lines
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the served OpenAPI has no description on properties that reference another schema "
-    "(DeploymentSpec.strategy, DeploymentStrategy.rollingUpdate) nor enum values: the "
-    "kubernetes client models it is built from do not carry them"))
 def test_explain_shows_descriptions_of_referencing_fields(kubectl: Kubectl) -> None:
     text = " ".join(kubectl("explain", "deployment.spec.strategy").split())
     assert "The deployment strategy to use to replace existing pods with new ones." in text

@@ -73,6 +73,8 @@ _POD_FIELDS = {
 }
 
 _WORKLOAD_SCALE = ScalePaths()
+# A ReplicationController's selector is a plain label map, not a LabelSelector.
+_RC_SCALE = ScalePaths(label_selector="spec.selector")
 
 BUILTIN: tuple[ResourceType, ...] = (
     # Upstream serves no deletecollection on namespaces: one DELETE must not empty a cluster.
@@ -92,6 +94,9 @@ BUILTIN: tuple[ResourceType, ...] = (
                  subresources=("status", "proxy"),
                  field_selectors=_fields("spec.clusterIP", "spec.type"), has_status=False),
     ResourceType("", "v1", "Endpoints", "endpoints", short_names=("ep",), has_status=False),
+    ResourceType("", "v1", "ReplicationController", "replicationcontrollers",
+                 short_names=("rc",), categories=("all",), subresources=("status", "scale"),
+                 scale=_RC_SCALE, field_selectors=_fields("status.replicas")),
     ResourceType("", "v1", "ConfigMap", "configmaps", short_names=("cm",), has_status=False),
     ResourceType("", "v1", "Secret", "secrets", has_status=False, field_selectors=_fields("type")),
     ResourceType("", "v1", "ServiceAccount", "serviceaccounts", short_names=("sa",),
@@ -118,6 +123,10 @@ BUILTIN: tuple[ResourceType, ...] = (
     ResourceType("batch", "v1", "CronJob", "cronjobs", short_names=("cj",), categories=("all",),
                  subresources=("status",)),
     ResourceType("coordination.k8s.io", "v1", "Lease", "leases", has_status=False),
+    ResourceType("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", namespaced=False,
+                 short_names=("pc",), has_status=False),
+    ResourceType("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets",
+                 short_names=("pdb",), subresources=("status",)),
     ResourceType("apiextensions.k8s.io", "v1", "CustomResourceDefinition",
                  "customresourcedefinitions", namespaced=False, short_names=("crd", "crds"),
                  subresources=("status",)),

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import random
 import secrets
+import time
 import uuid
 from typing import Any
 
@@ -66,9 +69,19 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+_last_second: list[Any] = [-1, ""]
+
+
 def rfc3339(t: dt.datetime | None = None) -> str:
     """A timestamp as Kubernetes writes them (second precision, Z)."""
-    return (t or now()).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if t is not None:
+        return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Every write stamps the current second at least once: format each second once.
+    second = int(time.time())
+    if _last_second[0] != second:
+        _last_second[1] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+        _last_second[0] = second
+    return _last_second[1]
 
 
 def rfc3339_micro(t: dt.datetime | None = None) -> str:
@@ -84,9 +97,15 @@ def parse_time(value: str) -> dt.datetime | None:
         return None
 
 
+# UIDs must be unique, not secret (upstream's are random v4 UUIDs, never used as
+# credentials): a generator seeded once from the OS spares a getrandom call per write.
+_uid_random = random.Random(os.urandom(32))
+os.register_at_fork(after_in_child=lambda: _uid_random.seed(os.urandom(32)))
+
+
 def new_uid() -> str:
-    """A fresh object UID."""
-    return str(uuid.uuid4())
+    """A fresh object UID (a random version-4 UUID)."""
+    return str(uuid.UUID(int=_uid_random.getrandbits(128), version=4))
 
 
 def generate_name(prefix: str) -> str:

@@ -9,7 +9,12 @@ from aiohttp import web
 
 from skiff.api.errors import StatusError, bad_request
 from skiff.api.resources import ResourceType
-from skiff.api.schema.fields import decode_json_strict, prune_unknown, type_errors, unknown_fields
+from skiff.api.schema.fields import (
+    duplicate_fields,
+    prune_unknown,
+    type_errors,
+    unknown_fields,
+)
 from skiff.apiserver.codec import JSON, media_type
 from skiff.apiserver.resource_store import WriteContext
 
@@ -52,11 +57,7 @@ class FieldChecker:
             )
         problems: list[str] = []
         if raw is not None and mode != IGNORE and media_type(content_type) in ("", JSON):
-            try:
-                _, dups = decode_json_strict(raw)
-            except ValueError:
-                dups = []
-            problems += [f'duplicate field "{d}"' for d in dups]
+            problems += [f'duplicate field "{d}"' for d in duplicate_fields(raw, obj)]
         if mode == IGNORE:
             prune_unknown(obj, node)
             return

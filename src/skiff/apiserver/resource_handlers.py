@@ -367,6 +367,7 @@ class ResourceHandlers:
             obj = await self.objects.get(rt, target.namespace, target.name)
             return self._respond(request, rt, scale_of(rt, obj))
         ctx = self._context(request)
+        read_rv: str | None = None
         if request.method == "PUT":
             body = await self._body(request, rt)
             if not isinstance(body, dict):
@@ -376,6 +377,7 @@ class ResourceHandlers:
             raw = await request.read()
             mt, patch = codec.decode_patch(raw, request.headers.get("Content-Type"))
             current = scale_of(rt, await self.objects.get(rt, target.namespace, target.name))
+            read_rv = current["metadata"].get("resourceVersion")
             new_scale = self.server.patcher.patch_plain(current, mt, patch)
         else:
             raise method_not_allowed(f"{request.method} is not supported on scale")
@@ -391,6 +393,10 @@ class ResourceHandlers:
                 "reason": "FieldValueInvalid", "field": "spec.replicas",
                 "message": f"Invalid value: {replicas!r}: must be greater than or equal to 0"}])
         wanted_rv = str((new_scale.get("metadata") or {}).get("resourceVersion") or "")
+        if request.method == "PATCH" and wanted_rv == str(read_rv or ""):
+            # The version came from our own read, not the patch: a concurrent change
+            # (a controller's status write) must not fail the patch, as upstream retries.
+            wanted_rv = ""
 
         def mutate(old: dict[str, Any]) -> dict[str, Any]:
             if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:

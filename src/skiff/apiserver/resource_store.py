@@ -9,6 +9,7 @@ graceful pod termination.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
@@ -35,6 +36,7 @@ from skiff.api.resources import ResourceType
 from skiff.apiserver import keys
 from skiff.apiserver.list_options import ListOptions, decode_continue, encode_continue
 from skiff.apiserver.object_filter import ObjectFilter
+from skiff.apiserver.shared_events import SharedEvents
 from skiff.store.base import (
     CompactedError,
     FutureRevisionError,
@@ -51,6 +53,16 @@ Obj = dict[str, Any]
 _SERVER_META = ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp",
                 "deletionGracePeriodSeconds", "generation", "selfLink")
 _GUARANTEED_UPDATE_TRIES = 16
+
+
+async def _lost_race(attempt: int) -> None:
+    """Pause before retrying a compare-and-swap that lost to another write.
+
+    Reads see only committed values while the losing check also sees writes still
+    being made durable; retrying at once would spin through every try before that
+    write commits, so each retry waits a little longer (1 ms doubling, at most 50 ms).
+    """
+    await asyncio.sleep(min(0.001 * 2 ** attempt, 0.05))
 # ObjectMeta collections marked omitempty upstream: an empty one is never stored, so a
 # patch that removes the last owner reference or finalizer leaves no `[]` behind.
 _OMIT_EMPTY_META = ("labels", "annotations", "ownerReferences", "finalizers")
@@ -191,6 +203,7 @@ class ResourceStore:
         self.hooks = hooks or Hooks()
         # Looked up per request so the server can register the Namespace kind once.
         self.namespace_rt: ResourceType | None = None
+        self.shared = SharedEvents(_loads)
 
     # -- reads -----------------------------------------------------------------
 
@@ -264,6 +277,18 @@ class ResourceStore:
         self, rt: ResourceType, namespace: str, opts: ListOptions
     ) -> AsyncIterator[tuple[str, Obj]]:
         """(type, object) pairs: the initial state if asked for, then every change."""
+        async for batch in self.watch_batches(rt, namespace, opts):
+            for item in batch:
+                yield item
+
+    async def watch_batches(
+        self, rt: ResourceType, namespace: str, opts: ListOptions
+    ) -> AsyncIterator[list[tuple[str, Obj]]]:
+        """The pairs `watch` yields, grouped as they became available.
+
+        Objects of changes are decoded once and shared by every watcher of the
+        change: consumers must not modify them.
+        """
         flt = ObjectFilter.for_request(rt, opts)
         prefix = keys.collection_prefix(rt, namespace)
         rv = opts.resource_version
@@ -276,32 +301,38 @@ class ResourceStore:
         if initial:
             res = await self.store.list(prefix)
             start = res.revision
+            first: list[tuple[str, Obj]] = []
             for kv in res.items:
                 obj = load(rt, kv)
                 if flt.matches(obj):
-                    yield "ADDED", obj
+                    first.append(("ADDED", obj))
             if opts.send_initial_events and opts.allow_bookmarks:
-                yield "BOOKMARK", self.bookmark(rt, start, initial_events_end=True)
+                first.append(("BOOKMARK", self.bookmark(rt, start, initial_events_end=True)))
+            if first:
+                yield first
         elif not start:
             start = self.store.revision
         try:
-            async for ev in self.store.watch(prefix, start):
-                obj = _loads(rt, ev.value)
-                obj["metadata"]["resourceVersion"] = str(ev.revision)
-                now_matches = flt.matches(obj)
-                if ev.kind == "DELETED":
+            async for events in self.store.watch_batches(prefix, start):
+                out: list[tuple[str, Obj]] = []
+                for ev in events:
+                    obj = self.shared.current(rt, ev)
+                    now_matches = flt.matches(obj)
+                    if ev.kind == "DELETED":
+                        if now_matches:
+                            out.append(("DELETED", obj))
+                        continue
+                    was = False
+                    if ev.prev_value is not None and not flt.everything:
+                        was = flt.matches(self.shared.previous(rt, ev))
+                    elif ev.prev_value is not None:
+                        was = True
                     if now_matches:
-                        yield "DELETED", obj
-                    continue
-                was = False
-                if ev.prev_value is not None and not flt.everything:
-                    was = flt.matches(_loads(rt, ev.prev_value))
-                elif ev.prev_value is not None:
-                    was = True
-                if now_matches:
-                    yield ("MODIFIED" if was else "ADDED"), obj
-                elif was:
-                    yield "DELETED", obj
+                        out.append((("MODIFIED" if was else "ADDED"), obj))
+                    elif was:
+                        out.append(("DELETED", obj))
+                if out:
+                    yield out
         except CompactedError as exc:
             raise gone(f"too old resource version: {exc.requested} ({exc.compacted})") from None
 
@@ -509,7 +540,7 @@ class ResourceStore:
         ran `_prepare_update`; pass prepared=False to have it run here).
         """
         key = keys.object_key(rt, namespace, name)
-        for _ in range(_GUARANTEED_UPDATE_TRIES):
+        for attempt in range(_GUARANTEED_UPDATE_TRIES):
             kv = await self.store.get(key)
             if kv is None:
                 raise not_found(rt.group, rt.plural, name)
@@ -536,6 +567,7 @@ class ResourceStore:
                 try:
                     last = await self.store.delete(key, kv.mod_revision)
                 except RevisionConflictError:
+                    await _lost_race(attempt)
                     continue
                 except KeyNotFoundError:
                     raise not_found(rt.group, rt.plural, name) from None
@@ -547,6 +579,7 @@ class ResourceStore:
             except RevisionConflictError:
                 if precondition:
                     raise conflict(rt.group, rt.plural, name, STALE_OBJECT) from None
+                await _lost_race(attempt)
                 continue
             except KeyNotFoundError:
                 raise not_found(rt.group, rt.plural, name) from None
@@ -574,7 +607,7 @@ class ResourceStore:
     ) -> tuple[Obj, bool]:
         """Delete or start deleting an object. Returns (object, gone_now)."""
         key = keys.object_key(rt, namespace, name)
-        for _ in range(_GUARANTEED_UPDATE_TRIES):
+        for attempt in range(_GUARANTEED_UPDATE_TRIES):
             kv = await self.store.get(key)
             if kv is None:
                 raise not_found(rt.group, rt.plural, name)
@@ -607,6 +640,7 @@ class ResourceStore:
                 try:
                     last = await self.store.delete(key, kv.mod_revision)
                 except RevisionConflictError:
+                    await _lost_race(attempt)
                     continue
                 except KeyNotFoundError:
                     raise not_found(rt.group, rt.plural, name) from None
@@ -646,6 +680,7 @@ class ResourceStore:
             try:
                 rev = await self.store.update(key, dump(rt, new), kv.mod_revision)
             except RevisionConflictError:
+                await _lost_race(attempt)
                 continue
             except KeyNotFoundError:
                 raise not_found(rt.group, rt.plural, name) from None

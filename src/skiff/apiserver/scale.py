@@ -6,7 +6,7 @@ from typing import Any
 
 from skiff.api import meta as m
 from skiff.api.resources import ResourceType
-from skiff.api.selectors.labels import from_label_selector_dict
+from skiff.api.selectors.labels import from_label_selector_dict, selector_from_set
 
 
 def _selector_string(rt: ResourceType, obj: dict[str, Any]) -> str:
@@ -19,6 +19,8 @@ def _selector_string(rt: ResourceType, obj: dict[str, Any]) -> str:
     if not isinstance(sel, dict):
         return ""
     try:
+        if rt.kind == "ReplicationController":
+            return selector_from_set(sel).to_string()
         return from_label_selector_dict(sel).to_string()
     except Exception:  # noqa: BLE001 - a stored bad selector must not break reads
         return ""

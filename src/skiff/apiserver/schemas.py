@@ -36,7 +36,7 @@ class SchemaCatalog:
             self._crd.pop(gvk, None)
             return
         comps[name] = component
-        self._crd[gvk] = SchemaNode(component, builtin.builtin_components())
+        self._crd[gvk] = SchemaNode(component, builtin.lazy_components())
 
     def drop_custom(self, rt: ResourceType) -> None:
         """Forget a custom resource version's schema."""

@@ -30,11 +30,12 @@ from skiff.apiserver import codec, discovery, keys
 from skiff.apiserver.auth import PUBLIC_PATHS, Authenticator, User
 from skiff.apiserver.crds import CRDManager
 from skiff.apiserver.event_ttl import run_event_ttl
+from skiff.apiserver.eviction import evict
 from skiff.apiserver.patcher import Patcher
 from skiff.apiserver.paths import Target, parse_resource_path
 from skiff.apiserver.pki import ClusterPKI
 from skiff.apiserver.resource_handlers import ResourceHandlers
-from skiff.apiserver.resource_store import DeleteOptions, ResourceStore, WriteContext
+from skiff.apiserver.resource_store import ResourceStore, WriteContext
 from skiff.apiserver.schemas import SchemaCatalog
 from skiff.apiserver.server_hooks import ServerHooks
 from skiff.store.sqlite import Compactor, SQLiteStore
@@ -56,6 +57,15 @@ KUBERNETES_VERSION = {
 MAX_HEADER_BYTES = 1 << 20
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+# The classes every cluster has, as upstream's API server creates them.
+SYSTEM_PRIORITY_CLASSES = {
+    "system-node-critical": (2000001000, "Used for system critical pods that must not be moved "
+                                         "from their current node."),
+    "system-cluster-critical": (2000000000, "Used for system critical pods that must run in "
+                                            "the cluster, but can be moved to another node if "
+                                            "necessary."),
+}
 
 StreamHandler = Callable[[web.Request, Target], Awaitable[web.StreamResponse]]
 VirtualCreate = Callable[[web.Request, Target, Any, WriteContext], Awaitable[dict[str, Any]]]
@@ -180,6 +190,16 @@ class APIServer:
             with contextlib.suppress(StatusError):
                 await self.objects.create(ns_rt, "", {
                     "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}, ctx)
+        pc_rt = self.registry.get("scheduling.k8s.io", "v1", "priorityclasses")
+        assert pc_rt is not None
+        for name, (value, description) in SYSTEM_PRIORITY_CLASSES.items():
+            if self.store.get_now(keys.object_key(pc_rt, "", name)) is not None:
+                continue
+            with contextlib.suppress(StatusError):
+                await self.objects.create(pc_rt, "", {
+                    "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                    "metadata": {"name": name}, "value": value, "description": description,
+                }, ctx)
         svc_rt = self.registry.get("", "v1", "services")
         assert svc_rt is not None
         if self.store.get_now(keys.object_key(svc_rt, "default", "kubernetes")) is not None:
@@ -242,6 +262,12 @@ class APIServer:
         node = ((body.get("target") or {}).get("name")) or ""
         if not node:
             raise bad_request("a Binding needs target.name")
+        binding_md = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        annotations = binding_md.get("annotations") or {}
+        if not isinstance(annotations, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()):
+            raise bad_request("metadata.annotations of a Binding must map strings to strings")
+        wanted_uid = binding_md.get("uid") or ""
         pods = self.registry.get("", "v1", "pods")
         assert pods is not None
 
@@ -249,11 +275,17 @@ class APIServer:
             spec = pod.setdefault("spec", {})
             if pod["metadata"].get("deletionTimestamp"):
                 raise conflict("", "pods", name, "pod is being deleted, cannot be assigned")
+            if wanted_uid and pod["metadata"].get("uid") != wanted_uid:
+                raise conflict("", "pods", name, "the UID in the Binding does not match the pod")
             current = spec.get("nodeName")
             if current:
                 raise conflict("", "pods", name, f"pod {name} is already assigned to node "
                                                  f'"{current}"')
             spec["nodeName"] = node
+            if annotations:
+                # As upstream: a Binding's annotations are copied onto the pod.
+                pod["metadata"]["annotations"] = {**(pod["metadata"].get("annotations") or {}),
+                                                  **annotations}
             m.set_condition(pod, "PodScheduled", "True")
             return pod
 
@@ -266,17 +298,9 @@ class APIServer:
 
     async def evict_pod(self, namespace: str, name: str, body: Any,
                         ctx: WriteContext) -> dict[str, Any]:
-        """Evict a pod (the pods/eviction subresource): a graceful delete."""
-        pods = self.registry.get("", "v1", "pods")
-        assert pods is not None
-        opts = DeleteOptions()
-        if isinstance(body, dict):
-            d = body.get("deleteOptions") or {}
-            if isinstance(d.get("gracePeriodSeconds"), int):
-                opts.grace_period_seconds = d["gracePeriodSeconds"]
-        await self.objects.delete(pods, namespace, name, opts, ctx)
-        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                "code": 201}
+        """Evict a pod (the pods/eviction subresource): a graceful delete that honours
+        PodDisruptionBudgets (see `eviction`)."""
+        return await evict(self, namespace, name, body, ctx)
 
     # -- HTTP ------------------------------------------------------------------
 

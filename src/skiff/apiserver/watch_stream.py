@@ -29,14 +29,15 @@ async def stream_watch(
 ) -> web.StreamResponse:
     """Serve `?watch=true`: events until the timeout, the client leaves, or shutdown."""
     rep = negotiate(request.headers.get("Accept"))
-    events = server.objects.watch(rt, namespace, opts)
+    batches = server.objects.watch_batches(rt, namespace, opts)
+    shared = server.objects.shared
     # Errors that happen before the first event (bad selectors) are ordinary
     # Status responses. An expired resourceVersion is not: as upstream, once the
     # request is accepted it is reported as an ERROR event in a 200 stream, which
     # is what informers and the Python client's Watch look for to relist.
-    first: tuple[str, dict[str, Any]] | None = None
+    first: list[tuple[str, dict[str, Any]]] | None = None
     expired: StatusError | None = None
-    first_task = asyncio.ensure_future(events.__anext__())
+    first_task = asyncio.ensure_future(batches.__anext__())
     done, _ = await asyncio.wait({first_task}, timeout=0.05)
     if done:
         try:
@@ -56,18 +57,20 @@ async def stream_watch(
     deadline = time.monotonic() + opts.timeout_seconds if opts.timeout_seconds else None
     include = request.query.get("includeObject", "Metadata")
     headers_sent = False
-    last_rv = opts.resource_version or "0"
 
-    async def send(kind: str, obj: dict[str, Any]) -> None:
-        nonlocal headers_sent, last_rv
-        last_rv = obj.get("metadata", {}).get("resourceVersion", last_rv)
+    def encode(kind: str, obj: dict[str, Any]) -> bytes:
+        nonlocal headers_sent
         if rep.table and kind != "BOOKMARK" and kind != "ERROR":
             table = server.table(rt, [obj], include, None)
             if headers_sent:
                 table.pop("columnDefinitions", None)
             headers_sent = True
-            obj = table
-        await resp.write(orjson.dumps({"type": kind, "object": obj}) + b"\n")
+            return orjson.dumps({"type": kind, "object": table}) + b"\n"
+        return shared.line(rt, kind, obj)
+
+    async def send(batch: list[tuple[str, dict[str, Any]]]) -> None:
+        # One write per burst of changes rather than one per change.
+        await resp.write(b"".join(encode(kind, obj) for kind, obj in batch))
 
     pending = first_task if not done else None
     stop = server.stopping
@@ -76,11 +79,11 @@ async def stream_watch(
     try:
         if expired is not None:
             raise expired
-        if first is not None:
-            await send(*first)
+        if first:
+            await send(first)
         while True:
             if pending is None:
-                pending = asyncio.ensure_future(events.__anext__())
+                pending = asyncio.ensure_future(batches.__anext__())
             timeout = BOOKMARK_INTERVAL
             if deadline is not None:
                 timeout = min(timeout, deadline - time.monotonic())
@@ -92,13 +95,13 @@ async def stream_watch(
                 break
             if pending in done_set:
                 try:
-                    kind, obj = pending.result()
+                    batch = pending.result()
                 except StopAsyncIteration:
                     break
                 pending = None
-                await send(kind, obj)
+                await send(batch)
             elif opts.allow_bookmarks and (deadline is None or time.monotonic() < deadline):
-                await send("BOOKMARK", server.objects.bookmark(rt, server.store.revision))
+                await send([("BOOKMARK", server.objects.bookmark(rt, server.store.revision))])
     except StatusError as err:
         with contextlib.suppress(ConnectionError, RuntimeError):
             await resp.write(orjson.dumps({"type": "ERROR", "object": err.to_status()}) + b"\n")
@@ -113,7 +116,7 @@ async def stream_watch(
             with contextlib.suppress(BaseException):
                 await pending
         with contextlib.suppress(BaseException):
-            await events.aclose()  # type: ignore[attr-defined]
+            await batches.aclose()  # type: ignore[attr-defined]
     with contextlib.suppress(ConnectionError, RuntimeError):
         await resp.write_eof()
     return resp

@@ -29,10 +29,19 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--runtime", default="", help="container runtime for local node agents")
     up.add_argument("--no-controllers", action="store_true",
                     help="serve the API only (no controllers)")
+    up.add_argument("--no-scheduler", action="store_true",
+                    help="do not run the scheduler (pods stay Pending unless bound by hand)")
     up.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
 
     kc = sub.add_parser("kubeconfig", help="print the path of the admin kubeconfig")
     kc.add_argument("--data-dir", type=Path, default=None)
+
+    from skiff.cli.sim_nodes import add_parser as add_sim_nodes
+
+    add_sim_nodes(sub)
+    from skiff.cli.explain import add_parser as add_explain
+
+    add_explain(sub)
     return p
 
 
@@ -47,6 +56,14 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(path)
         return 0
+    if args.command == "explain":
+        from skiff.cli.explain import run_explain
+
+        return run_explain(args, data_dir)
+    if args.command == "sim-nodes":
+        from skiff.cli.sim_nodes import run_sim_nodes
+
+        return run_sim_nodes(args, data_dir)
     if args.command == "up":
         from skiff.cli.up import run_up
 

@@ -106,6 +106,10 @@ class Informer:
                 index.setdefault(value, set()).add(key)
         self._indexes[name] = index
 
+    def has_index(self, name: str) -> bool:
+        """Whether an index of that name exists (shared informers are indexed once)."""
+        return name in self._indexers
+
     def by_index(self, name: str, value: str) -> list[Obj]:
         """Cached objects whose index `name` includes `value`."""
         keys = self._indexes[name].get(value, set())

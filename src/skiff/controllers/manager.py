@@ -5,18 +5,91 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from skiff.client.http_client import Client
+from skiff.client.informer import Informer
 from skiff.controllers.cronjob import CronJobController
 from skiff.controllers.daemonset import DaemonSetController
+from skiff.controllers.deployment import DeploymentController
+from skiff.controllers.disruption import DisruptionController
 from skiff.controllers.garbage_collector import GarbageCollector
 from skiff.controllers.job import JobController
 from skiff.controllers.namespace import NamespaceController
+from skiff.controllers.replicaset import (
+    REPLICATION_CONTROLLER,
+    ReplicaSetController,
+)
 from skiff.controllers.serviceaccounts import ServiceAccountsController
 from skiff.controllers.statefulset import StatefulSetController
 from skiff.controllers.ttl_after_finished import TTLAfterFinishedController
 
 log = logging.getLogger(__name__)
+
+
+class SharedInformers:
+    """One informer per resource for every controller that watches it.
+
+    Pods are watched by most workload controllers; one cache and one watch stream
+    instead of one per controller keeps memory and API load flat as they are added.
+    A controller restarted after a crash registers its handlers again; the old
+    handlers only reach the dead controller's shut-down queue, so they are inert.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self._informers: dict[tuple[str, str, str], Informer] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = False
+
+    def get(self, group: str, version: str, plural: str) -> Informer:
+        """The shared informer for a resource (started with the others)."""
+        key = (group, version, plural)
+        inf = self._informers.get(key)
+        if inf is None:
+            inf = self._informers[key] = Informer(self.client, group, version, plural)
+            if self._started:
+                self._tasks.append(inf.start())
+        return inf
+
+    def start(self) -> None:
+        """Start every informer created so far (and later ones as they are created)."""
+        self._started = True
+        for inf in self._informers.values():
+            self._tasks.append(inf.start())
+
+    async def stop(self) -> None:
+        """Stop every informer and wait for their tasks."""
+        for inf in self._informers.values():
+            inf.stop()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+
+
+def controller_factories(client: Client, shared: SharedInformers
+                         ) -> dict[str, Callable[[], Any]]:
+    """Name → a function building that controller (each has an async `run()`)."""
+    pods = shared.get("", "v1", "pods")
+    replicasets = shared.get("apps", "v1", "replicasets")
+    return {
+        "namespace": lambda: NamespaceController(client),
+        "garbage-collector": lambda: GarbageCollector(client),
+        "serviceaccounts": lambda: ServiceAccountsController(client),
+        "replicaset": lambda: ReplicaSetController(client, pods=pods, owners=replicasets),
+        "replicationcontroller": lambda: ReplicaSetController(client, REPLICATION_CONTROLLER,
+                                                              pods=pods),
+        "deployment": lambda: DeploymentController(client, replicasets=replicasets, pods=pods),
+        "disruption": lambda: DisruptionController(client, pods=pods),
+        "job": lambda: JobController(client),
+        "statefulset": lambda: StatefulSetController(client),
+        "daemonset": lambda: DaemonSetController(client),
+        "cronjob": lambda: CronJobController(client),
+        "ttl-after-finished": lambda: TTLAfterFinishedController(client),
+    }
 
 
 async def run_controllers(client: Client, stop: asyncio.Event) -> None:
@@ -25,16 +98,8 @@ async def run_controllers(client: Client, stop: asyncio.Event) -> None:
     A controller that crashes is logged and restarted after a pause rather than
     taking the others down with it.
     """
-    factories = {
-        "namespace": lambda: NamespaceController(client),
-        "garbage-collector": lambda: GarbageCollector(client),
-        "serviceaccounts": lambda: ServiceAccountsController(client),
-        "job": lambda: JobController(client),
-        "statefulset": lambda: StatefulSetController(client),
-        "daemonset": lambda: DaemonSetController(client),
-        "cronjob": lambda: CronJobController(client),
-        "ttl-after-finished": lambda: TTLAfterFinishedController(client),
-    }
+    shared = SharedInformers(client)
+    factories = controller_factories(client, shared)
 
     async def supervise(name: str) -> None:
         while True:
@@ -47,6 +112,7 @@ async def run_controllers(client: Client, stop: asyncio.Event) -> None:
             await asyncio.sleep(1.0)
 
     tasks = [asyncio.create_task(supervise(n), name=f"controller:{n}") for n in factories]
+    shared.start()
     try:
         await stop.wait()
     finally:
@@ -55,3 +121,4 @@ async def run_controllers(client: Client, stop: asyncio.Event) -> None:
         for t in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
+        await shared.stop()

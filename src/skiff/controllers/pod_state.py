@@ -20,8 +20,8 @@ PENDING = "Pending"
 
 
 def phase(pod: Obj) -> str:
-    """status.phase, or empty."""
-    return (pod.get("status") or {}).get("phase") or ""
+    """status.phase, `Pending` when unset."""
+    return (pod.get("status") or {}).get("phase") or PENDING
 
 
 def is_terminal(pod: Obj) -> bool:
@@ -81,13 +81,20 @@ def is_available(pod: Obj, min_ready_seconds: int, now: dt.datetime) -> bool:
     return since is not None and since + dt.timedelta(seconds=min_ready_seconds) <= now
 
 
-def available_in(pod: Obj, min_ready_seconds: int, now: dt.datetime) -> float | None:
+def seconds_until_available(pod: Obj, min_ready_seconds: int, now: dt.datetime) -> float | None:
     """Seconds until a ready pod becomes available (None if not ready or already so)."""
     since = ready_since(pod)
     if since is None or min_ready_seconds <= 0:
         return None
     left = (since + dt.timedelta(seconds=min_ready_seconds) - now).total_seconds()
     return left if left > 0 else None
+
+
+def max_restarts(pod: Obj) -> int:
+    """The highest restart count among the pod's containers."""
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return max((int(s.get("restartCount") or 0) for s in statuses if isinstance(s, dict)),
+               default=0)
 
 
 def node_name(pod: Obj) -> str:

@@ -246,7 +246,7 @@ class StatefulSetController:
                 if pod_state.is_available(pod, min_ready, now):
                     counts["availableReplicas"] += 1
                 else:
-                    left = pod_state.available_in(pod, min_ready, now)
+                    left = pod_state.seconds_until_available(pod, min_ready, now)
                     if left is not None:
                         requeue = left if requeue is None else min(requeue, left)
             if not pod_state.is_deleting(pod):

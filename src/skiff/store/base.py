@@ -120,6 +120,10 @@ class Store(Protocol):
         """Every change under `prefix` after `from_revision`, then live changes."""
         ...
 
+    def watch_batches(self, prefix: str, from_revision: int) -> AsyncIterator[list[Event]]:
+        """The same changes as `watch`, in order, grouped as they became available."""
+        ...
+
     async def compact(self, revision: int) -> None:
         """Forget history at or below `revision` (latest values are kept)."""
         ...

@@ -341,18 +341,28 @@ class SQLiteStore:
 
     async def watch(self, prefix: str, from_revision: int) -> AsyncIterator[Event]:
         """Every change under `prefix` after `from_revision`, in order, then live ones."""
+        async for batch in self.watch_batches(prefix, from_revision):
+            for ev in batch:
+                yield ev
+
+    async def watch_batches(self, prefix: str,
+                            from_revision: int) -> AsyncIterator[list[Event]]:
+        """The changes `watch` yields, grouped as they were committed together."""
         if from_revision and from_revision < self._compacted:
             raise CompactedError(from_revision, self._compacted)
         sub = self._hub.subscribe(prefix)
         try:
             last = from_revision
             if from_revision < self._committed_revision:
-                for ev in await self._history_since(prefix, from_revision):
-                    last = ev.revision
-                    yield ev
-            async for ev in sub:
-                if ev.revision > last:
-                    yield ev
+                history = await self._history_since(prefix, from_revision)
+                if history:
+                    last = history[-1].revision
+                    yield history
+            async for batch in sub.batches():
+                fresh = [ev for ev in batch if ev.revision > last]
+                if fresh:
+                    last = fresh[-1].revision
+                    yield fresh
         finally:
             self._hub.unsubscribe(sub)
 

@@ -48,6 +48,21 @@ class Subscription:
     def __aiter__(self) -> AsyncIterator[Event]:
         return self._iterate()
 
+    async def batches(self) -> AsyncIterator[list[Event]]:
+        """Everything buffered at each wake-up, oldest first: one hand-off per burst."""
+        while True:
+            if self._events:
+                batch = list(self._events)
+                self._events.clear()
+                yield batch
+                continue
+            if self._overflow:
+                raise WatcherTooSlow()
+            if self._closed:
+                return
+            self._wake.clear()
+            await self._wake.wait()
+
     async def _iterate(self) -> AsyncIterator[Event]:
         while True:
             while self._events:

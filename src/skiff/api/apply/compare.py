@@ -38,11 +38,33 @@ class Comparison:
 
 def compare(old: dict[str, Any], new: dict[str, Any], node: SchemaNode | None) -> Comparison:
     """Compare two objects of one kind; raises SchemaMismatch for unplaceable list items."""
+    if not old and new:
+        # A create: everything is added. One direct walk, as every create pays for it.
+        paths: set[Path] = set()
+        for k, v in new.items():
+            _all_paths(v, shape.child(node, k), (field(k),), paths)
+        return Comparison(FieldSet(paths), _EMPTY, _EMPTY)
     added: set[Path] = set()
     modified: set[Path] = set()
     removed: set[Path] = set()
     _cmp(old, new, node, (), added, modified, removed)
     return Comparison(FieldSet(added), FieldSet(modified), FieldSet(removed))
+
+
+_EMPTY = FieldSet(set())
+
+
+def _all_paths(value: Any, node: SchemaNode | None, path: Path, out: set[Path]) -> None:
+    """Add `path` and every path below it in `value` (what `_cmp` adds from MISSING)."""
+    if isinstance(value, dict):
+        if value and not shape.atomic_map(node):
+            for k, v in value.items():
+                _all_paths(v, shape.child(node, k), (*path, field(k)), out)
+    elif isinstance(value, list) and value and shape.list_type(node) != "atomic":
+        item_node = shape.items(node)
+        for pe, item in shape.index_items(node, value, path_string(path)).items():
+            _all_paths(item, item_node, (*path, pe), out)
+    out.add(path)
 
 
 def granularity(a: Any, b: Any, node: SchemaNode | None) -> str:

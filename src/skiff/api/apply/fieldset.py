@@ -182,14 +182,20 @@ class FieldSet:
 
     def to_fields_v1(self) -> dict[str, Any]:
         """Encode as the `fieldsV1` trie, ordered as upstream writes it."""
-        root: dict[PathElement, Any] = {}
-        members: set[Path] = set()
+        # Trie entries are [children, is_member]: membership is known while
+        # encoding without hashing whole paths again.
+        root: dict[PathElement, list[Any]] = {}
         for path in self._paths:
             node = root
+            entry: list[Any] = []
             for pe in path:
-                node = node.setdefault(pe, {})
-            members.add(path)
-        return _encode(root, (), members, include_self=False)
+                entry = node.get(pe)  # type: ignore[assignment]
+                if entry is None:
+                    entry = node[pe] = [{}, False]
+                node = entry[0]
+            if entry:
+                entry[1] = True
+        return _encode(root, include_self=False)
 
 
 def _decode(obj: dict[str, Any], prefix: Path, out: set[Path]) -> None:
@@ -226,13 +232,21 @@ def _parse_element(text: str) -> PathElement:
     return PathElement(kind, canonical_json(decoded))
 
 
-def _encode(
-    node: dict[PathElement, Any], prefix: Path, members: set[Path], include_self: bool
-) -> dict[str, Any]:
+def _encode(node: dict[PathElement, list[Any]], include_self: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if include_self and node:
         out["."] = {}
-    for pe in sorted(node, key=element_order):
-        path = (*prefix, pe)
-        out[pe.encode()] = _encode(node[pe], path, members, include_self=path in members)
+    elements = list(node)
+    if len(elements) > 1:
+        if all(pe.kind == "f" for pe in elements):
+            elements.sort(key=_field_text)
+        else:
+            elements.sort(key=element_order)
+    for pe in elements:
+        children, member = node[pe]
+        out[f"{pe.kind}:{pe.text}"] = _encode(children, member)
     return out
+
+
+def _field_text(pe: PathElement) -> str:
+    return pe.text

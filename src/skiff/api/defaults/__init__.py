@@ -15,6 +15,7 @@ from skiff.api.defaults.apps import (
     default_daemonset,
     default_deployment,
     default_replicaset,
+    default_replication_controller,
     default_statefulset,
 )
 from skiff.api.defaults.batch import default_cronjob, default_job
@@ -26,6 +27,7 @@ from skiff.api.defaults.core import (
     default_service,
 )
 from skiff.api.defaults.pod import default_pod
+from skiff.api.defaults.scheduling import default_priorityclass
 from skiff.api.resources import ResourceType
 
 Defaulter = Callable[[dict[str, Any]], None]
@@ -37,6 +39,7 @@ DEFAULTERS: dict[str, Defaulter] = {
     "core/namespaces": default_namespace,
     "core/nodes": default_node,
     "core/endpoints": default_endpoints,
+    "core/replicationcontrollers": default_replication_controller,
     "apps/deployments": default_deployment,
     "apps/replicasets": default_replicaset,
     "apps/statefulsets": default_statefulset,
@@ -44,6 +47,7 @@ DEFAULTERS: dict[str, Defaulter] = {
     "batch/jobs": default_job,
     "batch/cronjobs": default_cronjob,
     "apiextensions.k8s.io/customresourcedefinitions": default_crd,
+    "scheduling.k8s.io/priorityclasses": default_priorityclass,
 }
 
 

@@ -68,3 +68,22 @@ def default_daemonset(obj: dict[str, Any]) -> None:
         setdefault(ru, "maxUnavailable", 1)
         setdefault(ru, "maxSurge", 0)
     setdefault(spec, "revisionHistoryLimit", 10)
+
+
+def default_replication_controller(obj: dict[str, Any]) -> None:
+    """One replica; an empty selector (and empty object labels) become the template's labels.
+
+    A core/v1 kind, defaulted here beside its apps/v1 successor.
+    """
+    spec = _spec(obj)
+    if spec is None:
+        return
+    setdefault(spec, "replicas", 1)
+    template = obj_at(spec, "template")
+    labels = (obj_at(template, "metadata") or {}).get("labels") if template else None
+    if isinstance(labels, dict) and labels:
+        if not spec.get("selector"):
+            spec["selector"] = dict(labels)
+        meta = obj_at(obj, "metadata")
+        if meta is not None and not meta.get("labels"):
+            meta["labels"] = dict(labels)

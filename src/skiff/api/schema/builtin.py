@@ -12,10 +12,12 @@ from __future__ import annotations
 import ast
 import threading
 from collections import deque
+from typing import Any
 
 from skiff.api.builtin_kinds import BUILTIN
 from skiff.api.schema.client_models import Model, ModelField, load_model, model_files
 from skiff.api.schema.crd import crd_component
+from skiff.api.schema.field_docs import field_descriptions
 from skiff.api.schema.merge_keys import ATOMIC_TYPES, FIELD_EXTENSIONS, QUANTITY_FIELDS
 from skiff.api.schema.names import (
     META_PACKAGE,
@@ -93,27 +95,66 @@ def _fixed_components() -> dict[str, Schema]:
     }
 
 
+class _LazyComponents(dict[str, Schema]):
+    """Component schemas parsed from the client's models on first lookup.
+
+    A request for one kind touches a handful of models, while all of them take a
+    tenth of a second to parse: startup's own writes should not pay for the rest.
+    Iterating or sizing the dict sees only what was built; `builtin_components()`
+    builds everything first.
+    """
+
+    def __init__(self, builder: _Builder) -> None:
+        super().__init__(_fixed_components())
+        self._builder = builder
+
+    def __missing__(self, name: str) -> Schema:
+        with _lock:
+            if dict.__contains__(self, name):
+                return dict.__getitem__(self, name)
+            return self._builder.build(name)
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        """The component `name`, built on demand, or `default`."""
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+
 class _Builder:
     """Turns generated models into components, following references breadth-first."""
 
     def __init__(self) -> None:
-        self.components: dict[str, Schema] = _fixed_components()
+        self.components = _LazyComponents(self)
         self.class_names: dict[str, str] = {}
+        self.classes: dict[str, str] = {}
         self.pending: deque[tuple[str, str]] = deque()
+        # Root kinds' components carry their group/version/kind.
+        self.kinds: dict[str, list[dict[str, str]]] = {}
 
     def name_for(self, cls: str, parent_package: str) -> str:
         name = self.class_names.get(cls)
         if name is None:
             name = component_name(cls, parent_package)
             self.class_names[cls] = name
+            self.classes.setdefault(name, cls)
             self.pending.append((cls, name))
         return name
 
+    def build(self, name: str) -> Schema:
+        """The component `name`, parsed now; KeyError for a name no model has."""
+        schema = self.model_schema(load_model(self.classes[name]), name)
+        if name in self.kinds:
+            schema["x-kubernetes-group-version-kind"] = self.kinds[name]
+        dict.__setitem__(self.components, name, schema)
+        return schema
+
     def run(self) -> None:
         while self.pending:
-            cls, name = self.pending.popleft()
-            if name not in self.components:
-                self.components[name] = self.model_schema(load_model(cls), name)
+            _, name = self.pending.popleft()
+            if not dict.__contains__(self.components, name):
+                self.build(name)
 
     def model_schema(self, model: Model, name: str) -> Schema:
         package = name.rsplit(".", 2)[0]
@@ -233,11 +274,13 @@ def _roots() -> list[tuple[str, str, str]]:
     return roots + list(EXTRA_KINDS)
 
 
-_lock = threading.Lock()
-_cache: tuple[dict[str, Schema], dict[tuple[str, str, str], str]] | None = None
+_lock = threading.RLock()
+_cache: tuple[_Builder, dict[tuple[str, str, str], str]] | None = None
+_complete = False
 
 
-def _build() -> tuple[dict[str, Schema], dict[tuple[str, str, str], str]]:
+def _index() -> tuple[_Builder, dict[tuple[str, str, str], str]]:
+    """Name every root kind's component without parsing any model yet."""
     b = _Builder()
     known = model_files()
     index: dict[tuple[str, str, str], str] = {}
@@ -248,26 +291,57 @@ def _build() -> tuple[dict[str, Schema], dict[tuple[str, str, str], str]]:
         name = b.name_for(cls, f"{package_for_group(group)}")
         group_out = "" if group == "meta" else group
         index[(group_out, version, kind)] = name
-    b.run()
-    for (group, version, kind), name in index.items():
-        b.components[name]["x-kubernetes-group-version-kind"] = [
-            {"group": group, "version": version, "kind": kind}
-        ]
-    return b.components, index
+        b.kinds.setdefault(name, []).append({"group": group_out, "version": version,
+                                             "kind": kind})
+    return b, index
 
 
-def _built() -> tuple[dict[str, Schema], dict[tuple[str, str, str], str]]:
+def _built() -> tuple[_Builder, dict[tuple[str, str, str], str]]:
     global _cache
     if _cache is None:
         with _lock:
             if _cache is None:
-                _cache = _build()
+                _cache = _index()
     return _cache
 
 
 def builtin_components() -> dict[str, Schema]:
     """Every built-in component schema by upstream name. Shared: do not mutate."""
-    return _built()[0]
+    global _complete
+    builder = _built()[0]
+    if not _complete:
+        with _lock:
+            builder.run()
+            for name, schema in list(builder.components.items()):
+                _describe_fields(name, schema)
+            _complete = True
+    return builder.components
+
+
+def _describe_fields(name: str, schema: Schema) -> None:
+    """Give properties that refer to other types the descriptions the models lack."""
+    props = schema.get("properties")
+    if not props:
+        return
+    missing = [k for k, p in props.items() if "description" not in p]
+    if not missing:
+        return
+    docs = field_descriptions(name)
+    for k in missing:
+        text = docs.get(k)
+        if not text:
+            continue
+        prop = props[k]
+        if "$ref" in prop:
+            rest = {f: v for f, v in prop.items() if f != "$ref"}
+            props[k] = {"allOf": [{"$ref": prop["$ref"]}], **rest, "description": text}
+        else:
+            props[k] = {**prop, "description": text}
+
+
+def lazy_components() -> dict[str, Schema]:
+    """The component schemas, each built when first looked up (for `SchemaNode`s)."""
+    return _built()[0].components
 
 
 def schema_name_for(group: str, version: str, kind: str) -> str | None:
@@ -280,7 +354,7 @@ def node_for(group: str, version: str, kind: str) -> SchemaNode | None:
     name = schema_name_for(group, version, kind)
     if name is None:
         return None
-    return SchemaNode(ref(name), builtin_components())
+    return SchemaNode(ref(name), lazy_components())
 
 
 def all_builtin_kinds() -> dict[tuple[str, str, str], str]:
@@ -290,6 +364,7 @@ def all_builtin_kinds() -> dict[tuple[str, str, str], str]:
 
 __all__ = [
     "builtin_components",
+    "lazy_components",
     "schema_name_for",
     "node_for",
     "all_builtin_kinds",

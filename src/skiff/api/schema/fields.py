@@ -10,7 +10,10 @@ schema. Paths are reported the way upstream's strict decoder prints them
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
+
+import orjson
 
 from skiff.api.errors import FIELD_TYPE_INVALID, cause
 from skiff.api.schema.node import SchemaNode
@@ -57,6 +60,28 @@ def decode_json_strict(body: bytes) -> tuple[Any, list[str]]:
     if _has_dups(obj):
         obj = _collect(obj, "", found)
     return obj, found
+
+
+# A key is a string followed by a colon. Without whitespace before colons and without
+# \u escapes, `":` appears in a body exactly once per key plus once per escaped quote
+# followed by a colon inside strings, and orjson re-encodes those the same way; so a
+# body has no repeated key when re-encoding its decoded form keeps the count.
+_SPACED_COLON = re.compile(rb'"\s+:')
+
+
+def duplicate_fields(raw: bytes, decoded: Any) -> list[str]:
+    """Paths of repeated keys in the JSON `raw`, whose decoded form is `decoded`."""
+    if b"\\u" not in raw and not _SPACED_COLON.search(raw):
+        try:
+            again = orjson.dumps(decoded)
+        except TypeError:
+            again = b""
+        if again and again.count(b'":') == raw.count(b'":'):
+            return []
+    try:
+        return decode_json_strict(raw)[1]
+    except ValueError:
+        return []
 
 
 def _has_dups(value: Any) -> bool:
@@ -111,7 +136,8 @@ def _walk_unknown(value: Any, node: SchemaNode | None, path: str, out: list[str]
         items = node.items()
         if items is not None:
             for i, v in enumerate(value):
-                _walk_unknown(v, items, f"{path}[{i}]", out, drop)
+                if isinstance(v, dict | list):
+                    _walk_unknown(v, items, f"{path}[{i}]", out, drop)
         return
     if not isinstance(value, dict):
         return
@@ -120,7 +146,8 @@ def _walk_unknown(value: Any, node: SchemaNode | None, path: str, out: list[str]
     if node.is_map:
         child = node.field("")
         for k, v in value.items():
-            _walk_unknown(v, child, _join(path, k), out, drop)
+            if isinstance(v, dict | list):
+                _walk_unknown(v, child, _join(path, k), out, drop)
         return
     if not props and node.preserves_unknown_fields:
         return
@@ -128,15 +155,20 @@ def _walk_unknown(value: Any, node: SchemaNode | None, path: str, out: list[str]
     embedded = bool(raw.get("x-kubernetes-embedded-resource"))
     ap = raw.get("additionalProperties")
     for k in list(value):
-        p = _join(path, k)
+        v = value[k]
+        # Scalars have nothing below them: only containers are walked into.
+        nested = isinstance(v, dict | list)
         if k in props:
-            _walk_unknown(value[k], node.field(k), p, out, drop)
+            if nested:
+                _walk_unknown(v, node.field(k), _join(path, k), out, drop)
         elif embedded and k in _EMBEDDED_FIELDS:
-            _walk_unknown(value[k], _embedded_meta(node, k), p, out, drop)
+            if nested:
+                _walk_unknown(v, _embedded_meta(node, k), _join(path, k), out, drop)
         elif isinstance(ap, dict):
-            _walk_unknown(value[k], node.field(k), p, out, drop)
+            if nested:
+                _walk_unknown(v, node.field(k), _join(path, k), out, drop)
         elif not keep_unknown and ap is not True:
-            out.append(p)
+            out.append(_join(path, k))
             if drop:
                 del value[k]
 
@@ -198,22 +230,43 @@ def _type_cause(path: str, value: Any, expected: str) -> dict[str, str]:
     )
 
 
+def _type_rule(node: SchemaNode) -> tuple[str, Any]:
+    """How values at `node` are type-checked: ("ios"|"alts"|"type"|"any", detail)."""
+    rule = node.memo.get("type_rule")
+    if rule is None:
+        alternatives = tuple(s.get("type") for s in node.raw.get("oneOf") or ()
+                             if s.get("type"))
+        if node.int_or_string:
+            rule = ("ios", None)
+        elif alternatives and not node.raw.get("type"):
+            rule = ("alts", alternatives)
+        elif node.type is None:
+            rule = ("any", None)
+        else:
+            rule = ("type", node.type)
+        node.memo["type_rule"] = rule
+    return rule
+
+
+_SCALAR_TYPES = {"string": str, "boolean": bool}
+
+
 def _walk_types(value: Any, node: SchemaNode | None, path: str,
                 out: list[dict[str, str]]) -> None:
     if node is None or value is None:
         return
-    if node.int_or_string:
+    how, detail = _type_rule(node)
+    if how == "ios":
         if not (isinstance(value, (int, str)) and not isinstance(value, bool)):
             out.append(_type_cause(path, value, "integer or string"))
         return
-    alternatives = [s.get("type") for s in node.raw.get("oneOf") or () if s.get("type")]
-    if alternatives and not node.raw.get("type"):
-        if not any(_matches(value, t) for t in alternatives):
-            out.append(_type_cause(path, value, " or ".join(alternatives)))
+    if how == "alts":
+        if not any(_matches(value, t) for t in detail):
+            out.append(_type_cause(path, value, " or ".join(detail)))
         return
-    expected = node.type
-    if expected is None:
+    if how == "any":
         return
+    expected = detail
     if not _matches(value, expected):
         out.append(_type_cause(path, value, expected))
         return
@@ -223,8 +276,19 @@ def _walk_types(value: Any, node: SchemaNode | None, path: str,
             _walk_types(v, items, f"{path}[{i}]", out)
     elif expected == "object":
         props = node.properties
+        open_keys = node.is_map or isinstance(node.raw.get("additionalProperties"), dict)
         for k, v in value.items():
-            if k in props or node.is_map or isinstance(node.raw.get("additionalProperties"), dict):
-                _walk_types(v, node.field(k), _join(path, k), out)
+            if k in props or open_keys:
+                child = node.field(k)
+                if child is None or v is None:
+                    continue
+                # Most values are plain strings and booleans where the schema wants
+                # them: check those here rather than one call (and path) each.
+                rule = child.memo.get("type_rule")
+                if rule is not None and rule[0] == "type":
+                    simple = _SCALAR_TYPES.get(rule[1])
+                    if simple is not None and type(v) is simple:
+                        continue
+                _walk_types(v, child, _join(path, k), out)
             elif k == "metadata" and node.raw.get("x-kubernetes-embedded-resource"):
                 _walk_types(v, _embedded_meta(node, k), _join(path, k), out)

@@ -20,7 +20,7 @@ _ITEMS = "\x00items"
 class SchemaNode:
     """One position in an object's schema, with `$ref`s resolved lazily."""
 
-    __slots__ = ("_schema", "_components", "_children")
+    __slots__ = ("_schema", "_components", "_children", "memo")
 
     def __init__(self, schema: Schema, components: dict[str, Schema] | None = None) -> None:
         self._components = components or {}
@@ -29,6 +29,8 @@ class SchemaNode:
         # resolving a `$ref` copies dicts. Map values share one entry (key
         # _ANY_KEY) so that keys from objects cannot grow the cache.
         self._children: dict[str, SchemaNode | None] = {}
+        # Facts derived from this position by hot paths (field checks), computed once.
+        self.memo: dict[str, Any] = {}
 
     def _resolve(self, schema: Schema) -> Schema:
         # allOf with a single $ref is how generated OpenAPI attaches a description

@@ -67,6 +67,19 @@ def _replicaset(obj: dict[str, Any], now: datetime) -> list[Any]:
     ]
 
 
+def _replication_controller(obj: dict[str, Any], now: datetime) -> list[Any]:
+    status = sub(obj, "status")
+    return [
+        _name(obj),
+        _desired(obj),
+        integer(status.get("replicas")),
+        integer(status.get("readyReplicas")),
+        age(obj, now),
+        *container_cells(_template_spec(obj)),
+        format_labels(sub(obj, "spec").get("selector")),
+    ]
+
+
 def _statefulset(obj: dict[str, Any], now: datetime) -> list[Any]:
     status = sub(obj, "status")
     return [
@@ -131,6 +144,17 @@ PRINTERS = {
             *_wide(),
         ],
         _replicaset,
+    ),
+    "core/replicationcontrollers": Printer(
+        [
+            name_column(),
+            column("Desired", "integer", "How many pods the controller should run."),
+            column("Current", "integer", "How many pods the controller runs now."),
+            column("Ready", "integer", "How many of its pods are ready."),
+            age_column(),
+            *_wide(),
+        ],
+        _replication_controller,
     ),
     "apps/statefulsets": Printer(
         [

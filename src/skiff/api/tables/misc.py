@@ -17,6 +17,11 @@ def _lease(obj: dict[str, Any], now: datetime) -> list[Any]:
     return [_name(obj), text(sub(obj, "spec").get("holderIdentity")), age(obj, now)]
 
 
+def _priority_class(obj: dict[str, Any], now: datetime) -> list[Any]:
+    return [_name(obj), obj.get("value", 0), bool(obj.get("globalDefault")), age(obj, now),
+            text(obj.get("preemptionPolicy"))]
+
+
 def created_at(obj: dict[str, Any]) -> str:
     """creationTimestamp as an RFC 3339 UTC instant, as upstream's generic table shows it."""
     moment = parse_time(meta(obj).get("creationTimestamp"))
@@ -27,6 +32,17 @@ def created_at(obj: dict[str, Any]) -> str:
 
 def _crd(obj: dict[str, Any], now: datetime) -> list[Any]:
     return [_name(obj), created_at(obj)]
+
+
+def _int_or_na(value: Any) -> str:
+    return "N/A" if value is None else str(value)
+
+
+def _pdb(obj: dict[str, Any], now: datetime) -> list[Any]:
+    spec, status = sub(obj, "spec"), sub(obj, "status")
+    return [_name(obj), _int_or_na(spec.get("minAvailable")),
+            _int_or_na(spec.get("maxUnavailable")), int(status.get("disruptionsAllowed") or 0),
+            age(obj, now)]
 
 
 def _default(obj: dict[str, Any], now: datetime) -> list[Any]:
@@ -41,6 +57,26 @@ PRINTERS = {
             age_column(),
         ],
         _lease,
+    ),
+    "scheduling.k8s.io/priorityclasses": Printer(
+        [
+            name_column(),
+            column("Value", "integer", "The priority of pods of this class."),
+            column("Global-Default", "boolean", "Whether pods without a class get this one."),
+            age_column(),
+            column("PreemptionPolicy", "string", "Whether these pods may preempt others."),
+        ],
+        _priority_class,
+    ),
+    "policy/poddisruptionbudgets": Printer(
+        [
+            name_column(),
+            column("Min Available", "string", "Pods that must stay available."),
+            column("Max Unavailable", "string", "Pods that may be unavailable."),
+            column("Allowed Disruptions", "integer", "Evictions allowed right now."),
+            age_column(),
+        ],
+        _pdb,
     ),
     "apiextensions.k8s.io/customresourcedefinitions": Printer(
         [

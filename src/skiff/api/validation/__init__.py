@@ -18,6 +18,7 @@ from skiff.api.validation.apps import (
     validate_daemonset,
     validate_deployment,
     validate_replicaset,
+    validate_replication_controller,
     validate_statefulset,
 )
 from skiff.api.validation.batch import validate_cronjob, validate_job
@@ -34,6 +35,8 @@ from skiff.api.validation.core import (
 from skiff.api.validation.field import Cause
 from skiff.api.validation.metadata import validate_object_meta, validate_object_meta_update
 from skiff.api.validation.names import dns1123_label, dns1123_subdomain, rfc1035_label
+from skiff.api.validation.policy import validate_pdb
+from skiff.api.validation.scheduling import validate_priorityclass
 from skiff.api.validation.services import validate_service
 
 KindValidator = Callable[[dict[str, Any], dict[str, Any] | None], list[Cause]]
@@ -46,6 +49,7 @@ VALIDATORS: dict[str, KindValidator] = {
     "core/namespaces": validate_namespace,
     "core/nodes": validate_node,
     "core/endpoints": validate_endpoints,
+    "core/replicationcontrollers": validate_replication_controller,
     "core/events": validate_core_event,
     "events.k8s.io/events": validate_events_v1,
     "apps/deployments": validate_deployment,
@@ -56,7 +60,9 @@ VALIDATORS: dict[str, KindValidator] = {
     "batch/jobs": validate_job,
     "batch/cronjobs": validate_cronjob,
     "coordination.k8s.io/leases": validate_lease,
+    "policy/poddisruptionbudgets": validate_pdb,
     "apiextensions.k8s.io/customresourcedefinitions": validate_crd,
+    "scheduling.k8s.io/priorityclasses": validate_priorityclass,
 }
 
 # Kinds whose names end up in DNS or as label values need the stricter rules;

@@ -8,6 +8,7 @@ from skiff.api.validation import field
 from skiff.api.validation.checks import enum, get_dict, get_int, get_list, nonnegative
 from skiff.api.validation.field import Cause
 from skiff.api.validation.intstr import is_zero, validate_int_or_percent
+from skiff.api.validation.metadata import validate_labels
 from skiff.api.validation.pod_spec import validate_pod_template
 from skiff.api.validation.selectors import validate_workload_selector
 
@@ -150,4 +151,33 @@ def validate_controllerrevision(obj: dict[str, Any], old: dict[str, Any] | None)
         errs.append(field.required("revision"))
     if old is not None and obj.get("data") != old.get("data"):
         errs.append(field.invalid("data", "", "field is immutable"))
+    return errs
+
+
+def validate_replication_controller(obj: dict[str, Any], old: dict[str, Any] | None
+                                    ) -> list[Cause]:
+    """ReplicationController spec: a non-empty map selector its template's labels match.
+
+    A core/v1 kind, validated here beside its apps/v1 successor.
+    """
+    errs: list[Cause] = []
+    spec = _spec(obj, errs)
+    nonnegative(spec, "replicas", "spec", errs)
+    nonnegative(spec, "minReadySeconds", "spec", errs)
+    selector = get_dict(spec, "selector", "spec", errs)
+    if not selector and not isinstance(spec.get("selector"), (str, int, float, list)):
+        errs.append(field.required("spec.selector"))
+    elif selector:
+        errs += validate_labels(selector, "spec.selector")
+    template = spec.get("template")
+    if template is None:
+        errs.append(field.required("spec.template"))
+        return errs
+    errs += validate_pod_template(template, "spec.template")
+    if isinstance(template, dict) and selector:
+        meta = template.get("metadata") if isinstance(template.get("metadata"), dict) else {}
+        labels = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
+        if any(labels.get(k) != v for k, v in selector.items()):
+            errs.append(field.invalid("spec.template.metadata.labels", labels,
+                                      "`selector` does not match template `labels`"))
     return errs

@@ -7,7 +7,7 @@ from typing import Any
 
 from skiff.api.resources import ResourceType
 from skiff.apiserver import keys
-from skiff.apiserver.admission import service_allocation
+from skiff.apiserver.admission import priority, service_allocation
 from skiff.store.sqlite import SQLiteStore
 
 
@@ -29,3 +29,6 @@ async def admit(store: SQLiteStore, rt: ResourceType, obj: dict[str, Any],
         if not spec.get("serviceAccountName"):
             spec["serviceAccountName"] = spec.get("serviceAccount") or "default"
         spec.setdefault("serviceAccount", spec["serviceAccountName"])
+        priority.admit_pod(store, obj)
+    elif rt.key == "scheduling.k8s.io/priorityclasses":
+        priority.admit_priority_class(store, obj, old)

@@ -1,0 +1,280 @@
+"""The disruption controller: keeps every PodDisruptionBudget's status current.
+
+The eviction subresource decides from a budget's status alone (it cannot afford to
+count pods on every request), so this controller counts for it:
+
+- `expectedPods`: how many pods the budget covers — the pods themselves for an
+  integer minAvailable, otherwise the summed scale of their controllers (a
+  percentage of what *should* run, not of what happens to run);
+- `desiredHealthy`: minAvailable, or expectedPods minus maxUnavailable;
+- `currentHealthy`: ready pods not being deleted and not just evicted;
+- `disruptionsAllowed`: currentHealthy − desiredHealthy, never negative;
+- `disruptedPods`: pods an eviction has promised to delete; each is dropped once
+  it is gone, or after two minutes if the deletion never came;
+- the `DisruptionAllowed` condition (SufficientPods / InsufficientPods / SyncFailed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import math
+from typing import Any
+
+from skiff.api import meta as m
+from skiff.api.errors import StatusError
+from skiff.api.selectors.labels import LabelSelector, from_label_selector_dict
+from skiff.client.event_recorder import EventRecorder
+from skiff.client.http_client import Client
+from skiff.client.informer import Informer, object_key
+from skiff.client.workqueue import WorkQueue, run_workers
+from skiff.controllers import pod_state
+from skiff.controllers.status_patch import write_status
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+PDBS = ("policy", "v1", "poddisruptionbudgets")
+# How long an eviction's promise to delete a pod is believed (upstream's DeletionTimeout).
+DELETION_TIMEOUT = 120.0
+# Kinds whose scale a budget can read: kind → (group, version, plural).
+SCALABLE = {
+    ("apps", "ReplicaSet"): ("apps", "v1", "replicasets"),
+    ("apps", "Deployment"): ("apps", "v1", "deployments"),
+    ("apps", "StatefulSet"): ("apps", "v1", "statefulsets"),
+    ("", "ReplicationController"): ("", "v1", "replicationcontrollers"),
+}
+
+
+class SyncFailed(Exception):
+    """The budget's numbers cannot be computed (a pod without a scalable controller)."""
+
+
+def pdb_selector(pdb: Obj) -> LabelSelector:
+    """policy/v1: an empty selector selects every pod of the namespace; none selects none."""
+    sel = (pdb.get("spec") or {}).get("selector")
+    if sel is None:
+        return LabelSelector(nothing=True)
+    try:
+        return from_label_selector_dict(sel)
+    except Exception:  # noqa: BLE001 - a stored bad selector selects nothing
+        return LabelSelector(nothing=True)
+
+
+def _scaled(value: Any, total: int, round_up: bool) -> int:
+    if isinstance(value, int):
+        return value
+    pct = int(str(value).rstrip("%") or 0)
+    exact = pct * total / 100
+    return math.ceil(exact) if round_up else math.floor(exact)
+
+
+def is_percent(value: Any) -> bool:
+    """Whether an IntOrString amount is a percentage."""
+    return isinstance(value, str)
+
+
+class DisruptionController:
+    """Reconciles PodDisruptionBudgets by `namespace/name`."""
+
+    def __init__(self, client: Client, *, workers: int = 2, pods: Informer | None = None
+                 ) -> None:
+        self.client = client
+        self.workers = workers
+        self.pdbs = Informer(client, *PDBS)
+        self.pdbs.add_index("namespace", lambda o: [m.namespace_of(o)])
+        self._own = [self.pdbs]
+        if pods is None:
+            pods = Informer(client, "", "v1", "pods")
+            self._own.append(pods)
+        self.pods = pods
+        if not self.pods.has_index("namespace"):
+            self.pods.add_index("namespace", lambda o: [m.namespace_of(o)])
+        self.queue = WorkQueue(name="disruption")
+        self.recorder = EventRecorder(client, "controllermanager")
+        self.pdbs.on_add(lambda o: self.queue.add(object_key(o)))
+        self.pdbs.on_update(lambda _o, n: self.queue.add(object_key(n)))
+        self.pods.on_add(self._pod_changed)
+        self.pods.on_update(lambda old, new: self._pod_changed(new, old))
+        self.pods.on_delete(self._pod_changed)
+
+    def _pod_changed(self, pod: Obj, old: Obj | None = None) -> None:
+        labels = [m.labels_of(pod)] + ([m.labels_of(old)] if old is not None else [])
+        for pdb in self.pdbs.by_index("namespace", m.namespace_of(pod)):
+            sel = pdb_selector(pdb)
+            if any(sel.matches(lb) for lb in labels):
+                self.queue.add(object_key(pdb))
+
+    async def reconcile(self, key: str) -> float | None:
+        """Recount one budget and write its status."""
+        if not (self.pdbs.has_synced.is_set() and self.pods.has_synced.is_set()):
+            return 0.1
+        pdb = self.pdbs.get(key)
+        if pdb is None:
+            return None
+        sel = pdb_selector(pdb)
+        pods = [p for p in self.pods.by_index("namespace", m.namespace_of(pdb))
+                if sel.matches(m.labels_of(p))]
+        if not pods:
+            self.recorder.event(pdb, "Normal", "NoPods", "No matching pods found")
+        now = m.now()
+        try:
+            expected, desired = await self._expected(pdb, pods)
+        except SyncFailed as err:
+            self.recorder.event(pdb, "Warning", "CalculateExpectedPodCountFailed",
+                                f"Failed to calculate the number of expected pods: {err}")
+            await self._write(pdb, self._failed_status(pdb, str(err)))
+            return 30.0
+        disrupted, recheck = self._disrupted(pdb, pods, now)
+        healthy = sum(1 for p in pods if pod_state.is_ready(p) and not
+                      pod_state.is_deleting(p) and m.name_of(p) not in disrupted)
+        allowed = max(0, healthy - desired)
+        status = self._status(pdb, expected, desired, healthy, allowed, disrupted)
+        await self._write(pdb, status)
+        return recheck
+
+    async def _expected(self, pdb: Obj, pods: list[Obj]) -> tuple[int, int]:
+        spec = pdb.get("spec") or {}
+        min_available, max_unavailable = spec.get("minAvailable"), spec.get("maxUnavailable")
+        if max_unavailable is not None:
+            expected = await self._expected_scale(pdb, pods)
+            desired = max(0, expected - _scaled(max_unavailable, expected, True))
+        elif min_available is not None and not is_percent(min_available):
+            expected, desired = len(pods), int(min_available)
+        elif min_available is not None:
+            expected = await self._expected_scale(pdb, pods)
+            desired = _scaled(min_available, expected, True)
+        else:
+            expected, desired = len(pods), 0
+        return expected, desired
+
+    async def _expected_scale(self, pdb: Obj, pods: list[Obj]) -> int:
+        """The summed spec.replicas of the controllers of `pods` (each counted once)."""
+        scales: dict[str, int] = {}
+        cache: dict[tuple[str, str, str], Obj | None] = {}
+        for pod in pods:
+            ref = m.controller_of(pod)
+            if ref is None:
+                raise SyncFailed(f'found no controller ref for pod "{m.name_of(pod)}"')
+            found = await self._scale_root(ref, m.namespace_of(pod), cache)
+            if found is None:
+                raise SyncFailed(f'found no controllers for pod "{m.name_of(pod)}"')
+            uid, replicas = found
+            scales[uid] = replicas
+        return sum(scales.values())
+
+    async def _scale_root(self, ref: Obj, namespace: str,
+                          cache: dict[tuple[str, str, str], Obj | None]
+                          ) -> tuple[str, int] | None:
+        group = ref.get("apiVersion", "").rpartition("/")[0]
+        gvr = SCALABLE.get((group, ref.get("kind", "")))
+        if gvr is None:
+            return None
+        key = (gvr[2], namespace, ref.get("name", ""))
+        if key not in cache:
+            try:
+                cache[key] = await self.client.get(*gvr, ref.get("name", ""), namespace)
+            except StatusError as err:
+                if err.code != 404:
+                    raise
+                cache[key] = None
+        owner = cache[key]
+        if owner is None or m.uid_of(owner) != ref.get("uid"):
+            return None
+        parent = m.controller_of(owner)
+        if ref.get("kind") == "ReplicaSet" and parent is not None and parent.get(
+                "kind") == "Deployment":
+            # A Deployment's ReplicaSets come and go; the Deployment's size is what counts.
+            up = await self._scale_root(parent, namespace, cache)
+            if up is not None:
+                return up
+        replicas = (owner.get("spec") or {}).get("replicas")
+        return m.uid_of(owner), int(replicas) if isinstance(replicas, int) else 1
+
+    @staticmethod
+    def _disrupted(pdb: Obj, pods: list[Obj], now: dt.datetime
+                   ) -> tuple[dict[str, str], float | None]:
+        """Evicted pods still awaited, and when the earliest promise expires."""
+        listed = (pdb.get("status") or {}).get("disruptedPods") or {}
+        by_name = {m.name_of(p): p for p in pods}
+        keep: dict[str, str] = {}
+        recheck: float | None = None
+        for name, stamp in listed.items():
+            pod = by_name.get(name)
+            if pod is None or pod_state.is_deleting(pod):
+                continue
+            at = m.parse_time(stamp)
+            if at is None:
+                continue
+            left = (at - now).total_seconds() + DELETION_TIMEOUT
+            if left <= 0:
+                continue
+            keep[name] = stamp
+            recheck = left if recheck is None else min(recheck, left)
+        return keep, recheck
+
+    @staticmethod
+    def _condition(pdb: Obj, status: str, reason: str, message: str) -> list[Obj]:
+        old = [c for c in (pdb.get("status") or {}).get("conditions") or []
+               if isinstance(c, dict)]
+        current = next((c for c in old if c.get("type") == "DisruptionAllowed"), None)
+        generation = (pdb.get("metadata") or {}).get("generation") or 0
+        cond = {"type": "DisruptionAllowed", "status": status, "reason": reason,
+                "message": message, "observedGeneration": generation,
+                "lastTransitionTime": m.rfc3339()}
+        if current is not None and current.get("status") == status:
+            cond["lastTransitionTime"] = current.get("lastTransitionTime") or cond[
+                "lastTransitionTime"]
+        return [c for c in old if c.get("type") != "DisruptionAllowed"] + [cond]
+
+    def _status(self, pdb: Obj, expected: int, desired: int, healthy: int, allowed: int,
+                disrupted: dict[str, str]) -> Obj:
+        status: Obj = {
+            "observedGeneration": (pdb.get("metadata") or {}).get("generation") or 0,
+            "disruptionsAllowed": allowed,
+            "currentHealthy": healthy,
+            "desiredHealthy": desired,
+            "expectedPods": expected,
+        }
+        if disrupted:
+            status["disruptedPods"] = disrupted
+        if allowed > 0:
+            status["conditions"] = self._condition(pdb, "True", "SufficientPods", "")
+        else:
+            status["conditions"] = self._condition(pdb, "False", "InsufficientPods", "")
+        return status
+
+    def _failed_status(self, pdb: Obj, message: str) -> Obj:
+        status = dict(pdb.get("status") or {})
+        status["disruptionsAllowed"] = 0
+        status["observedGeneration"] = (pdb.get("metadata") or {}).get("generation") or 0
+        status["conditions"] = self._condition(pdb, "False", "SyncFailed", message)
+        for k in ("currentHealthy", "desiredHealthy", "expectedPods"):
+            status.setdefault(k, 0)
+        return status
+
+    async def _write(self, pdb: Obj, status: Obj) -> None:
+        try:
+            await write_status(self.client, PDBS, pdb, status, precondition=True)
+        except StatusError as err:
+            if err.code != 409:
+                raise
+            self.queue.add_after(object_key(pdb), 0.05)
+
+    async def run(self) -> None:
+        """Watch budgets and pods and reconcile until cancelled."""
+        tasks = [i.start() for i in self._own]
+        tasks.append(asyncio.create_task(self.recorder.run()))
+        try:
+            await run_workers(self.queue, self.reconcile, self.workers)
+        finally:
+            self.queue.shutdown()
+            for i in self._own:
+                i.stop()
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t

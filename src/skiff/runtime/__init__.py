@@ -1,0 +1,1 @@
+"""Container runtimes behind node agents; `sim` runs virtual nodes that start nothing."""

@@ -1,0 +1,400 @@
+"""The scheduler's picture of the cluster: nodes, the pods on them, and assumed pods.
+
+Each node has a slot; per-slot figures (allocatable, requested, non-zero requested)
+live in numpy arrays so that filtering and scoring thousands of nodes are a few
+array operations. Pods are added and removed incrementally, so a scheduling cycle
+never rebuilds anything. A pod the scheduler has decided to bind is *assumed*: it
+counts on its node at once, before the binding's watch event echoes back, so the
+next cycle already sees the node as fuller.
+
+The scheduling cycle is synchronous code on the event loop, so the cache itself
+serves as the cycle's consistent snapshot; informer events are applied between
+cycles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from skiff.api import meta as m
+from skiff.api.selectors.labels import LabelSelector
+from skiff.scheduler.pod_info import BASIC, CPU, MEMORY, PODS, PodInfo, normalized_image, quantity
+from skiff.scheduler.terms import AffinityTerm
+
+Obj = dict[str, Any]
+
+Array = np.ndarray
+
+MEMO_LIMIT = 4096
+COUNT_INDEXES = 256
+
+REQUIRED_ANTI = "required-anti-affinity"
+REQUIRED_AFFINITY = "required-affinity"
+PREFERRED_AFFINITY = "preferred-affinity"
+PREFERRED_ANTI = "preferred-anti-affinity"
+
+
+class NodeInfo:
+    """One node and the pods the scheduler counts on it."""
+
+    __slots__ = ("name", "slot", "node", "labels", "taints", "unschedulable", "pods", "ports",
+                 "images")
+
+    def __init__(self, name: str, slot: int) -> None:
+        self.name = name
+        self.slot = slot
+        self.node: Obj | None = None
+        self.labels: dict[str, str] = {}
+        self.taints: list[Obj] = []
+        self.unschedulable = False
+        self.pods: dict[str, PodInfo] = {}
+        self.ports: Counter[tuple[str, str, int]] = Counter()
+        self.images: dict[str, int] = {}
+
+    def __repr__(self) -> str:
+        return f"<NodeInfo {self.name} pods={len(self.pods)}>"
+
+
+def _images(node: Obj) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for img in (node.get("status") or {}).get("images") or []:
+        size = img.get("sizeBytes") or 0
+        for name in img.get("names") or []:
+            out[normalized_image(name)] = int(size) if isinstance(size, int) else 0
+    return out
+
+
+class ClusterCache:
+    """Nodes and pods as the scheduler counts them, with array views per resource."""
+
+    def __init__(self, capacity: int = 256) -> None:
+        self.resources: list[str] = list(BASIC)
+        self.row: dict[str, int] = {r: i for i, r in enumerate(self.resources)}
+        self.capacity = capacity
+        self.allocatable = np.zeros((len(self.resources), capacity), dtype=np.int64)
+        self.requested = np.zeros((len(self.resources), capacity), dtype=np.int64)
+        # Non-zero CPU and memory requests (scoring's view), rows 0 and 1.
+        self.non_zero = np.zeros((2, capacity), dtype=np.int64)
+        self.valid = np.zeros(capacity, dtype=bool)
+        self.nodes: dict[str, NodeInfo] = {}
+        self.slots: list[NodeInfo | None] = [None] * capacity
+        self._free: list[int] = list(range(capacity - 1, -1, -1))
+        self.pods: dict[str, PodInfo] = {}
+        self.assumed: set[str] = set()
+        self.with_affinity: dict[str, PodInfo] = {}
+        self.with_required_anti: dict[str, PodInfo] = {}
+        self.image_nodes: Counter[str] = Counter()
+        # Bumped whenever node labels, taints or membership change (masks cached by
+        # plugins are keyed by it) and whenever anything changes at all.
+        self.node_generation = 0
+        self.generation = 0
+        self._columns: dict[str, tuple[Array, list[str]]] = {}
+        self._order: Array | None = None
+        # Live per-slot counts of pods matching a (namespaces, selector) pair, and of
+        # existing pods carrying each distinct affinity term; see count_matching/terms.
+        self._counts: OrderedDict[Any, tuple[frozenset[str] | None, LabelSelector, Array]] = \
+            OrderedDict()
+        self.term_counts: dict[tuple[str, int, AffinityTerm], Array] = {}
+        self.namespace_labels: dict[str, dict[str, str]] = {}
+        # Per-node results that depend only on node labels/taints and some pod trait
+        # (a toleration list, a node selector), shared by every pod with that trait.
+        self._node_memo: dict[Any, Any] = {}
+
+    # -- slots and arrays ---------------------------------------------------------------------
+
+    def _grow(self) -> None:
+        extra = self.capacity
+        self.allocatable = np.concatenate(
+            [self.allocatable, np.zeros((len(self.resources), extra), dtype=np.int64)], axis=1)
+        self.requested = np.concatenate(
+            [self.requested, np.zeros((len(self.resources), extra), dtype=np.int64)], axis=1)
+        self.non_zero = np.concatenate([self.non_zero, np.zeros((2, extra), dtype=np.int64)],
+                                       axis=1)
+        self.valid = np.concatenate([self.valid, np.zeros(extra, dtype=bool)])
+        for key, (ns, sel, counts) in self._counts.items():
+            self._counts[key] = (ns, sel, np.concatenate([counts, np.zeros(extra, np.int64)]))
+        for key, counts in self.term_counts.items():
+            self.term_counts[key] = np.concatenate([counts, np.zeros(extra, np.int64)])
+        self.slots.extend([None] * extra)
+        self._free = list(range(self.capacity + extra - 1, self.capacity - 1, -1)) + self._free
+        self.capacity += extra
+        # Memoised per-slot arrays have the old length.
+        self._nodes_changed()
+
+    def resource_row(self, name: str) -> int:
+        """The array row of resource `name`, adding one for a new extended resource."""
+        row = self.row.get(name)
+        if row is None:
+            row = len(self.resources)
+            self.resources.append(name)
+            self.row[name] = row
+            zeros = np.zeros((1, self.capacity), dtype=np.int64)
+            self.allocatable = np.concatenate([self.allocatable, zeros])
+            self.requested = np.concatenate([self.requested, zeros.copy()])
+        return row
+
+    def _info(self, name: str) -> NodeInfo:
+        info = self.nodes.get(name)
+        if info is None:
+            if not self._free:
+                self._grow()
+            slot = self._free.pop()
+            info = NodeInfo(name, slot)
+            self.nodes[name] = info
+            self.slots[slot] = info
+        return info
+
+    def _release_if_empty(self, info: NodeInfo) -> None:
+        if info.node is None and not info.pods:
+            del self.nodes[info.name]
+            self.slots[info.slot] = None
+            self.allocatable[:, info.slot] = 0
+            self.requested[:, info.slot] = 0
+            self.non_zero[:, info.slot] = 0
+            self._free.append(info.slot)
+
+    def _nodes_changed(self) -> None:
+        self.node_generation += 1
+        self._columns.clear()
+        self._node_memo.clear()
+        self._order = None
+
+    def node_memo(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """`compute()`, remembered until node labels, taints or membership change."""
+        try:
+            return self._node_memo[key]
+        except KeyError:
+            pass
+        if len(self._node_memo) > MEMO_LIMIT:
+            self._node_memo.clear()
+        value = self._node_memo[key] = compute()
+        return value
+
+    def node_mask(self, key: Any, test: Callable[[NodeInfo], bool]) -> Array:
+        """A per-slot bool array of `test(node)`, memoised under `key` (see node_memo)."""
+
+        def compute() -> Array:
+            mask = np.zeros(self.capacity, dtype=bool)
+            for info in self.nodes.values():
+                if info.node is not None and test(info):
+                    mask[info.slot] = True
+            return mask
+
+        return self.node_memo(key, compute)
+
+    # -- nodes --------------------------------------------------------------------------------
+
+    def set_node(self, node: Obj) -> None:
+        """Add or update a node."""
+        name = m.name_of(node)
+        info = self._info(name)
+        spec = node.get("spec") or {}
+        labels = m.labels_of(node)
+        taints = [t for t in spec.get("taints") or [] if isinstance(t, dict)]
+        unschedulable = bool(spec.get("unschedulable"))
+        if (info.node is None or labels != info.labels or taints != info.taints
+                or unschedulable != info.unschedulable):
+            self._nodes_changed()
+        info.node = node
+        info.labels = labels
+        info.taints = taints
+        info.unschedulable = unschedulable
+        allocatable = (node.get("status") or {}).get("allocatable") or {}
+        self.allocatable[:, info.slot] = 0
+        for name_, value in allocatable.items():
+            self.allocatable[self.resource_row(name_), info.slot] = quantity(name_, value)
+        images = _images(node)
+        if images != info.images:
+            self.image_nodes.subtract(info.images.keys())
+            self.image_nodes.update(images.keys())
+            info.images = images
+        self.valid[info.slot] = True
+        self.generation += 1
+
+    def remove_node(self, name: str) -> None:
+        """Forget a node (its pods stay counted until they are removed)."""
+        info = self.nodes.get(name)
+        if info is None:
+            return
+        self.image_nodes.subtract(info.images.keys())
+        info.images = {}
+        info.node = None
+        self.valid[info.slot] = False
+        self.allocatable[:, info.slot] = 0
+        self._nodes_changed()
+        self.generation += 1
+        self._release_if_empty(info)
+
+    # -- pods ---------------------------------------------------------------------------------
+
+    def _account(self, info: NodeInfo, pod: PodInfo, sign: int) -> None:
+        slot = info.slot
+        for name, amount in pod.requests.items():
+            self.requested[self.resource_row(name), slot] += sign * amount
+        self.requested[self.row[PODS], slot] += sign
+        self.non_zero[0, slot] += sign * pod.non_zero[0]
+        self.non_zero[1, slot] += sign * pod.non_zero[1]
+        if not pod.terminating:
+            for ns, sel, counts in self._counts.values():
+                if (ns is None or pod.namespace in ns) and sel.matches(pod.labels):
+                    counts[slot] += sign
+        if pod.has_affinity:
+            self._account_terms(pod, slot, sign)
+        if sign > 0:
+            info.ports.update(pod.ports)
+        else:
+            info.ports.subtract(pod.ports)
+            for p in pod.ports:
+                if info.ports[p] <= 0:
+                    del info.ports[p]
+        self.generation += 1
+
+    def _account_terms(self, pod: PodInfo, slot: int, sign: int) -> None:
+        entries = [*((REQUIRED_ANTI, 0, t) for t in pod.required_anti_affinity),
+                   *((REQUIRED_AFFINITY, 0, t) for t in pod.required_affinity),
+                   *((PREFERRED_AFFINITY, w, t) for w, t in pod.preferred_affinity),
+                   *((PREFERRED_ANTI, w, t) for w, t in pod.preferred_anti_affinity)]
+        for key in entries:
+            counts = self.term_counts.get(key)
+            if counts is None:
+                if sign < 0:
+                    continue
+                counts = self.term_counts[key] = np.zeros(self.capacity, dtype=np.int64)
+            counts[slot] += sign
+            if sign < 0 and not counts.any():
+                del self.term_counts[key]
+
+    def add_pod(self, pod: PodInfo) -> None:
+        """Count an assigned pod on its node (replacing an earlier version or assumption)."""
+        if not pod.node_name:
+            return
+        self.remove_pod(pod.key)
+        info = self._info(pod.node_name)
+        info.pods[pod.key] = pod
+        self.pods[pod.key] = pod
+        self._account(info, pod, +1)
+        if pod.has_affinity:
+            self.with_affinity[pod.key] = pod
+        if pod.required_anti_affinity:
+            self.with_required_anti[pod.key] = pod
+
+    def remove_pod(self, key: str) -> PodInfo | None:
+        """Stop counting a pod (deleted, or about to be re-added)."""
+        pod = self.pods.pop(key, None)
+        self.assumed.discard(key)
+        if pod is None:
+            return None
+        self.with_affinity.pop(key, None)
+        self.with_required_anti.pop(key, None)
+        info = self.nodes.get(pod.node_name)
+        if info is not None and info.pods.pop(key, None) is not None:
+            self._account(info, pod, -1)
+            self._release_if_empty(info)
+        return pod
+
+    def assume(self, pod: PodInfo, node_name: str) -> PodInfo:
+        """Count `pod` on `node_name` before its binding is confirmed."""
+        assumed = dataclasses.replace(pod, node_name=node_name)
+        self.add_pod(assumed)
+        self.assumed.add(pod.key)
+        return assumed
+
+    def forget(self, key: str) -> None:
+        """Undo an assumption (the binding failed)."""
+        if key in self.assumed:
+            self.remove_pod(key)
+
+    def is_assumed(self, key: str) -> bool:
+        """Whether the pod is counted only because the scheduler assumed it."""
+        return key in self.assumed
+
+    # -- views for plugins --------------------------------------------------------------------
+
+    def order(self) -> Array:
+        """Slots of present nodes in a stable order."""
+        if self._order is None:
+            self._order = np.flatnonzero(self.valid)
+        return self._order
+
+    def node_count(self) -> int:
+        """How many nodes are present."""
+        return int(self.order().size)
+
+    def info_at(self, slot: int) -> NodeInfo:
+        """The NodeInfo in `slot`."""
+        info = self.slots[slot]
+        assert info is not None
+        return info
+
+    def label_column(self, key: str) -> tuple[Array, list[str]]:
+        """Per slot, a code for node label `key`'s value (-1 when absent), and the values."""
+        cached = self._columns.get(key)
+        if cached is not None:
+            return cached
+        codes = np.full(self.capacity, -1, dtype=np.int32)
+        values: list[str] = []
+        index: dict[str, int] = {}
+        for info in self.nodes.values():
+            if info.node is None:
+                continue
+            value = info.labels.get(key)
+            if value is None:
+                continue
+            code = index.get(value)
+            if code is None:
+                code = index[value] = len(values)
+                values.append(value)
+            codes[info.slot] = code
+        self._columns[key] = (codes, values)
+        return codes, values
+
+    def count_matching(self, namespaces: frozenset[str] | None, selector: LabelSelector
+                       ) -> Array:
+        """Per slot, how many live (not terminating) pods in `namespaces` (None: any)
+        match `selector`; kept current as pods come and go."""
+        key = (namespaces, selector)
+        entry = self._counts.get(key)
+        if entry is not None:
+            self._counts.move_to_end(key)
+            return entry[2]
+        counts = np.zeros(self.capacity, dtype=np.int64)
+        for pod in self.pods.values():
+            if pod.terminating or (namespaces is not None and pod.namespace not in namespaces):
+                continue
+            if selector.matches(pod.labels):
+                info = self.nodes.get(pod.node_name)
+                if info is not None:
+                    counts[info.slot] += 1
+        self._counts[key] = (namespaces, selector, counts)
+        if len(self._counts) > COUNT_INDEXES:
+            self._counts.popitem(last=False)
+        return counts
+
+    def term_namespaces(self, term: AffinityTerm) -> frozenset[str] | None:
+        """The namespaces an affinity term covers (None: all)."""
+        if term.namespace_selector is None:
+            return term.namespaces
+        if term.namespace_selector.empty:
+            return None
+        return term.namespaces | frozenset(
+            ns for ns, labels in self.namespace_labels.items()
+            if term.namespace_selector.matches(labels))
+
+    def free(self, row: int) -> Array:
+        """Allocatable minus requested of one resource, per slot."""
+        return self.allocatable[row] - self.requested[row]
+
+    @property
+    def cpu_row(self) -> int:
+        """Row of CPU."""
+        return self.row[CPU]
+
+    @property
+    def memory_row(self) -> int:
+        """Row of memory."""
+        return self.row[MEMORY]

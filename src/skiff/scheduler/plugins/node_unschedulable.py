@@ -1,0 +1,37 @@
+"""NodeUnschedulable: cordoned nodes (spec.unschedulable) take no new pods.
+
+A pod that tolerates the `node.kubernetes.io/unschedulable:NoSchedule` taint (as
+DaemonSet pods do) may still go there.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from skiff.scheduler.cache import ClusterCache, NodeInfo
+from skiff.scheduler.framework import CycleState, Status, unresolvable
+from skiff.scheduler.pod_info import PodInfo
+from skiff.scheduler.terms import tolerated
+
+NAME = "NodeUnschedulable"
+REASON = "node(s) were unschedulable"
+TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
+
+
+class NodeUnschedulable:
+    """Filter out cordoned nodes unless the pod tolerates the unschedulable taint."""
+
+    name = NAME
+
+    def filter(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
+               slots: np.ndarray) -> np.ndarray:
+        """Pass every node that is not cordoned (or all, for a tolerating pod)."""
+        if tolerated(pod.spec.get("tolerations") or [], TAINT):
+            return np.ones(slots.size, dtype=bool)
+        cordoned = cache.node_mask(NAME, lambda info: info.unschedulable)
+        return ~cordoned[slots]
+
+    def filter_status(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
+                      info: NodeInfo) -> Status:
+        """The fixed reason."""
+        return unresolvable(REASON)

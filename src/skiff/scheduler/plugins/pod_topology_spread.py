@@ -1,0 +1,269 @@
+"""PodTopologySpread: keep matching pods evenly spread over topology domains.
+
+Hard constraints (whenUnsatisfiable: DoNotSchedule) filter: placing the pod in a
+node's domain must not make that domain exceed the emptiest eligible domain by more
+than maxSkew (the emptiest counts as 0 while fewer than minDomains domains exist).
+Soft constraints (ScheduleAnyway), or, for pods without constraints, the default
+ones (hostname maxSkew 3, zone maxSkew 5, selecting the pod's Services, ReplicaSets,
+ReplicationControllers and StatefulSets), score nodes in less crowded domains higher.
+
+Eligible nodes honour nodeAffinityPolicy (default Honor: they must match the pod's
+node affinity) and nodeTaintsPolicy (default Ignore). Matching pod counts come from
+the cache's live per-node counters, so a cycle costs a few array operations per
+constraint rather than a walk over every pod.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from skiff.api.errors import StatusError
+from skiff.api.selectors.labels import (
+    IN,
+    NOTHING,
+    LabelSelector,
+    Requirement,
+    from_label_selector_dict,
+)
+from skiff.scheduler.cache import ClusterCache, NodeInfo
+from skiff.scheduler.framework import (
+    MAX_NODE_SCORE,
+    SKIP,
+    CycleState,
+    Status,
+    unresolvable,
+    unschedulable,
+)
+from skiff.scheduler.plugins.node_affinity import required_mask
+from skiff.scheduler.plugins.taint_toleration import HARD, _signature
+from skiff.scheduler.pod_info import PodInfo
+from skiff.scheduler.terms import first_untolerated
+
+NAME = "PodTopologySpread"
+REASON_SKEW = "node(s) didn't match pod topology spread constraints"
+REASON_LABEL = "node(s) didn't match pod topology spread constraints (missing required label)"
+HOSTNAME = "kubernetes.io/hostname"
+ZONE = "topology.kubernetes.io/zone"
+DEFAULT_CONSTRAINTS = ((HOSTNAME, 3), (ZONE, 5))
+
+FILTER_STATE = NAME + "/filter"
+SCORE_STATE = NAME + "/score"
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """One topology spread constraint, compiled."""
+
+    max_skew: int
+    key: str
+    selector: LabelSelector
+    min_domains: int = 1
+    honor_affinity: bool = True
+    honor_taints: bool = False
+
+
+def _constraints(pod: PodInfo, mode: str) -> list[Constraint]:
+    out = []
+    for c in pod.spec.get("topologySpreadConstraints") or []:
+        if not isinstance(c, dict) or c.get("whenUnsatisfiable", "DoNotSchedule") != mode:
+            continue
+        raw = c.get("labelSelector")
+        try:
+            selector = from_label_selector_dict(raw) if isinstance(raw, dict) else NOTHING
+        except StatusError:
+            selector = NOTHING
+        extra = [Requirement(k, IN, (pod.labels[k],)) for k in c.get("matchLabelKeys") or []
+                 if k in pod.labels]
+        if extra and not selector.nothing:
+            selector = LabelSelector([*selector.requirements, *extra])
+        out.append(Constraint(
+            max_skew=int(c.get("maxSkew") or 1), key=c.get("topologyKey") or "",
+            selector=selector,
+            min_domains=int(c.get("minDomains") or 1) if mode == "DoNotSchedule" else 1,
+            honor_affinity=c.get("nodeAffinityPolicy", "Honor") != "Ignore",
+            honor_taints=c.get("nodeTaintsPolicy", "Ignore") == "Honor"))
+    return out
+
+
+def _eligible(pod: PodInfo, cache: ClusterCache, constraints: list[Constraint],
+              c: Constraint, require_all: bool) -> np.ndarray:
+    """Per slot: the node counts for constraint `c`'s domains."""
+    mask = cache.valid.copy()
+    if require_all:
+        for other in constraints:
+            mask &= cache.label_column(other.key)[0] >= 0
+    else:
+        mask &= cache.label_column(c.key)[0] >= 0
+    if c.honor_affinity:
+        affinity = required_mask(pod, cache)
+        if affinity is not None:
+            mask &= affinity
+    if c.honor_taints:
+        tolerations = pod.spec.get("tolerations") or []
+        mask &= cache.node_mask(("TaintToleration", _signature(tolerations)),
+                                lambda info: first_untolerated(info.taints, tolerations,
+                                                               HARD) is None)
+    return mask
+
+
+@dataclass
+class _Domains:
+    """Matching pods per domain of one constraint, over eligible nodes."""
+
+    codes: np.ndarray
+    counts: np.ndarray
+    present: np.ndarray
+
+    def per_slot(self, slots: np.ndarray) -> np.ndarray:
+        code = self.codes[slots]
+        return np.where(code >= 0, self.counts[np.maximum(code, 0)], 0)
+
+
+def _domains(pod: PodInfo, cache: ClusterCache, c: Constraint, eligible: np.ndarray
+             ) -> _Domains:
+    codes, values = cache.label_column(c.key)
+    pods = cache.count_matching(frozenset([pod.namespace]), c.selector)
+    slots = np.flatnonzero(eligible)
+    n = max(len(values), 1)
+    counts = np.bincount(codes[slots], weights=pods[slots], minlength=n).astype(np.int64)
+    present = np.zeros(n, dtype=bool)
+    present[codes[slots]] = True
+    return _Domains(codes, counts, present)
+
+
+class PodTopologySpread:
+    """Filter by hard spread constraints, score by soft (or default) ones."""
+
+    name = NAME
+
+    def __init__(self, default_selector: Callable[[PodInfo], LabelSelector | None] | None
+                 = None) -> None:
+        self.default_selector = default_selector
+
+    # -- filter ---------------------------------------------------------------------------------
+
+    def pre_filter(self, state: CycleState, pod: PodInfo, cache: ClusterCache) -> Status | None:
+        """Count matching pods per domain for every hard constraint."""
+        constraints = _constraints(pod, "DoNotSchedule")
+        if not constraints:
+            return Status(SKIP)
+        prepared = []
+        for c in constraints:
+            domains = _domains(pod, cache, c, _eligible(pod, cache, constraints, c, True))
+            seen = domains.counts[domains.present]
+            minimum = int(seen.min()) if seen.size else 0
+            if int(domains.present.sum()) < c.min_domains:
+                minimum = 0
+            self_match = 1 if c.selector.matches(pod.labels) else 0
+            prepared.append((c, domains, minimum, self_match))
+        state[FILTER_STATE] = prepared
+        return None
+
+    def _check(self, state: CycleState, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        missing = np.zeros(slots.size, dtype=bool)
+        skewed = np.zeros(slots.size, dtype=bool)
+        for c, domains, minimum, self_match in state[FILTER_STATE]:
+            lacks = domains.codes[slots] < 0
+            missing |= lacks
+            skew = domains.per_slot(slots) + self_match - minimum
+            skewed |= ~lacks & (skew > c.max_skew)
+        return missing, skewed
+
+    def filter(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
+               slots: np.ndarray) -> np.ndarray:
+        """Nodes that have every topology key and keep every skew within maxSkew."""
+        missing, skewed = self._check(state, slots)
+        return ~(missing | skewed)
+
+    def filter_status(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
+                      info: NodeInfo) -> Status:
+        """Missing label (unresolvable) or too much skew."""
+        missing, _ = self._check(state, np.array([info.slot]))
+        return unresolvable(REASON_LABEL) if missing[0] else unschedulable(REASON_SKEW)
+
+    # -- score ----------------------------------------------------------------------------------
+
+    def _soft(self, pod: PodInfo) -> tuple[list[Constraint], bool]:
+        if pod.spec.get("topologySpreadConstraints"):
+            return _constraints(pod, "ScheduleAnyway"), True
+        selector = self.default_selector(pod) if self.default_selector else None
+        if selector is None or selector.empty or selector.nothing:
+            return [], False
+        return [Constraint(max_skew=skew, key=key, selector=selector)
+                for key, skew in DEFAULT_CONSTRAINTS], False
+
+    def pre_score(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
+                  slots: np.ndarray) -> Status | None:
+        """Domain sizes and matching-pod counts for each soft constraint."""
+        constraints, require_all = self._soft(pod)
+        if not constraints:
+            return Status(SKIP)
+        ignored = np.zeros(slots.size, dtype=bool)
+        if require_all:
+            for c in constraints:
+                ignored |= cache.label_column(c.key)[0][slots] < 0
+        scored = slots[~ignored]
+        prepared = []
+        for c in constraints:
+            codes = cache.label_column(c.key)[0]
+            here = codes[scored]
+            here = here[here >= 0]
+            if c.key == HOSTNAME:
+                size = int(scored.size)
+            else:
+                size = int(np.unique(here).size)
+            eligible = _eligible(pod, cache, constraints, c, require_all)
+            # Only domains that some feasible node is in are counted, as upstream.
+            wanted = np.zeros(cache.capacity, dtype=bool)
+            if here.size:
+                in_domain = np.isin(codes, np.unique(here))
+                wanted = eligible & in_domain
+            domains = _domains(pod, cache, c, wanted)
+            prepared.append((c, domains, math.log(size + 2)))
+        state[SCORE_STATE] = (prepared, ignored)
+        return None
+
+    def score(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
+              slots: np.ndarray) -> np.ndarray:
+        """Σ over constraints of count(domain) × log(domains + 2) + maxSkew - 1 (rounded)."""
+        prepared, ignored = state[SCORE_STATE]
+        total = np.zeros(slots.size, dtype=np.float64)
+        for c, domains, weight in prepared:
+            has = domains.codes[slots] >= 0
+            total += np.where(has, domains.per_slot(slots) * weight + (c.max_skew - 1), 0.0)
+        out = np.round(total).astype(np.int64)
+        out[ignored] = -1
+        return out
+
+    def normalize(self, state: CycleState, pod: PodInfo, scores: np.ndarray) -> np.ndarray:
+        """Fewest matching pods scores 100: 100 × (max + min - s) / max; ignored nodes 0."""
+        valid = scores >= 0
+        if not valid.any():
+            return np.zeros(scores.size, dtype=np.int64)
+        top = int(scores[valid].max())
+        low = int(scores[valid].min())
+        if top == 0:
+            return np.where(valid, MAX_NODE_SCORE, 0).astype(np.int64)
+        return np.where(valid, MAX_NODE_SCORE * (top + low - scores) // top, 0).astype(np.int64)
+
+
+def selector_for_owners(pod: PodInfo, services: list[dict[str, Any]],
+                        owners: list[LabelSelector]) -> LabelSelector | None:
+    """Upstream's DefaultSelector: the pod's Services' selectors ANDed with those of the
+    ReplicaSets, ReplicationControllers and StatefulSets that select it."""
+    reqs: list[Requirement] = []
+    merged: dict[str, str] = {}
+    for svc in services:
+        sel = (svc.get("spec") or {}).get("selector") or {}
+        if sel and all(pod.labels.get(k) == v for k, v in sel.items()):
+            merged.update(sel)
+    reqs += [Requirement(k, IN, (v,)) for k, v in merged.items()]
+    for sel in owners:
+        if not sel.empty and not sel.nothing and sel.matches(pod.labels):
+            reqs += list(sel.requirements)
+    return LabelSelector(reqs) if reqs else None

@@ -1,0 +1,71 @@
+"""TaintToleration: NoSchedule/NoExecute taints repel pods that do not tolerate them;
+untolerated PreferNoSchedule taints make a node less attractive.
+
+Nodes mostly share a handful of taint sets and pods a handful of toleration lists, so
+the per-node verdict is computed once per toleration list and remembered until node
+taints change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+
+from skiff.scheduler.cache import ClusterCache, NodeInfo
+from skiff.scheduler.framework import CycleState, Status, default_normalize, unresolvable
+from skiff.scheduler.pod_info import PodInfo
+from skiff.scheduler.terms import first_untolerated, tolerated
+
+NAME = "TaintToleration"
+HARD = ("NoSchedule", "NoExecute")
+
+
+def _signature(tolerations: list[Any]) -> bytes:
+    return orjson.dumps(tolerations, option=orjson.OPT_SORT_KEYS)
+
+
+def untolerated_reason(taint: dict[str, Any]) -> str:
+    """Upstream's reason text for one untolerated taint."""
+    return f"node(s) had untolerated taint {{{taint.get('key', '')}: {taint.get('value', '')}}}"
+
+
+class TaintToleration:
+    """Filter on hard taints; score by untolerated soft ones."""
+
+    name = NAME
+
+    def filter(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
+               slots: np.ndarray) -> np.ndarray:
+        """Nodes whose NoSchedule/NoExecute taints the pod all tolerates."""
+        tolerations = pod.spec.get("tolerations") or []
+        ok = cache.node_mask((NAME, _signature(tolerations)), lambda info: first_untolerated(
+            info.taints, tolerations, HARD) is None)
+        return ok[slots]
+
+    def filter_status(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
+                      info: NodeInfo) -> Status:
+        """Names the first taint the pod does not tolerate."""
+        taint = first_untolerated(info.taints, pod.spec.get("tolerations") or [], HARD)
+        return unresolvable(untolerated_reason(taint or {}))
+
+    def score(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
+              slots: np.ndarray) -> np.ndarray:
+        """How many PreferNoSchedule taints each node has that the pod does not tolerate."""
+        soft = [t for t in pod.spec.get("tolerations") or []
+                if isinstance(t, dict) and t.get("effect", "") in ("", "PreferNoSchedule")]
+
+        def count() -> np.ndarray:
+            out = np.zeros(cache.capacity, dtype=np.int64)
+            for info in cache.nodes.values():
+                out[info.slot] = sum(1 for t in info.taints
+                                     if t.get("effect") == "PreferNoSchedule"
+                                     and not tolerated(soft, t))
+            return out
+
+        return cache.node_memo((NAME, "score", _signature(soft)), count)[slots]
+
+    def normalize(self, state: CycleState, pod: PodInfo, scores: np.ndarray) -> np.ndarray:
+        """Fewer untolerated soft taints score higher."""
+        return default_normalize(scores, reverse=True)
