@@ -17,7 +17,6 @@ One reconcile per DaemonSet key, following upstream's daemon controller:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import datetime as dt
 import logging
@@ -29,15 +28,24 @@ from typing import Any
 from skiff.api import meta as m
 from skiff.api.errors import StatusError
 from skiff.api.selectors.labels import from_label_selector_dict
-from skiff.client.events import EventRecorder
+from skiff.client.event_recorder import EventRecorder
 from skiff.client.http_client import Client
 from skiff.client.informer import Informer, object_key
-from skiff.client.workqueue import WorkQueue, run_workers
+from skiff.client.workqueue import WorkQueue
 from skiff.controllers import daemonset_nodes as dn
 from skiff.controllers import pod_state
 from skiff.controllers import revisions as rev
-from skiff.controllers.controller_refs import claim, namespace_index, owner_index
+from skiff.controllers.controller_ref import (
+    CONTROLLER_INDEX,
+    NAMESPACE_INDEX,
+    UID_INDEX,
+    ControllerRefManager,
+    index_by_controller,
+    index_by_namespace,
+    owned_or_orphaned,
+)
 from skiff.controllers.expectations import Expectations
+from skiff.controllers.informers import run_controller, use_informer
 from skiff.controllers.pod_template import pod_from_template, slow_start
 
 log = logging.getLogger(__name__)
@@ -65,19 +73,20 @@ class DaemonSetController:
     """Reconciles apps/v1 DaemonSets by `namespace/name`."""
 
     def __init__(self, client: Client, *, workers: int = 4,
-                 clock: Callable[[], dt.datetime] = m.now) -> None:
+                 clock: Callable[[], dt.datetime] = m.now, pods: Informer | None = None,
+                 nodes: Informer | None = None, revisions: Informer | None = None) -> None:
         self.client = client
         self.clock = clock
         self.workers = workers
-        self.sets = Informer(client, "apps", "v1", "daemonsets")
-        self.pods = Informer(client, "", "v1", "pods")
-        self.nodes = Informer(client, "", "v1", "nodes")
-        self.revisions = Informer(client, "apps", "v1", "controllerrevisions")
-        self.pods.add_index("owner", owner_index)
-        self.pods.add_index("namespace", namespace_index)
-        self.revisions.add_index("owner", owner_index)
-        self.sets.add_index("uid", lambda s: [m.uid_of(s)])
-        self.sets.add_index("namespace", namespace_index)
+        self._own: list[Informer] = []
+        self.sets = use_informer(client, None, self._own, "apps", "v1", "daemonsets")
+        self.pods = use_informer(client, pods, self._own, "", "v1", "pods")
+        self.nodes = use_informer(client, nodes, self._own, "", "v1", "nodes")
+        self.revisions = use_informer(client, revisions, self._own, "apps", "v1",
+                                      "controllerrevisions")
+        for inf in (self.pods, self.revisions, self.sets):
+            index_by_controller(inf)
+        index_by_namespace(self.sets)
         self.queue = WorkQueue(name="daemonset")
         self.recorder = EventRecorder(client, COMPONENT)
         self.expectations = Expectations()
@@ -100,11 +109,11 @@ class DaemonSetController:
         ref = m.controller_of(obj)
         if ref is None or ref.get("kind") != "DaemonSet":
             return []
-        return [object_key(s) for s in self.sets.by_index("uid", ref.get("uid", ""))]
+        return [object_key(s) for s in self.sets.by_index(UID_INDEX, ref.get("uid", ""))]
 
     def _queue_matching(self, pod: Obj) -> None:
         labels = m.labels_of(pod)
-        for s in self.sets.by_index("namespace", m.namespace_of(pod)):
+        for s in self.sets.by_index(NAMESPACE_INDEX, m.namespace_of(pod)):
             try:
                 if from_label_selector_dict((s.get("spec") or {}).get("selector")).matches(labels):
                     self.queue.add(object_key(s))
@@ -172,9 +181,9 @@ class DaemonSetController:
         spec = ds.setdefault("spec", {})
         old_status = copy.deepcopy(ds.get("status") or {})
         selector = from_label_selector_dict(spec.get("selector"))
-        pods = await claim(self.client, ds, selector,
-                           self.pods.by_index("namespace", m.namespace_of(ds)))
-        owned_revisions = [r for r in self.revisions.by_index("owner", m.uid_of(ds))
+        manager = ControllerRefManager(self.client, ds, selector, ("", "v1", "pods"))
+        pods = await manager.claim(owned_or_orphaned(self.pods, ds))
+        owned_revisions = [r for r in self.revisions.by_index(CONTROLLER_INDEX, m.uid_of(ds))
                            if m.namespace_of(r) == m.namespace_of(ds)]
         collision = int((ds.get("status") or {}).get("collisionCount") or 0)
         try:
@@ -241,8 +250,8 @@ class DaemonSetController:
                         if wait > 0:
                             requeue = wait if requeue is None else min(requeue, wait)
                             continue
-                        self.recorder.warning(
-                            ds, "FailedDaemonPod",
+                        self.recorder.event(
+                            ds, "Warning", "FailedDaemonPod",
                             f"Found failed daemon pod {m.namespace_of(pod)}/{m.name_of(pod)} on "
                             f"node {name}, will try to kill it")
                         delete.append(pod)
@@ -294,9 +303,11 @@ class DaemonSetController:
                 created = await self.client.create("", "v1", "pods", pod, m.namespace_of(ds))
             except StatusError as err:
                 if not (err.code == 403 and "being terminated" in err.message):
-                    self.recorder.warning(ds, "FailedCreate", f"Error creating: {err.message}")
+                    self.recorder.event(ds, "Warning", "FailedCreate",
+                                        f"Error creating: {err.message}")
                 raise
-            self.recorder.normal(ds, "SuccessfulCreate", f"Created pod: {m.name_of(created)}")
+            self.recorder.event(ds, "Normal", "SuccessfulCreate",
+                                f"Created pod: {m.name_of(created)}")
 
         async def remove(pod: Obj, grace: int | None) -> None:
             try:
@@ -306,11 +317,11 @@ class DaemonSetController:
             except StatusError as err:
                 self.expectations.deletion_observed(key)
                 if err.code not in (404, 409):
-                    self.recorder.warning(ds, "FailedDelete",
+                    self.recorder.event(ds, "Warning", "FailedDelete",
                                           f"Error deleting: {err.message}")
                     raise
                 return
-            self.recorder.normal(ds, "SuccessfulDelete", f"Deleted pod: {m.name_of(pod)}")
+            self.recorder.event(ds, "Normal", "SuccessfulDelete", f"Deleted pod: {m.name_of(pod)}")
 
         results = await asyncio.gather(
             *(remove(p, None) for p in delete), *(remove(p, 0) for p in force_delete),
@@ -434,17 +445,7 @@ class DaemonSetController:
 
     async def run(self) -> None:
         """Watch DaemonSets, pods, nodes and revisions until cancelled."""
-        informers = (self.sets, self.pods, self.nodes, self.revisions)
-        tasks = [i.start() for i in informers]
-        try:
-            await run_workers(self.queue, self.reconcile, self.workers)
-        finally:
-            self.queue.shutdown()
-            for i in informers:
-                i.stop()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
+        await run_controller(self.queue, self.reconcile, self.workers, self._own, self.recorder)
 
 
 def _pods_by_node(pods: list[Obj]) -> dict[str, list[Obj]]:

@@ -75,6 +75,9 @@ def controller_factories(client: Client, shared: SharedInformers
     """Name → a function building that controller (each has an async `run()`)."""
     pods = shared.get("", "v1", "pods")
     replicasets = shared.get("apps", "v1", "replicasets")
+    jobs = shared.get("batch", "v1", "jobs")
+    nodes = shared.get("", "v1", "nodes")
+    revisions = shared.get("apps", "v1", "controllerrevisions")
     return {
         "namespace": lambda: NamespaceController(client),
         "garbage-collector": lambda: GarbageCollector(client),
@@ -84,11 +87,12 @@ def controller_factories(client: Client, shared: SharedInformers
                                                               pods=pods),
         "deployment": lambda: DeploymentController(client, replicasets=replicasets, pods=pods),
         "disruption": lambda: DisruptionController(client, pods=pods),
-        "job": lambda: JobController(client),
-        "statefulset": lambda: StatefulSetController(client),
-        "daemonset": lambda: DaemonSetController(client),
-        "cronjob": lambda: CronJobController(client),
-        "ttl-after-finished": lambda: TTLAfterFinishedController(client),
+        "job": lambda: JobController(client, pods=pods, jobs=jobs),
+        "statefulset": lambda: StatefulSetController(client, pods=pods, revisions=revisions),
+        "daemonset": lambda: DaemonSetController(client, pods=pods, nodes=nodes,
+                                                 revisions=revisions),
+        "cronjob": lambda: CronJobController(client, jobs=jobs),
+        "ttl-after-finished": lambda: TTLAfterFinishedController(client, jobs=jobs),
     }
 
 
