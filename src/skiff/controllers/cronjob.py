@@ -16,6 +16,7 @@ One reconcile per CronJob key:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import logging
@@ -97,6 +98,17 @@ class CronJobController:
         cronjob = copy.deepcopy(cached)
         jobs = [j for j in self.jobs.by_index(CONTROLLER_INDEX, m.uid_of(cronjob))
                 if m.namespace_of(j) == m.namespace_of(cronjob)]
+        listed = {ref.get("uid") for ref in (cronjob.get("status") or {}).get("active") or []}
+        if any(not js.is_finished(j) and m.uid_of(j) not in listed for j in jobs):
+            # Our cache may predate the status write that listed the job: read it fresh
+            # before calling the job unexpected (as upstream does).
+            with contextlib.suppress(StatusError):
+                fresh = await self.client.get("batch", "v1", "cronjobs", m.name_of(cronjob),
+                                              m.namespace_of(cronjob))
+                if m.uid_of(fresh) == m.uid_of(cronjob):
+                    fresh.setdefault("kind", "CronJob")
+                    fresh.setdefault("apiVersion", "batch/v1")
+                    cronjob = fresh
         original_status = copy.deepcopy(cronjob.get("status") or {})
         try:
             requeue = await self._sync(cronjob, jobs)
