@@ -4,6 +4,9 @@ set -e
 missing=""
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing="$missing python3-venv"
 python3 -c 'import sqlite3' 2>/dev/null || missing="$missing libsqlite3-0"
+# The process runtime: nsenter (exec into containers) and mount/umount (tmpfs volumes).
+command -v nsenter >/dev/null 2>&1 || missing="$missing util-linux"
+command -v mount >/dev/null 2>&1 || missing="$missing mount"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing:$missing"

@@ -62,8 +62,14 @@ class Cluster:
 
 def start_cluster(data_dir: Path, port: int | None = None, *extra: str,
                   timeout: float = 30) -> Cluster:
-    """Start `skiff up` and wait until its kubeconfig is written and /readyz answers."""
+    """Start `skiff up` and wait until its kubeconfig is written and /readyz answers.
+
+    No node agents unless `extra` asks for some (`--nodes N`): most tests exercise the
+    API alone and must not see an agent's background writes.
+    """
     port = port or free_port()
+    if "--nodes" not in extra:
+        extra = (*extra, "--nodes", "0")
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / f"skiff-{port}-{time.monotonic_ns()}.log"
     kubeconfig = data_dir / "kubeconfig"

@@ -193,3 +193,12 @@ def issue_client_cert(pki: ClusterPKI, user: str, groups: tuple[str, ...]) -> tu
     k = _key()
     c = _issue(_name(user, groups), k, ca_cert.subject, ca_key, client=True)
     return c.public_bytes(serialization.Encoding.PEM), _key_pem(k)
+
+
+def self_signed_server_cert(cn: str, names: tuple[str, ...]) -> tuple[bytes, bytes]:
+    """A self-signed serving certificate and key (PEM), as a kubelet makes for itself."""
+    from cryptography.hazmat.primitives import serialization
+
+    k = _key()
+    c = _issue(_name(cn), k, _name(cn), k, server_names=names)
+    return c.public_bytes(serialization.Encoding.PEM), _key_pem(k)

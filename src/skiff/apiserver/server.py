@@ -27,10 +27,15 @@ from skiff.api.openapi.v3 import openapi_group_version, openapi_index
 from skiff.api.resources import Registry, ResourceType
 from skiff.api.tables import to_table
 from skiff.apiserver import codec, discovery, keys
+from skiff.apiserver.admission import AdmissionSettings
 from skiff.apiserver.auth import PUBLIC_PATHS, Authenticator, User
 from skiff.apiserver.crds import CRDManager
 from skiff.apiserver.event_ttl import run_event_ttl
 from skiff.apiserver.eviction import evict
+from skiff.apiserver.metrics_api import PREFIX as METRICS_PREFIX
+from skiff.apiserver.metrics_api import RESOURCE_TYPES as METRICS_TYPES
+from skiff.apiserver.metrics_api import MetricsAPI
+from skiff.apiserver.node_proxy import NodeConnector, pod_log
 from skiff.apiserver.patcher import Patcher
 from skiff.apiserver.paths import Target, parse_resource_path
 from skiff.apiserver.pki import ClusterPKI
@@ -114,6 +119,15 @@ class APIServer:
             "core/bindings": self._binding_collection,
         }
         self._background: list[asyncio.Task[None]] = []
+        self.admission = AdmissionSettings()
+        # Node agents: the log subresource is proxied to them; the metrics API reads
+        # their usage reports.
+        self.nodes = NodeConnector(self)
+        self.add_stream_subresource("log", lambda request, target: pod_log(self, request,
+                                                                           target))
+        self.metrics = MetricsAPI(self)
+        for rt in METRICS_TYPES:
+            self.registry.register(rt)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -174,6 +188,7 @@ class APIServer:
         for t in self._background:
             t.cancel()
         await self.crds.close()
+        await self.nodes.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -200,6 +215,7 @@ class APIServer:
                     "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
                     "metadata": {"name": name}, "value": value, "description": description,
                 }, ctx)
+        await self._publish_cluster_info(ctx)
         svc_rt = self.registry.get("", "v1", "services")
         assert svc_rt is not None
         if self.store.get_now(keys.object_key(svc_rt, "default", "kubernetes")) is not None:
@@ -213,6 +229,30 @@ class APIServer:
                                                          "protocol": "TCP",
                                                          "targetPort": self.port or 6443}]},
             }, ctx)
+
+    async def _publish_cluster_info(self, ctx: WriteContext) -> None:
+        """kube-public/cluster-info, as kubeadm publishes it: the CA joining nodes trust."""
+        if self.pki is None:
+            return
+        cm_rt = self.registry.get("", "v1", "configmaps")
+        assert cm_rt is not None
+        if self.store.get_now(keys.object_key(cm_rt, "kube-public", "cluster-info")) is not None:
+            return
+        import base64
+
+        import yaml
+
+        ca = base64.b64encode(self.pki.ca_cert.read_bytes()).decode()
+        kubeconfig = {"apiVersion": "v1", "kind": "Config", "preferences": {},
+                      "clusters": [{"name": "", "cluster": {
+                          "certificate-authority-data": ca,
+                          "server": f"https://{self.host}:{self.port}"}}],
+                      "contexts": [], "users": []}
+        with contextlib.suppress(StatusError):
+            await self.objects.create(cm_rt, "kube-public", {
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "cluster-info", "namespace": "kube-public"},
+                "data": {"kubeconfig": yaml.safe_dump(kubeconfig)}}, ctx)
 
     # -- plumbing for handlers -------------------------------------------------
 
@@ -358,6 +398,11 @@ class APIServer:
                 raise StatusError(404, "NotFound",
                                   "the server could not find the requested resource")
             return _json(doc)
+        if path.startswith(METRICS_PREFIX) and len(parts) > 3:
+            if request.method != "GET":
+                raise StatusError(405, "MethodNotAllowed",
+                                  f"{request.method} is not supported on metrics")
+            return _json(await self.metrics.handle(path, request.query))
         target = parse_resource_path(self.registry, path)
         return await self.handlers.handle(request, target)
 

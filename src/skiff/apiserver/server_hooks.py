@@ -53,7 +53,7 @@ class ServerHooks(Hooks):
         """Allocations and server-set fields that depend on cluster state."""
         if rt.key == "apiextensions.k8s.io/customresourcedefinitions":
             self.server.crds.admit(obj, old)
-        await admission.admit(self.server.store, rt, obj, old)
+        await admission.admit(self.server.store, rt, obj, old, self.server.admission)
 
     def managed_fields(self, rt: ResourceType, old: Obj | None, new: Obj, ctx: WriteContext,
                        subresource: str) -> None:

@@ -26,12 +26,23 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--host", default="127.0.0.1", help="address the API server binds to")
     up.add_argument("--nodes", type=int, default=1, help="node agents to run on this machine")
     up.add_argument("--sim-nodes", type=int, default=0, help="simulated nodes to add")
-    up.add_argument("--runtime", default="", help="container runtime for local node agents")
+    up.add_argument("--runtime", default="",
+                    help="container runtime of the local node agents (default: the best "
+                         "available)")
     up.add_argument("--no-controllers", action="store_true",
                     help="serve the API only (no controllers)")
     up.add_argument("--no-scheduler", action="store_true",
                     help="do not run the scheduler (pods stay Pending unless bound by hand)")
     up.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+
+    up.add_argument("--node-monitor-grace-period", type=float, default=40.0,
+                    help="seconds without a lease renewal before a node is unreachable")
+    up.add_argument("--default-toleration-seconds", type=int, default=300,
+                    help="how long pods tolerate a not-ready or unreachable node by default")
+
+    from skiff.cli.agent import add_parser as add_agent_parser
+
+    add_agent_parser(sub)
 
     kc = sub.add_parser("kubeconfig", help="print the path of the admin kubeconfig")
     kc.add_argument("--data-dir", type=Path, default=None)
@@ -64,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         from skiff.cli.sim_nodes import run_sim_nodes
 
         return run_sim_nodes(args, data_dir)
+    if args.command == "agent":
+        from skiff.cli.agent import run_agent
+
+        return run_agent(args, data_dir)
     if args.command == "up":
         from skiff.cli.up import run_up
 

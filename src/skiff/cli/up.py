@@ -9,6 +9,7 @@ import errno
 import gc
 import logging
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,6 +28,8 @@ async def _serve(args: argparse.Namespace, data_dir: Path, started: float) -> in
     store = SQLiteStore(str(data_dir / "store.db"))
     await store.open()
     server = APIServer(store, pki, host=args.host, port=args.port)
+    server.admission.default_toleration_seconds = getattr(args, "default_toleration_seconds",
+                                                          300)
     try:
         await server.start()
     except OSError as exc:
@@ -54,7 +57,7 @@ async def _serve(args: argparse.Namespace, data_dir: Path, started: float) -> in
         loop.add_signal_handler(sig, stop.set)
     components: list[asyncio.Task[None]] = []
     if not args.no_controllers:
-        components.append(asyncio.ensure_future(_run_controllers(kubeconfig, stop)))
+        components.append(asyncio.ensure_future(_run_controllers(kubeconfig, stop, args)))
     if not args.no_scheduler and not args.no_controllers:
         components.append(asyncio.ensure_future(_run_scheduler(kubeconfig, stop)))
     # The sim agent runs even without --sim-nodes (it costs two idle watches) so that
@@ -62,8 +65,10 @@ async def _serve(args: argparse.Namespace, data_dir: Path, started: float) -> in
     if args.sim_nodes > 0 or not args.no_controllers:
         components.append(asyncio.ensure_future(
             _run_sim_agent(kubeconfig, stop, args.sim_nodes)))
+    agents = _start_agents(args, data_dir, url, pki) if args.nodes > 0 else []
     await stop.wait()
     print("skiff: shutting down", flush=True)
+    await _stop_agents(agents)
     for component in components:
         with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
             await asyncio.wait_for(component, 5)
@@ -72,7 +77,60 @@ async def _serve(args: argparse.Namespace, data_dir: Path, started: float) -> in
     return 0
 
 
-async def _run_controllers(kubeconfig: Path, stop: asyncio.Event) -> None:
+def _start_agents(args: argparse.Namespace, data_dir: Path, url: str,
+                  pki: object) -> list[subprocess.Popen[bytes]]:
+    """Start `--nodes` node agents as child processes (each uses a core of its own)."""
+    from skiff.runtime import select
+
+    try:
+        runtime, why = select.pick(args.runtime)
+    except ValueError as exc:
+        print(f"skiff: no node agents: {exc}", file=sys.stderr, flush=True)
+        return []
+    procs = []
+    names = []
+    for i in range(1, args.nodes + 1):
+        name = f"node-{i}"
+        state = data_dir / "agents" / name
+        state.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "skiff.cli.main", "agent", "--server", url,
+               "--token-file", str(data_dir / "pki" / "admin.token"), "--name", name,
+               "--data-dir", str(state), "--ca-cert", str(data_dir / "pki" / "ca.crt"),
+               "--runtime", runtime, "--stop-containers-on-exit"]
+        if args.verbose:
+            cmd.append("-v")
+        procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                      preexec_fn=_die_with_parent))
+        names.append(name)
+    print(f"  nodes: {', '.join(names)} (runtime {runtime}, {why})", flush=True)
+    return procs
+
+
+def _die_with_parent() -> None:
+    """In an agent child: get SIGTERM if `skiff up` dies, so no agent outlives it."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+async def _stop_agents(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Stop the agents (they stop their containers first) and wait for them."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for p in procs:
+        while p.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+async def _run_controllers(kubeconfig: Path, stop: asyncio.Event,
+                           args: argparse.Namespace | None = None) -> None:
     """Run the controller manager as an API client of this server."""
     try:
         from skiff.client import Client
@@ -82,7 +140,8 @@ async def _run_controllers(kubeconfig: Path, stop: asyncio.Event) -> None:
         return
     client = Client.from_kubeconfig(str(kubeconfig), component="controller-manager")
     try:
-        await run_controllers(client, stop)
+        settings = {"node_monitor_grace_period": getattr(args, "node_monitor_grace_period", 40.0)}
+        await run_controllers(client, stop, settings)
     except Exception:  # noqa: BLE001 - the API keeps serving; the failure is logged
         log.exception("controller manager failed")
     finally:

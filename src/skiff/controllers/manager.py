@@ -17,6 +17,7 @@ from skiff.controllers.disruption import DisruptionController
 from skiff.controllers.garbage_collector import GarbageCollector
 from skiff.controllers.job import JobController
 from skiff.controllers.namespace import NamespaceController
+from skiff.controllers.node_lifecycle import NodeLifecycleController
 from skiff.controllers.replicaset import (
     REPLICATION_CONTROLLER,
     ReplicaSetController,
@@ -70,9 +71,14 @@ class SharedInformers:
                 await t
 
 
-def controller_factories(client: Client, shared: SharedInformers
+def controller_factories(client: Client, shared: SharedInformers,
+                         settings: dict[str, float] | None = None
                          ) -> dict[str, Callable[[], Any]]:
-    """Name → a function building that controller (each has an async `run()`)."""
+    """Name → a function building that controller (each has an async `run()`).
+
+    `settings` tunes cluster-wide timings (`node_monitor_grace_period`).
+    """
+    settings = settings or {}
     pods = shared.get("", "v1", "pods")
     replicasets = shared.get("apps", "v1", "replicasets")
     jobs = shared.get("batch", "v1", "jobs")
@@ -93,17 +99,20 @@ def controller_factories(client: Client, shared: SharedInformers
                                                  revisions=revisions),
         "cronjob": lambda: CronJobController(client, jobs=jobs),
         "ttl-after-finished": lambda: TTLAfterFinishedController(client, jobs=jobs),
+        "node-lifecycle": lambda: NodeLifecycleController(
+            client, grace_period=float(settings.get("node_monitor_grace_period", 40.0))),
     }
 
 
-async def run_controllers(client: Client, stop: asyncio.Event) -> None:
+async def run_controllers(client: Client, stop: asyncio.Event,
+                          settings: dict[str, float] | None = None) -> None:
     """Run every controller until `stop` is set, then cancel and await them all.
 
     A controller that crashes is logged and restarted after a pause rather than
     taking the others down with it.
     """
     shared = SharedInformers(client)
-    factories = controller_factories(client, shared)
+    factories = controller_factories(client, shared, settings)
 
     async def supervise(name: str) -> None:
         while True:

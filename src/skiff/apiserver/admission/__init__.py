@@ -3,16 +3,26 @@ and validation and before a write is stored."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from skiff.api.resources import ResourceType
 from skiff.apiserver import keys
 from skiff.apiserver.admission import priority, service_allocation
+from skiff.apiserver.admission.default_tolerations import add_default_tolerations
 from skiff.store.sqlite import SQLiteStore
 
 
+@dataclass
+class AdmissionSettings:
+    """Cluster-wide knobs of the admission plugins."""
+
+    # DefaultTolerationSeconds: how long pods tolerate not-ready/unreachable nodes.
+    default_toleration_seconds: int = 300
+
+
 async def admit(store: SQLiteStore, rt: ResourceType, obj: dict[str, Any],
-                old: dict[str, Any] | None) -> None:
+                old: dict[str, Any] | None, settings: AdmissionSettings | None = None) -> None:
     """Run every admission step that applies to `rt`."""
     if rt.key == "core/services":
         md = obj.get("metadata") or {}
@@ -29,6 +39,7 @@ async def admit(store: SQLiteStore, rt: ResourceType, obj: dict[str, Any],
         if not spec.get("serviceAccountName"):
             spec["serviceAccountName"] = spec.get("serviceAccount") or "default"
         spec.setdefault("serviceAccount", spec["serviceAccountName"])
+        add_default_tolerations(obj, (settings or AdmissionSettings()).default_toleration_seconds)
         priority.admit_pod(store, obj)
     elif rt.key == "scheduling.k8s.io/priorityclasses":
         priority.admit_priority_class(store, obj, old)
