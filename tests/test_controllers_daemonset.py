@@ -19,7 +19,8 @@ Obj = dict[str, Any]
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    with running_cluster(tmp_path_factory.mktemp("cluster")) as c:
+    # No node agent: the fake kubelet plays that part.
+    with running_cluster(tmp_path_factory.mktemp("cluster"), extra_args=("--nodes", "0")) as c:
         yield c
 
 
@@ -61,10 +62,11 @@ def ds(name: str, **spec: Any) -> Obj:
 
 
 async def placement(client: Client, ns: str, app: str) -> dict[str, str]:
-    """node → image of the live pods of the DaemonSet (bound ones)."""
+    """node → image of the running pods of the DaemonSet (not being deleted)."""
     out: dict[str, str] = {}
     for p in await pods_in(client, ns, f"app={app}"):
-        if p["metadata"].get("deletionTimestamp") or not p["spec"].get("nodeName"):
+        if (p["metadata"].get("deletionTimestamp") or not p["spec"].get("nodeName")
+                or (p.get("status") or {}).get("phase") != "Running"):
             continue
         out[p["spec"]["nodeName"]] = p["spec"]["containers"][0]["image"]
     return out
