@@ -14,7 +14,7 @@ cycles.
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -299,7 +299,8 @@ class ClusterCache:
 
     def assume(self, pod: PodInfo, node_name: str) -> PodInfo:
         """Count `pod` on `node_name` before its binding is confirmed."""
-        assumed = dataclasses.replace(pod, node_name=node_name)
+        assumed = copy.copy(pod)
+        assumed.node_name = node_name
         self.add_pod(assumed)
         self.assumed.add(pod.key)
         return assumed
