@@ -9,7 +9,7 @@ DATA_DIR ?= $(HOME)/.local/share/skiff
 PORT ?= 6443
 NODES ?= 1
 
-.PHONY: run test lint fuzz bench-api clean
+.PHONY: run test lint fuzz bench-api bench-scheduler clean
 
 $(BIN)/python:
 	@scripts/ensure-system-packages.sh
@@ -37,6 +37,9 @@ fuzz: $(STAMP)
 
 bench-api: $(STAMP)
 	$(BIN)/python bench/api/run.py
+
+bench-scheduler: $(STAMP)
+	$(BIN)/python bench/scheduler/run.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
