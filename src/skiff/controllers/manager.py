@@ -14,6 +14,7 @@ from skiff.controllers.deployment import DeploymentController
 from skiff.controllers.disruption import DisruptionController
 from skiff.controllers.garbage_collector import GarbageCollector
 from skiff.controllers.namespace import NamespaceController
+from skiff.controllers.podautoscaler import HorizontalPodAutoscalerController
 from skiff.controllers.replicaset import (
     REPLICATION_CONTROLLER,
     ReplicaSetController,
@@ -79,6 +80,8 @@ def controller_factories(client: Client, shared: SharedInformers
                                                               pods=pods),
         "deployment": lambda: DeploymentController(client, replicasets=replicasets, pods=pods),
         "disruption": lambda: DisruptionController(client, pods=pods),
+        "horizontal-pod-autoscaler": lambda: HorizontalPodAutoscalerController(client,
+                                                                               pods=pods),
     }
 
 
