@@ -18,6 +18,7 @@ from skiff.controllers.garbage_collector import GarbageCollector
 from skiff.controllers.job import JobController
 from skiff.controllers.namespace import NamespaceController
 from skiff.controllers.node_lifecycle import NodeLifecycleController
+from skiff.controllers.podautoscaler import HorizontalPodAutoscalerController
 from skiff.controllers.replicaset import (
     REPLICATION_CONTROLLER,
     ReplicaSetController,
@@ -101,6 +102,8 @@ def controller_factories(client: Client, shared: SharedInformers,
         "ttl-after-finished": lambda: TTLAfterFinishedController(client, jobs=jobs),
         "node-lifecycle": lambda: NodeLifecycleController(
             client, grace_period=float(settings.get("node_monitor_grace_period", 40.0))),
+        "horizontal-pod-autoscaler": lambda: HorizontalPodAutoscalerController(client,
+                                                                               pods=pods),
     }
 
 
