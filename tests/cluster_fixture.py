@@ -65,6 +65,9 @@ def running_cluster(data_dir: Path, *, extra_args: tuple[str, ...] = ()) -> Iter
     """Run `skiff up` until the block ends; skip the test if skiff cannot start."""
     if not SKIFF.exists():
         pytest.skip("the skiff command is not installed in this environment")
+    if "--nodes" not in extra_args:
+        # Node agents run real processes; tests of controllers drive pods themselves.
+        extra_args = (*extra_args, "--nodes", "0")
     port = free_port()
     log = open(data_dir / "skiff.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(

@@ -27,7 +27,7 @@ Obj = dict[str, Any]
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with running_cluster(tmp_path_factory.mktemp("cluster"),
-                         extra_args=("--no-controllers",)) as c:
+                         extra_args=("--no-controllers", "--nodes", "0")) as c:
         yield c
 
 

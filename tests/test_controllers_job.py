@@ -23,7 +23,8 @@ TRACKING = "batch.kubernetes.io/job-tracking"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    with running_cluster(tmp_path_factory.mktemp("cluster")) as c:
+    # No node agent: the fake kubelet plays that part.
+    with running_cluster(tmp_path_factory.mktemp("cluster"), extra_args=("--nodes", "0")) as c:
         yield c
 
 
@@ -47,6 +48,7 @@ async def kubelet(client: Client, ns: str) -> AsyncIterator[FakeKubelet]:
 
 def job(name: str, **spec: Any) -> Obj:
     restart = spec.pop("restartPolicy", "Never")
+    spec = {k: v for k, v in spec.items() if v is not None}
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
             "spec": {"template": {"spec": {"restartPolicy": restart,
                                            "containers": [container()]}}, **spec}}
@@ -299,3 +301,44 @@ async def test_orphan_pod_is_adopted(client: Client, ns: str, kubelet: FakeKubel
         return got if cond(got, "Complete") else None
     await eventually(complete, "the adopted pod completes the job")
     assert [x["metadata"]["name"] for x in await pods_in(client, ns, "app=adoptee")] == ["stray"]
+
+
+async def test_backoff_limit_per_index(client: Client, ns: str, kubelet: FakeKubelet) -> None:
+    await client.create("batch", "v1", "jobs", job(
+        "per", completions=2, parallelism=2, completionMode="Indexed", backoffLimitPerIndex=0,
+        backoffLimit=None), ns)
+
+    async def two() -> list[Obj]:
+        pods = await running_pods(client, ns, "per")
+        return pods if len(pods) == 2 else []
+    pods = await eventually(two, "both indexes run")
+    key = "batch.kubernetes.io/job-completion-index"
+    by_index = {p["metadata"]["annotations"][key]: p for p in pods}
+    assert by_index["0"]["metadata"]["annotations"][
+        "batch.kubernetes.io/job-index-failure-count"] == "0"
+    await finish_pod(client, by_index["0"], exit_code=1)
+    await finish_pod(client, by_index["1"])
+
+    async def failed() -> Obj | None:
+        j = await get_job(client, ns, "per")
+        return j if cond(j, "Failed") else None
+    j = await eventually(failed, "the failed index fails the job")
+    assert cond(j, "Failed")["reason"] == "FailedIndexes"
+    assert j["status"]["failedIndexes"] == "0"
+    assert j["status"]["completedIndexes"] == "1"
+
+
+async def test_deleting_a_running_job_removes_its_pods(client: Client, ns: str,
+                                                        kubelet: FakeKubelet) -> None:
+    await client.create("batch", "v1", "jobs", job("gone", parallelism=2, completions=4), ns)
+
+    async def two() -> list[Obj]:
+        pods = await running_pods(client, ns, "gone")
+        return pods if len(pods) == 2 else []
+    await eventually(two, "pods run")
+    await client.delete("batch", "v1", "jobs", "gone", ns, propagation_policy="Background")
+
+    async def no_pods() -> bool:
+        return await pods_in(client, ns, "job-name=gone") == []
+    # The tracking finalizer must not keep the collected pods around.
+    await eventually(no_pods, "the job's pods are collected")

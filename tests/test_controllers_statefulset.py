@@ -18,7 +18,8 @@ Obj = dict[str, Any]
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    with running_cluster(tmp_path_factory.mktemp("cluster")) as c:
+    # No node agent: the fake kubelet plays that part.
+    with running_cluster(tmp_path_factory.mktemp("cluster"), extra_args=("--nodes", "0")) as c:
         yield c
 
 

@@ -24,6 +24,8 @@ PACKAGES: list[tuple[str, int, str, str | None]] = [
     ("apps.v1", 0, "apps/v1", "apps/v1"),
     ("batch.v1", 0, "batch/v1", "batch/v1"),
     ("policy.v1", 0, "policy/v1", "policy/v1"),
+    ("autoscaling.v1", 0, "autoscaling/v1", "autoscaling/v1"),
+    ("autoscaling.v2", 0, "autoscaling/v2", "autoscaling/v2"),
     ("networking.v1", 0, "networking/v1", "networking.k8s.io/v1"),
     ("rbac.v1", 0, "rbac/v1", "rbac.authorization.k8s.io/v1"),
     ("scheduling.v1", 0, "scheduling/v1", "scheduling.k8s.io/v1"),

@@ -125,6 +125,12 @@ BUILTIN: tuple[ResourceType, ...] = (
     ResourceType("coordination.k8s.io", "v1", "Lease", "leases", has_status=False),
     ResourceType("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", namespaced=False,
                  short_names=("pc",), has_status=False),
+    # v2 first: the preferred version. v1 objects are v2 ones read and written through
+    # the conversion in `skiff.api.conversion.hpa`.
+    ResourceType("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers",
+                 short_names=("hpa",), categories=("all",), subresources=("status",)),
+    ResourceType("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers",
+                 short_names=("hpa",), categories=("all",), subresources=("status",)),
     ResourceType("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets",
                  short_names=("pdb",), subresources=("status",)),
     ResourceType("apiextensions.k8s.io", "v1", "CustomResourceDefinition",

@@ -20,6 +20,7 @@ import orjson
 
 from skiff.api import meta as m
 from skiff.api.conversion import events as event_conversion
+from skiff.api.conversion import hpa as hpa_conversion
 from skiff.api.errors import (
     STALE_OBJECT,
     StatusError,
@@ -147,28 +148,34 @@ def encode(obj: Obj) -> bytes:
             md["resourceVersion"] = rv
 
 
-# Resources stored in another's shape: key → (from storage, to storage).
+# Resources stored in another's shape: key (or `key@version` where versions of one
+# resource differ) → (from storage, to storage).
 _CONVERSIONS: dict[str, tuple[Callable[[Obj], Obj], Callable[[Obj], Obj]]] = {
     "events.k8s.io/events": (event_conversion.from_core, event_conversion.to_core),
+    "autoscaling/horizontalpodautoscalers@v1": (hpa_conversion.to_v1, hpa_conversion.to_v2),
 }
+
+
+def _conversion(rt: ResourceType) -> tuple[Callable[[Obj], Obj], Callable[[Obj], Obj]] | None:
+    return _CONVERSIONS.get(f"{rt.key}@{rt.version}") or _CONVERSIONS.get(rt.key)
 
 
 def load(rt: ResourceType, kv: KeyValue) -> Obj:
     """A stored value as an object of `rt` (converted if `rt` shares another's storage)."""
     obj = decode(kv)
-    conv = _CONVERSIONS.get(rt.key)
+    conv = _conversion(rt)
     return conv[0](obj) if conv else obj
 
 
 def _loads(rt: ResourceType, raw: bytes) -> Obj:
     obj = orjson.loads(raw)
-    conv = _CONVERSIONS.get(rt.key)
+    conv = _conversion(rt)
     return conv[0](obj) if conv else obj
 
 
 def dump(rt: ResourceType, obj: Obj) -> bytes:
     """An object of `rt` as stored."""
-    conv = _CONVERSIONS.get(rt.key)
+    conv = _conversion(rt)
     return encode(conv[1](obj) if conv else obj)
 
 

@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     from skiff.cli.explain import add_parser as add_explain
 
     add_explain(sub)
+    from skiff.cli.scheduler import add_parser as add_scheduler
+
+    add_scheduler(sub)
     return p
 
 
@@ -67,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(path)
         return 0
+    if args.command == "scheduler":
+        from skiff.cli.scheduler import run_scheduler
+
+        return run_scheduler(args, data_dir)
     if args.command == "explain":
         from skiff.cli.explain import run_explain
 

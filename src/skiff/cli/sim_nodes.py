@@ -49,7 +49,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     rm = verbs.add_parser("remove", help="remove simulated nodes (their pods go with them)")
     rm.add_argument("names", nargs="+")
 
-    verbs.add_parser("list", help="list simulated nodes")
+    listing = verbs.add_parser("list", help="list simulated nodes")
+    for verb in (add, rm, listing):
+        # Also accepted after the verb; SUPPRESS keeps a value given before it.
+        verb.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS)
+        verb.add_argument("--kubeconfig", type=Path, default=argparse.SUPPRESS)
 
 
 def _kubeconfig(args: argparse.Namespace, data_dir: Path) -> Path:

@@ -46,6 +46,15 @@ def index_by_controller(informer: Informer) -> None:
         informer.add_index(UID_INDEX, lambda obj: [m.uid_of(obj)])
 
 
+NAMESPACE_INDEX = "namespace"
+
+
+def index_by_namespace(informer: Informer) -> None:
+    """Index an informer by namespace, once (to find owners whose selector may match)."""
+    if not informer.has_index(NAMESPACE_INDEX):
+        informer.add_index(NAMESPACE_INDEX, lambda obj: [m.namespace_of(obj)])
+
+
 def owned_or_orphaned(informer: Informer, owner: Obj) -> list[Obj]:
     """Claim candidates: objects `owner` controls plus orphans in its namespace."""
     return (informer.by_index(CONTROLLER_INDEX, m.uid_of(owner))
@@ -80,8 +89,11 @@ class ControllerRefManager:
 
     def __init__(self, client: Client, owner: Obj, selector: LabelSelector,
                  dependent: tuple[str, str, str],
-                 can_adopt: Callable[[], Awaitable[None]] | None = None) -> None:
+                 can_adopt: Callable[[], Awaitable[None]] | None = None,
+                 finalizer: str | None = None) -> None:
         self.client = client
+        # A finalizer adopted dependents get too (Jobs track their pods with one).
+        self.finalizer = finalizer
         self.owner = owner
         self.selector = selector
         self.group, self.version, self.plural = dependent
@@ -131,8 +143,11 @@ class ControllerRefManager:
         return claimed
 
     async def _adopt(self, obj: Obj) -> Obj | None:
-        patch = {"metadata": {"ownerReferences": [owner_reference(self.owner)],
-                              "uid": m.uid_of(obj)}}
+        patch: Obj = {"metadata": {"ownerReferences": [owner_reference(self.owner)],
+                                   "uid": m.uid_of(obj)}}
+        if self.finalizer and self.finalizer not in (m.metadata(obj).get("finalizers") or []):
+            # finalizers merge as a set under strategic merge patch.
+            patch["metadata"]["finalizers"] = [self.finalizer]
         try:
             return await self.client.patch(self.group, self.version, self.plural,
                                            m.name_of(obj), patch, m.namespace_of(obj),

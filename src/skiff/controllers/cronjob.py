@@ -16,7 +16,6 @@ One reconcile per CronJob key:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import copy
 import datetime as dt
@@ -27,13 +26,19 @@ from typing import Any
 from skiff.api import meta as m
 from skiff.api.cron import CronError, parse_cron
 from skiff.api.errors import StatusError
-from skiff.client.events import EventRecorder, object_reference
+from skiff.client.event_recorder import EventRecorder, involved_object
 from skiff.client.http_client import Client
 from skiff.client.informer import Informer, object_key
-from skiff.client.workqueue import WorkQueue, run_workers
+from skiff.client.workqueue import WorkQueue
 from skiff.controllers import cron_schedule as cs
 from skiff.controllers import job_status as js
-from skiff.controllers.controller_refs import controller_ref, owner_index
+from skiff.controllers.controller_ref import (
+    CONTROLLER_INDEX,
+    UID_INDEX,
+    index_by_controller,
+    owner_reference,
+)
+from skiff.controllers.informers import run_controller, use_informer
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +64,15 @@ class CronJobController:
     """Reconciles batch/v1 CronJobs by `namespace/name`."""
 
     def __init__(self, client: Client, *, workers: int = 2,
-                 clock: Callable[[], dt.datetime] = m.now) -> None:
+                 clock: Callable[[], dt.datetime] = m.now, jobs: Informer | None = None) -> None:
         self.client = client
         self.clock = clock
         self.workers = workers
-        self.cronjobs = Informer(client, "batch", "v1", "cronjobs")
-        self.jobs = Informer(client, "batch", "v1", "jobs")
-        self.jobs.add_index("owner", owner_index)
-        self.cronjobs.add_index("uid", lambda c: [m.uid_of(c)])
+        self._own: list[Informer] = []
+        self.cronjobs = use_informer(client, None, self._own, "batch", "v1", "cronjobs")
+        self.jobs = use_informer(client, jobs, self._own, "batch", "v1", "jobs")
+        index_by_controller(self.jobs)
+        index_by_controller(self.cronjobs)
         self.queue = WorkQueue(name="cronjob")
         self.recorder = EventRecorder(client, COMPONENT)
         self.cronjobs.on_add(lambda c: self.queue.add(object_key(c)))
@@ -79,7 +85,7 @@ class CronJobController:
         ref = m.controller_of(job)
         if ref is None or ref.get("kind") != "CronJob":
             return
-        for cj in self.cronjobs.by_index("uid", ref.get("uid", "")):
+        for cj in self.cronjobs.by_index(UID_INDEX, ref.get("uid", "")):
             self.queue.add(object_key(cj))
 
     async def reconcile(self, key: str) -> float | None:
@@ -90,8 +96,19 @@ class CronJobController:
         if cached is None:
             return None
         cronjob = copy.deepcopy(cached)
-        jobs = [j for j in self.jobs.by_index("owner", m.uid_of(cronjob))
+        jobs = [j for j in self.jobs.by_index(CONTROLLER_INDEX, m.uid_of(cronjob))
                 if m.namespace_of(j) == m.namespace_of(cronjob)]
+        listed = {ref.get("uid") for ref in (cronjob.get("status") or {}).get("active") or []}
+        if any(not js.is_finished(j) and m.uid_of(j) not in listed for j in jobs):
+            # Our cache may predate the status write that listed the job: read it fresh
+            # before calling the job unexpected (as upstream does).
+            with contextlib.suppress(StatusError):
+                fresh = await self.client.get("batch", "v1", "cronjobs", m.name_of(cronjob),
+                                              m.namespace_of(cronjob))
+                if m.uid_of(fresh) == m.uid_of(cronjob):
+                    fresh.setdefault("kind", "CronJob")
+                    fresh.setdefault("apiVersion", "batch/v1")
+                    cronjob = fresh
         original_status = copy.deepcopy(cronjob.get("status") or {})
         try:
             requeue = await self._sync(cronjob, jobs)
@@ -116,13 +133,13 @@ class CronJobController:
             uid = m.uid_of(j)
             found = any(ref.get("uid") == uid for ref in active)
             if not found and not js.is_finished(j):
-                self.recorder.warning(cronjob, "UnexpectedJob",
+                self.recorder.event(cronjob, "Warning", "UnexpectedJob",
                                       f"Saw a job that the controller did not create or forgot: "
                                       f"{m.name_of(j)}")
             elif found and js.is_finished(j):
                 cond = js.finished_condition(j) or {}
                 active = [ref for ref in active if ref.get("uid") != uid]
-                self.recorder.normal(cronjob, "SawCompletedJob",
+                self.recorder.event(cronjob, "Normal", "SawCompletedJob",
                                      f"Saw completed job: {m.name_of(j)}, condition: "
                                      f"{cond.get('type', '')}")
             if js.true_condition(j, js.COMPLETE):
@@ -149,7 +166,7 @@ class CronJobController:
         try:
             tz = cs.zone(spec.get("timeZone"))
         except cs.UnknownTimeZone:
-            self.recorder.warning(cronjob, "UnknownTimeZone",
+            self.recorder.event(cronjob, "Warning", "UnknownTimeZone",
                                   f"invalid timeZone: {spec.get('timeZone')!r}: unknown time zone "
                                   f"{spec.get('timeZone')}")
             return None
@@ -158,12 +175,12 @@ class CronJobController:
         try:
             schedule = parse_cron(spec.get("schedule") or "")
         except CronError as err:
-            self.recorder.warning(cronjob, "UnparseableSchedule",
+            self.recorder.event(cronjob, "Warning", "UnparseableSchedule",
                                   f"unparseable schedule: {spec.get('schedule')!r} : {err}")
             return None
         missed = cs.most_recent_schedule(schedule, tz, cs.earliest_time(cronjob, now), now)
         if missed.count > cs.MANY_MISSED:
-            self.recorder.warning(cronjob, "TooManyMissedTimes",
+            self.recorder.event(cronjob, "Warning", "TooManyMissedTimes",
                                   "too many missed start times. Set or decrease "
                                   ".spec.startingDeadlineSeconds or check clock skew")
         next_in = self._next_in(schedule, tz, now)
@@ -172,7 +189,7 @@ class CronJobController:
             return next_in
         deadline = spec.get("startingDeadlineSeconds")
         if isinstance(deadline, int) and scheduled + dt.timedelta(seconds=deadline) < now:
-            self.recorder.warning(cronjob, "MissSchedule",
+            self.recorder.event(cronjob, "Warning", "MissSchedule",
                                   f"Missed scheduled time to start a job: {_rfc1123z(scheduled)}")
             return next_in
         name = job_name(m.name_of(cronjob), scheduled)
@@ -181,7 +198,7 @@ class CronJobController:
             return next_in
         policy = spec.get("concurrencyPolicy") or "Allow"
         if policy == "Forbid" and active:
-            self.recorder.normal(cronjob, "JobAlreadyActive",
+            self.recorder.event(cronjob, "Normal", "JobAlreadyActive",
                                  "Not starting job because prior execution is running and "
                                  "concurrency policy is Forbid")
             return next_in
@@ -203,18 +220,19 @@ class CronJobController:
                     existing.setdefault("kind", "Job")
                     existing.setdefault("apiVersion", "batch/v1")
                     if not any(r.get("uid") == m.uid_of(existing) for r in active):
-                        active.append(object_reference(existing))
+                        active.append(involved_object(existing))
                     _set_active(status, active)
                     status["lastScheduleTime"] = m.rfc3339(scheduled)
                 return next_in
             if not (err.code == 403 and "being terminated" in err.message):
-                self.recorder.warning(cronjob, "FailedCreate",
+                self.recorder.event(cronjob, "Warning", "FailedCreate",
                                       f"Error creating job: {err.message}")
             raise
         created.setdefault("kind", "Job")
         created.setdefault("apiVersion", "batch/v1")
-        self.recorder.normal(cronjob, "SuccessfulCreate", f"Created job {m.name_of(created)}")
-        ref = object_reference(created)
+        self.recorder.event(cronjob, "Normal", "SuccessfulCreate",
+                            f"Created job {m.name_of(created)}")
+        ref = involved_object(created)
         active.append(ref)
         _set_active(status, active)
         status["lastScheduleTime"] = m.rfc3339(scheduled)
@@ -236,7 +254,7 @@ class CronJobController:
             "name": job_name(m.name_of(cronjob), scheduled),
             "namespace": m.namespace_of(cronjob),
             "annotations": annotations,
-            "ownerReferences": [controller_ref(cronjob)],
+            "ownerReferences": [owner_reference(cronjob)],
         }
         if tmeta.get("labels"):
             md["labels"] = dict(tmeta["labels"])
@@ -249,11 +267,11 @@ class CronJobController:
                                      propagation_policy="Background")
         except StatusError as err:
             if err.code != 404:
-                self.recorder.warning(cronjob, "FailedDelete",
+                self.recorder.event(cronjob, "Warning", "FailedDelete",
                                       f"Deleted job: {err.message}")
                 return False
             return True
-        self.recorder.normal(cronjob, "SuccessfulDelete", f"Deleted job {name}")
+        self.recorder.event(cronjob, "Normal", "SuccessfulDelete", f"Deleted job {name}")
         return True
 
     async def _cleanup_finished(self, cronjob: Obj, jobs: list[Obj]) -> None:
@@ -275,16 +293,7 @@ class CronJobController:
 
     async def run(self) -> None:
         """Watch CronJobs and Jobs until cancelled."""
-        tasks = [self.cronjobs.start(), self.jobs.start()]
-        try:
-            await run_workers(self.queue, self.reconcile, self.workers)
-        finally:
-            self.queue.shutdown()
-            self.cronjobs.stop()
-            self.jobs.stop()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
+        await run_controller(self.queue, self.reconcile, self.workers, self._own, self.recorder)
 
 
 def _set_active(status: Obj, active: list[Obj]) -> None:

@@ -20,7 +20,6 @@ One reconcile per Job key, following upstream's syncJob:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import datetime as dt
 import logging
@@ -31,16 +30,24 @@ from typing import Any
 from skiff.api import meta as m
 from skiff.api.errors import StatusError
 from skiff.api.selectors.labels import from_label_selector_dict
-from skiff.client.events import EventRecorder
+from skiff.client.event_recorder import EventRecorder
 from skiff.client.http_client import Client
 from skiff.client.informer import Informer, object_key
-from skiff.client.workqueue import WorkQueue, run_workers
+from skiff.client.workqueue import WorkQueue
 from skiff.controllers import job_failure_policy as pfp
 from skiff.controllers import job_indexes as ji
 from skiff.controllers import job_status as js
 from skiff.controllers import pod_state
-from skiff.controllers.controller_refs import claim, namespace_index, owner_index
+from skiff.controllers.controller_ref import (
+    CONTROLLER_INDEX,
+    NAMESPACE_INDEX,
+    ControllerRefManager,
+    index_by_controller,
+    index_by_namespace,
+    owned_or_orphaned,
+)
 from skiff.controllers.expectations import Expectations, UIDExpectations
+from skiff.controllers.informers import run_controller, use_informer
 from skiff.controllers.job_backoff import DEFAULT_BACKOFF, MAX_BACKOFF, BackoffRecord, next_record
 from skiff.controllers.pod_template import pod_from_template, slow_start
 
@@ -89,18 +96,19 @@ class JobController:
         self, client: Client, *, workers: int = 4,
         clock: Callable[[], dt.datetime] = m.now,
         backoff_base: float = DEFAULT_BACKOFF, backoff_max: float = MAX_BACKOFF,
+        pods: Informer | None = None, jobs: Informer | None = None,
     ) -> None:
         self.client = client
         self.clock = clock
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.workers = workers
-        self.jobs = Informer(client, "batch", "v1", "jobs")
-        self.pods = Informer(client, "", "v1", "pods")
-        self.pods.add_index("owner", owner_index)
-        self.pods.add_index("namespace", namespace_index)
-        self.jobs.add_index("uid", lambda j: [m.uid_of(j)])
-        self.jobs.add_index("namespace", namespace_index)
+        self._own: list[Informer] = []
+        self.jobs = use_informer(client, jobs, self._own, "batch", "v1", "jobs")
+        self.pods = use_informer(client, pods, self._own, "", "v1", "pods")
+        index_by_controller(self.pods)
+        index_by_controller(self.jobs)
+        index_by_namespace(self.jobs)
         self.queue = WorkQueue(name="job")
         self.expectations = Expectations()
         self.finalizer_expectations = UIDExpectations()
@@ -134,7 +142,7 @@ class JobController:
 
     def _queue_matching_jobs(self, pod: Obj) -> None:
         labels = m.labels_of(pod)
-        for job in self.jobs.by_index("namespace", m.namespace_of(pod)):
+        for job in self.jobs.by_index(NAMESPACE_INDEX, m.namespace_of(pod)):
             sel = (job.get("spec") or {}).get("selector")
             try:
                 if from_label_selector_dict(sel).matches(labels):
@@ -181,7 +189,7 @@ class JobController:
     def _job_deleted(self, job: Obj) -> None:
         key = object_key(job)
         self.queue.add(key)
-        for pod in self.pods.by_index("owner", m.uid_of(job)):
+        for pod in self.pods.by_index(CONTROLLER_INDEX, m.uid_of(job)):
             if js.has_tracking_finalizer(pod):
                 self.queue.add(ORPHAN_PREFIX + object_key(pod))
 
@@ -206,7 +214,7 @@ class JobController:
         job = copy.deepcopy(cached)
         mode = (job.get("spec") or {}).get("completionMode") or "NonIndexed"
         if mode not in ("NonIndexed", "Indexed"):
-            self.recorder.warning(job, "UnknownCompletionMode",
+            self.recorder.event(job, "Warning", "UnknownCompletionMode",
                                   "Skipped Job sync because completion mode is unknown")
             return None
         try:
@@ -245,9 +253,9 @@ class JobController:
         status["uncountedTerminatedPods"] = uncounted
         satisfied = self.expectations.satisfied(key)
         selector = from_label_selector_dict(spec.get("selector"))
-        pods = await claim(self.client, job, selector,
-                           self.pods.by_index("namespace", m.namespace_of(job)),
-                           adopt_finalizer=js.TRACKING_FINALIZER)
+        manager = ControllerRefManager(self.client, job, selector, ("", "v1", "pods"),
+                                       finalizer=js.TRACKING_FINALIZER)
+        pods = await manager.claim(owned_or_orphaned(self.pods, job))
         active = [p for p in pods if pod_state.is_active(p)]
         ctx = _Sync(
             job=job, pods=pods, active=active,
@@ -435,12 +443,12 @@ class JobController:
             changed = js.ensure_condition(job, js.SUSPENDED, "True", "JobSuspended",
                                           "Job suspended", now)
             if changed:
-                self.recorder.normal(job, "Suspended", "Job suspended")
+                self.recorder.event(job, "Normal", "Suspended", "Job suspended")
             return changed
         changed = js.ensure_condition(job, js.SUSPENDED, "False", "JobResumed", "Job resumed",
                                       now)
         if changed:
-            self.recorder.normal(job, "Resumed", "Job resumed")
+            self.recorder.event(job, "Normal", "Resumed", "Job resumed")
             # activeDeadlineSeconds counts time spent active, so resuming restarts it.
             job["status"]["startTime"] = m.rfc3339(now)
         return changed
@@ -535,9 +543,10 @@ class JobController:
             created = await self.client.create("", "v1", "pods", pod, m.namespace_of(job))
         except StatusError as err:
             if not (err.code == 403 and "being terminated" in err.message):
-                self.recorder.warning(job, "FailedCreate", f"Error creating: {err.message}")
+                self.recorder.event(job, "Warning", "FailedCreate",
+                                    f"Error creating: {err.message}")
             raise
-        self.recorder.normal(job, "SuccessfulCreate", f"Created pod: {m.name_of(created)}")
+        self.recorder.event(job, "Normal", "SuccessfulCreate", f"Created pod: {m.name_of(created)}")
 
     def _index_failure_counts(self, ctx: _Sync, index: int) -> tuple[int, int]:
         latest: Obj | None = None
@@ -570,7 +579,7 @@ class JobController:
                 if err.code != 404:
                     raise
                 return
-            self.recorder.normal(job, "SuccessfulDelete", f"Deleted pod: {m.name_of(pod)}")
+            self.recorder.event(job, "Normal", "SuccessfulDelete", f"Deleted pod: {m.name_of(pod)}")
 
         return await _delete_all(pods, one)
 
@@ -730,12 +739,12 @@ class JobController:
         if cond.get("type") == js.COMPLETE:
             total = js.completions(job)
             if total is not None and int(job["status"].get("succeeded") or 0) > total:
-                self.recorder.warning(job, "TooManySucceededPods",
+                self.recorder.event(job, "Warning", "TooManySucceededPods",
                                       "Too many succeeded pods running after completion count "
                                       "reached")
-            self.recorder.normal(job, "Completed", "Job completed")
+            self.recorder.event(job, "Normal", "Completed", "Job completed")
         else:
-            self.recorder.warning(job, cond.get("reason", ""), cond.get("message", ""))
+            self.recorder.event(job, "Warning", cond.get("reason", ""), cond.get("message", ""))
 
     async def _update_status(self, job: Obj) -> Obj:
         status = job.get("status") or {}
@@ -749,16 +758,7 @@ class JobController:
 
     async def run(self) -> None:
         """Watch Jobs and pods until cancelled."""
-        tasks = [self.jobs.start(), self.pods.start()]
-        try:
-            await run_workers(self.queue, self.reconcile, self.workers)
-        finally:
-            self.queue.shutdown()
-            self.jobs.stop()
-            self.pods.stop()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
+        await run_controller(self.queue, self.reconcile, self.workers, self._own, self.recorder)
 
 
 def _set_count(status: Obj, key: str, value: int) -> None:

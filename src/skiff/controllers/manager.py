@@ -11,12 +11,14 @@ from typing import Any
 from skiff.client.http_client import Client
 from skiff.client.informer import Informer
 from skiff.controllers.cronjob import CronJobController
+from skiff.controllers.daemonset import DaemonSetController
 from skiff.controllers.deployment import DeploymentController
 from skiff.controllers.disruption import DisruptionController
 from skiff.controllers.garbage_collector import GarbageCollector
 from skiff.controllers.job import JobController
 from skiff.controllers.namespace import NamespaceController
 from skiff.controllers.node_lifecycle import NodeLifecycleController
+from skiff.controllers.podautoscaler import HorizontalPodAutoscalerController
 from skiff.controllers.replicaset import (
     REPLICATION_CONTROLLER,
     ReplicaSetController,
@@ -80,6 +82,9 @@ def controller_factories(client: Client, shared: SharedInformers,
     settings = settings or {}
     pods = shared.get("", "v1", "pods")
     replicasets = shared.get("apps", "v1", "replicasets")
+    jobs = shared.get("batch", "v1", "jobs")
+    nodes = shared.get("", "v1", "nodes")
+    revisions = shared.get("apps", "v1", "controllerrevisions")
     return {
         "namespace": lambda: NamespaceController(client),
         "garbage-collector": lambda: GarbageCollector(client),
@@ -89,12 +94,16 @@ def controller_factories(client: Client, shared: SharedInformers,
                                                               pods=pods),
         "deployment": lambda: DeploymentController(client, replicasets=replicasets, pods=pods),
         "disruption": lambda: DisruptionController(client, pods=pods),
-        "job": lambda: JobController(client),
-        "statefulset": lambda: StatefulSetController(client),
-        "cronjob": lambda: CronJobController(client),
-        "ttl-after-finished": lambda: TTLAfterFinishedController(client),
+        "job": lambda: JobController(client, pods=pods, jobs=jobs),
+        "statefulset": lambda: StatefulSetController(client, pods=pods, revisions=revisions),
+        "daemonset": lambda: DaemonSetController(client, pods=pods, nodes=nodes,
+                                                 revisions=revisions),
+        "cronjob": lambda: CronJobController(client, jobs=jobs),
+        "ttl-after-finished": lambda: TTLAfterFinishedController(client, jobs=jobs),
         "node-lifecycle": lambda: NodeLifecycleController(
             client, grace_period=float(settings.get("node_monitor_grace_period", 40.0))),
+        "horizontal-pod-autoscaler": lambda: HorizontalPodAutoscalerController(client,
+                                                                               pods=pods),
     }
 
 

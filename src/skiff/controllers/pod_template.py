@@ -7,7 +7,7 @@ import copy
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from skiff.controllers.controller_refs import controller_ref
+from skiff.controllers.controller_ref import owner_reference
 
 Obj = dict[str, Any]
 
@@ -34,7 +34,7 @@ def pod_from_template(template: Obj, owner: Obj, *, name: str = "",
         md[key] = dict(tmeta.get(key) or {})
     if tmeta.get("finalizers"):
         md["finalizers"] = list(tmeta["finalizers"])
-    md["ownerReferences"] = [controller_ref(owner)]
+    md["ownerReferences"] = [owner_reference(owner)]
     return {"apiVersion": "v1", "kind": "Pod", "metadata": md,
             "spec": copy.deepcopy(template.get("spec") or {})}
 

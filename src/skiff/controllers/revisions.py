@@ -20,7 +20,7 @@ import orjson
 from skiff.api import meta as m
 from skiff.api.errors import StatusError
 from skiff.client.http_client import Client
-from skiff.controllers.controller_refs import controller_ref
+from skiff.controllers.controller_ref import owner_reference
 
 Obj = dict[str, Any]
 
@@ -94,7 +94,7 @@ def new_revision(owner: Obj, template: Obj, number: int, collision_count: int | 
         "name": revision_name(md.get("name", ""), hash_),
         "namespace": md.get("namespace", ""),
         "labels": labels,
-        "ownerReferences": [controller_ref(owner)],
+        "ownerReferences": [owner_reference(owner)],
     }
     if md.get("annotations"):
         meta["annotations"] = dict(md["annotations"])

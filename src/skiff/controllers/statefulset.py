@@ -18,8 +18,6 @@ One reconcile per StatefulSet key, following upstream's StatefulSet control:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import copy
 import datetime as dt
 import logging
@@ -29,14 +27,24 @@ from typing import Any
 from skiff.api import meta as m
 from skiff.api.errors import StatusError
 from skiff.api.selectors.labels import from_label_selector_dict
-from skiff.client.events import EventRecorder
+from skiff.client.event_recorder import EventRecorder
 from skiff.client.http_client import Client
 from skiff.client.informer import Informer, object_key
-from skiff.client.workqueue import WorkQueue, run_workers
+from skiff.client.workqueue import WorkQueue
 from skiff.controllers import pod_state
 from skiff.controllers import revisions as rev
 from skiff.controllers import statefulset_pods as sp
-from skiff.controllers.controller_refs import claim, controller_ref, namespace_index, owner_index
+from skiff.controllers.controller_ref import (
+    CONTROLLER_INDEX,
+    NAMESPACE_INDEX,
+    UID_INDEX,
+    ControllerRefManager,
+    index_by_controller,
+    index_by_namespace,
+    owned_or_orphaned,
+    owner_reference,
+)
+from skiff.controllers.informers import run_controller, use_informer
 
 log = logging.getLogger(__name__)
 
@@ -54,18 +62,19 @@ class StatefulSetController:
     """Reconciles apps/v1 StatefulSets by `namespace/name`."""
 
     def __init__(self, client: Client, *, workers: int = 4,
-                 clock: Callable[[], dt.datetime] = m.now) -> None:
+                 clock: Callable[[], dt.datetime] = m.now, pods: Informer | None = None,
+                 revisions: Informer | None = None) -> None:
         self.client = client
         self.clock = clock
         self.workers = workers
-        self.sets = Informer(client, "apps", "v1", "statefulsets")
-        self.pods = Informer(client, "", "v1", "pods")
-        self.revisions = Informer(client, "apps", "v1", "controllerrevisions")
-        self.pods.add_index("owner", owner_index)
-        self.pods.add_index("namespace", namespace_index)
-        self.revisions.add_index("owner", owner_index)
-        self.sets.add_index("uid", lambda s: [m.uid_of(s)])
-        self.sets.add_index("namespace", namespace_index)
+        self._own: list[Informer] = []
+        self.sets = use_informer(client, None, self._own, "apps", "v1", "statefulsets")
+        self.pods = use_informer(client, pods, self._own, "", "v1", "pods")
+        self.revisions = use_informer(client, revisions, self._own, "apps", "v1",
+                                      "controllerrevisions")
+        for inf in (self.pods, self.revisions, self.sets):
+            index_by_controller(inf)
+        index_by_namespace(self.sets)
         self.queue = WorkQueue(name="statefulset")
         self.recorder = EventRecorder(client, COMPONENT)
         self.claims_served: bool | None = None
@@ -80,11 +89,11 @@ class StatefulSetController:
         ref = m.controller_of(obj)
         if ref is not None:
             if ref.get("kind") == "StatefulSet":
-                for s in self.sets.by_index("uid", ref.get("uid", "")):
+                for s in self.sets.by_index(UID_INDEX, ref.get("uid", "")):
                     self.queue.add(object_key(s))
             return
         labels = m.labels_of(obj)
-        for s in self.sets.by_index("namespace", m.namespace_of(obj)):
+        for s in self.sets.by_index(NAMESPACE_INDEX, m.namespace_of(obj)):
             try:
                 if from_label_selector_dict((s.get("spec") or {}).get("selector")).matches(labels):
                     self.queue.add(object_key(s))
@@ -110,10 +119,10 @@ class StatefulSetController:
         spec = sts.setdefault("spec", {})
         old_status = copy.deepcopy(sts.get("status") or {})
         selector = from_label_selector_dict(spec.get("selector"))
-        pods = await claim(self.client, sts, selector,
-                           self.pods.by_index("namespace", m.namespace_of(sts)))
+        manager = ControllerRefManager(self.client, sts, selector, ("", "v1", "pods"))
+        pods = await manager.claim(owned_or_orphaned(self.pods, sts))
         pods = [p for p in pods if (po := sp.parent_and_ordinal(p)) and po[0] == m.name_of(sts)]
-        owned_revisions = [r for r in self.revisions.by_index("owner", m.uid_of(sts))
+        owned_revisions = [r for r in self.revisions.by_index(CONTROLLER_INDEX, m.uid_of(sts))
                            if m.namespace_of(r) == m.namespace_of(sts)]
         collision = int((sts.get("status") or {}).get("collisionCount") or 0)
         try:
@@ -278,11 +287,11 @@ class StatefulSetController:
         except StatusError as err:
             if err.code == 409:
                 return None
-            self.recorder.warning(sts, "FailedCreate",
+            self.recorder.event(sts, "Warning", "FailedCreate",
                                   f"create Pod {name} in StatefulSet {m.name_of(sts)} failed "
                                   f"error: {err.message}")
             raise
-        self.recorder.normal(sts, "SuccessfulCreate",
+        self.recorder.event(sts, "Normal", "SuccessfulCreate",
                              f"create Pod {name} in StatefulSet {m.name_of(sts)} successful")
         return created
 
@@ -304,7 +313,7 @@ class StatefulSetController:
         for template in templates:
             claim_obj = sp.new_claim(sts, template, pod)
             if policy.get("whenDeleted") == "Delete":
-                ref = controller_ref(sts)
+                ref = owner_reference(sts)
                 ref["controller"] = False
                 claim_obj["metadata"]["ownerReferences"] = [ref]
             try:
@@ -313,11 +322,11 @@ class StatefulSetController:
             except StatusError as err:
                 if err.code == 409:
                     continue
-                self.recorder.warning(sts, "FailedCreate",
+                self.recorder.event(sts, "Warning", "FailedCreate",
                                       f"create Claim {m.name_of(claim_obj)} for Pod {pod} in "
                                       f"StatefulSet {m.name_of(sts)} failed error: {err.message}")
                 continue
-            self.recorder.normal(sts, "SuccessfulCreate",
+            self.recorder.event(sts, "Normal", "SuccessfulCreate",
                                  f"create Claim {m.name_of(claim_obj)} Pod {pod} in "
                                  f"StatefulSet {m.name_of(sts)} success")
 
@@ -329,11 +338,11 @@ class StatefulSetController:
         except StatusError as err:
             if err.code == 404:
                 return
-            self.recorder.warning(sts, "FailedDelete",
+            self.recorder.event(sts, "Warning", "FailedDelete",
                                   f"delete Pod {name} in StatefulSet {m.name_of(sts)} failed "
                                   f"error: {err.message}")
             raise
-        self.recorder.normal(sts, "SuccessfulDelete",
+        self.recorder.event(sts, "Normal", "SuccessfulDelete",
                              f"delete Pod {name} in StatefulSet {m.name_of(sts)} successful")
 
     async def _fix_identity(self, sts: Obj, pod: Obj, ordinal: int) -> None:
@@ -344,19 +353,10 @@ class StatefulSetController:
             if err.code == 404:
                 return
             raise
-        self.recorder.normal(sts, "SuccessfulUpdate",
+        self.recorder.event(sts, "Normal", "SuccessfulUpdate",
                              f"update Pod {m.name_of(pod)} in StatefulSet {m.name_of(sts)} "
                              "successful")
 
     async def run(self) -> None:
         """Watch StatefulSets, pods and revisions until cancelled."""
-        tasks = [self.sets.start(), self.pods.start(), self.revisions.start()]
-        try:
-            await run_workers(self.queue, self.reconcile, self.workers)
-        finally:
-            self.queue.shutdown()
-            for inf in (self.sets, self.pods, self.revisions):
-                inf.stop()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
+        await run_controller(self.queue, self.reconcile, self.workers, self._own, self.recorder)

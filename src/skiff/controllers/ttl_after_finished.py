@@ -8,8 +8,6 @@ by its resourceVersion, so a TTL changed at the last moment is respected.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable
@@ -19,8 +17,9 @@ from skiff.api import meta as m
 from skiff.api.errors import StatusError
 from skiff.client.http_client import Client
 from skiff.client.informer import Informer, object_key, split_key
-from skiff.client.workqueue import WorkQueue, run_workers
+from skiff.client.workqueue import WorkQueue
 from skiff.controllers import job_status as js
+from skiff.controllers.informers import run_controller, use_informer
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +41,12 @@ class TTLAfterFinishedController:
     """Reconciles Jobs by key, deleting expired ones."""
 
     def __init__(self, client: Client, *, workers: int = 2,
-                 clock: Callable[[], dt.datetime] = m.now) -> None:
+                 clock: Callable[[], dt.datetime] = m.now, jobs: Informer | None = None) -> None:
         self.client = client
         self.clock = clock
         self.workers = workers
-        self.jobs = Informer(client, "batch", "v1", "jobs")
+        self._own: list[Informer] = []
+        self.jobs = use_informer(client, jobs, self._own, "batch", "v1", "jobs")
         self.queue = WorkQueue(name="ttl-after-finished")
         self.jobs.on_add(self._maybe_queue)
         self.jobs.on_update(lambda _o, j: self._maybe_queue(j))
@@ -93,11 +93,4 @@ class TTLAfterFinishedController:
 
     async def run(self) -> None:
         """Watch Jobs until cancelled."""
-        task = self.jobs.start()
-        try:
-            await run_workers(self.queue, self.reconcile, self.workers)
-        finally:
-            self.queue.shutdown()
-            self.jobs.stop()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await run_controller(self.queue, self.reconcile, self.workers, self._own)

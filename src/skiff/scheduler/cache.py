@@ -14,7 +14,7 @@ cycles.
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -207,7 +207,9 @@ class ClusterCache:
         allocatable = (node.get("status") or {}).get("allocatable") or {}
         self.allocatable[:, info.slot] = 0
         for name_, value in allocatable.items():
-            self.allocatable[self.resource_row(name_), info.slot] = quantity(name_, value)
+            # The row first: adding one replaces the array being indexed.
+            row = self.resource_row(name_)
+            self.allocatable[row, info.slot] = quantity(name_, value)
         images = _images(node)
         if images != info.images:
             self.image_nodes.subtract(info.images.keys())
@@ -235,7 +237,8 @@ class ClusterCache:
     def _account(self, info: NodeInfo, pod: PodInfo, sign: int) -> None:
         slot = info.slot
         for name, amount in pod.requests.items():
-            self.requested[self.resource_row(name), slot] += sign * amount
+            row = self.resource_row(name)
+            self.requested[row, slot] += sign * amount
         self.requested[self.row[PODS], slot] += sign
         self.non_zero[0, slot] += sign * pod.non_zero[0]
         self.non_zero[1, slot] += sign * pod.non_zero[1]
@@ -299,7 +302,8 @@ class ClusterCache:
 
     def assume(self, pod: PodInfo, node_name: str) -> PodInfo:
         """Count `pod` on `node_name` before its binding is confirmed."""
-        assumed = dataclasses.replace(pod, node_name=node_name)
+        assumed = copy.copy(pod)
+        assumed.node_name = node_name
         self.add_pod(assumed)
         self.assumed.add(pod.key)
         return assumed

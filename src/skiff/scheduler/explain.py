@@ -51,7 +51,12 @@ def scheduled(decision: Decision, cache: ClusterCache, total: int) -> Obj:
                       and decision.feasible == 1 and not rejected
                       else "the only feasible node")
         return out
-    order = np.argsort(-scores.totals, kind="stable")[:TOP_CANDIDATES]
+    totals = scores.totals
+    if totals.size > TOP_CANDIDATES:
+        part = np.argpartition(-totals, TOP_CANDIDATES)[:TOP_CANDIDATES]
+        order = part[np.argsort(-totals[part], kind="stable")]
+    else:
+        order = np.argsort(-totals, kind="stable")
     top = []
     for i in order:
         slot = int(scores.slots[i])

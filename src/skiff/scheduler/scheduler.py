@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
+import copy
 import logging
 from typing import Any
 
@@ -146,7 +146,8 @@ class Scheduler:
             if (current is not None and self.cache.is_assumed(key)
                     and m.resource_version_of(current.pod) == m.resource_version_of(old)):
                 # The echo of our own binding: nothing to re-parse.
-                info = dataclasses.replace(current, pod=pod)
+                info = copy.copy(current)
+                info.pod = pod
             else:
                 info = pod_info(pod)
             self.cache.add_pod(info)

@@ -18,6 +18,7 @@ from skiff.api.defaults.apps import (
     default_replication_controller,
     default_statefulset,
 )
+from skiff.api.defaults.autoscaling import default_hpa
 from skiff.api.defaults.batch import default_cronjob, default_job
 from skiff.api.defaults.core import (
     default_endpoints,
@@ -44,6 +45,7 @@ DEFAULTERS: dict[str, Defaulter] = {
     "apps/replicasets": default_replicaset,
     "apps/statefulsets": default_statefulset,
     "apps/daemonsets": default_daemonset,
+    "autoscaling/horizontalpodautoscalers": default_hpa,
     "batch/jobs": default_job,
     "batch/cronjobs": default_cronjob,
     "apiextensions.k8s.io/customresourcedefinitions": default_crd,

@@ -12,7 +12,7 @@ import copy
 from datetime import datetime
 from typing import Any
 
-from skiff.api.tables import apps, batch, core, events, misc, pods
+from skiff.api.tables import apps, autoscaling, batch, core, events, misc, pods
 from skiff.api.tables.columns import Printer, meta
 from skiff.api.tables.custom import CustomPrinter
 
@@ -23,6 +23,7 @@ PRINTERS: dict[str, Printer] = {
     **pods.PRINTERS,
     **events.PRINTERS,
     **apps.PRINTERS,
+    **autoscaling.PRINTERS,
     **batch.PRINTERS,
     **misc.PRINTERS,
 }

@@ -21,6 +21,7 @@ from skiff.api.validation.apps import (
     validate_replication_controller,
     validate_statefulset,
 )
+from skiff.api.validation.autoscaling import validate_hpa
 from skiff.api.validation.batch import validate_cronjob, validate_job
 from skiff.api.validation.config import validate_configmap, validate_secret
 from skiff.api.validation.coordination import validate_lease
@@ -57,6 +58,7 @@ VALIDATORS: dict[str, KindValidator] = {
     "apps/statefulsets": validate_statefulset,
     "apps/daemonsets": validate_daemonset,
     "apps/controllerrevisions": validate_controllerrevision,
+    "autoscaling/horizontalpodautoscalers": validate_hpa,
     "batch/jobs": validate_job,
     "batch/cronjobs": validate_cronjob,
     "coordination.k8s.io/leases": validate_lease,

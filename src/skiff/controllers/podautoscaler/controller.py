@@ -1,0 +1,344 @@
+"""The HorizontalPodAutoscaler controller (autoscaling/v2, the stored version).
+
+Every sync period (15 s, as upstream) and on every change of an HPA, one reconcile:
+
+1. reads the target's scale subresource (any kind that serves one);
+2. keeps the replica count within minReplicas..maxReplicas, or, when it is, asks
+   every metric for a replica count and takes the highest;
+3. tempers that with stabilization and the behavior policies (`scaling_rules`);
+4. writes the new count through the scale subresource, with a SuccessfulRescale
+   event, and reports status: current/desired replicas, current metrics,
+   lastScaleTime and the AbleToScale, ScalingActive and ScalingLimited conditions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from skiff.api import meta as m
+from skiff.api.errors import StatusError
+from skiff.api.quantity import from_milli, milli_value
+from skiff.api.selectors.labels import parse_label_selector
+from skiff.client.discovery import ResourceMap, discover
+from skiff.client.event_recorder import EventRecorder
+from skiff.client.http_client import Client
+from skiff.client.informer import Informer, object_key
+from skiff.client.workqueue import WorkQueue, run_workers
+from skiff.controllers.podautoscaler.metrics import (
+    MetricsSource,
+    MetricsUnavailable,
+    ResourceMetricsAPI,
+)
+from skiff.controllers.podautoscaler.replica_calculator import (
+    CalculationError,
+    average_value_replicas,
+    resource_replicas,
+)
+from skiff.controllers.podautoscaler.scaling_rules import ScalingHistory
+from skiff.controllers.status_patch import write_status
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+HPAS = ("autoscaling", "v2", "horizontalpodautoscalers")
+SYNC_PERIOD = 15.0
+DEFAULT_CPU_UTILIZATION = 80
+KNOWN_SCALABLE = {
+    ("apps", "Deployment"): ("apps", "v1", "deployments"),
+    ("apps", "ReplicaSet"): ("apps", "v1", "replicasets"),
+    ("apps", "StatefulSet"): ("apps", "v1", "statefulsets"),
+    ("", "ReplicationController"): ("", "v1", "replicationcontrollers"),
+}
+
+
+class MetricFailure(Exception):
+    """A metric yielded no replica count; carries the ScalingActive reason."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def _condition(conditions: list[Obj], ctype: str, status: str, reason: str,
+               message: str) -> list[Obj]:
+    now = m.rfc3339()
+    old = next((c for c in conditions if c.get("type") == ctype), None)
+    cond = {"type": ctype, "status": status, "lastTransitionTime": now, "reason": reason,
+            "message": message}
+    if old is not None and old.get("status") == status:
+        cond["lastTransitionTime"] = old.get("lastTransitionTime") or now
+    return [c for c in conditions if c.get("type") != ctype] + [cond]
+
+
+class HorizontalPodAutoscalerController:
+    """Reconciles HPAs by `namespace/name`."""
+
+    def __init__(self, client: Client, *, metrics: MetricsSource | None = None,
+                 pods: Informer | None = None, sync_period: float = SYNC_PERIOD,
+                 workers: int = 2) -> None:
+        self.client = client
+        self.metrics = metrics or ResourceMetricsAPI(client)
+        self.sync_period = sync_period
+        self.workers = workers
+        self.hpas = Informer(client, *HPAS)
+        self._own = [self.hpas]
+        if pods is None:
+            pods = Informer(client, "", "v1", "pods")
+            self._own.append(pods)
+        self.pods = pods
+        if not self.pods.has_index("namespace"):
+            self.pods.add_index("namespace", lambda o: [m.namespace_of(o)])
+        self.queue = WorkQueue(name="horizontalpodautoscalers")
+        self.recorder = EventRecorder(client, "horizontal-pod-autoscaler")
+        self.history = ScalingHistory()
+        self._resources: ResourceMap | None = None
+        self.hpas.on_add(lambda o: self.queue.add(object_key(o)))
+        self.hpas.on_update(self._updated)
+        self.hpas.on_delete(self._deleted)
+
+    def _updated(self, old: Obj, new: Obj) -> None:
+        # Our own status writes change only status: the periodic resync covers those.
+        if old.get("spec") != new.get("spec") or old.get("metadata", {}).get(
+                "generation") != new.get("metadata", {}).get("generation"):
+            self.queue.add(object_key(new))
+
+    def _deleted(self, obj: Obj) -> None:
+        self.history.forget(object_key(obj))
+
+    # -- scale targets ----------------------------------------------------------------
+
+    async def _target_gvr(self, ref: Obj) -> tuple[str, str, str]:
+        group, _, version = str(ref.get("apiVersion") or "").rpartition("/")
+        kind = str(ref.get("kind") or "")
+        known = KNOWN_SCALABLE.get((group, kind))
+        if known is not None:
+            return known
+        for attempt in range(2):
+            if self._resources is None or attempt:
+                self._resources = ResourceMap(await discover(self.client))
+            found = self._resources.for_kind(group, version, kind)
+            if found is not None:
+                return found.group, found.version, found.plural
+        raise StatusError(404, "NotFound", f'no matches for kind "{kind}" in group "{group}"')
+
+    # -- reconcile --------------------------------------------------------------------------
+
+    async def reconcile(self, key: str) -> float | None:
+        """One pass of the autoscaling loop for one HPA."""
+        if not (self.hpas.has_synced.is_set() and self.pods.has_synced.is_set()):
+            return 0.1
+        hpa = self.hpas.get(key)
+        if hpa is None:
+            return None
+        try:
+            await self._reconcile(key, hpa)
+        except StatusError as err:
+            if err.code == 404:
+                return None
+            log.info("autoscaling %s: %s", key, err.message)
+        return self.sync_period
+
+    async def _reconcile(self, key: str, hpa: Obj) -> None:
+        spec, status = hpa.get("spec") or {}, dict(hpa.get("status") or {})
+        conditions = [dict(c) for c in status.get("conditions") or []]
+        ref = spec.get("scaleTargetRef") or {}
+        namespace = m.namespace_of(hpa)
+        reference = f"{ref.get('kind', '')}/{ref.get('name', '')}"
+        try:
+            gvr = await self._target_gvr(ref)
+            scale = await self.client.request(
+                "GET", self.client.path(*gvr, ref.get("name", ""), namespace, "scale"))
+        except StatusError as err:
+            message = f"the HPA controller was unable to get the target's current scale: " \
+                      f"{err.message}"
+            self.recorder.event(hpa, "Warning", "FailedGetScale", err.message)
+            conditions = _condition(conditions, "AbleToScale", "False", "FailedGetScale",
+                                    message)
+            status["conditions"] = conditions
+            await self._write(hpa, status)
+            return
+        conditions = _condition(conditions, "AbleToScale", "True", "SucceededGetScale",
+                                "the HPA controller was able to get the target's current scale")
+        current = int((scale.get("spec") or {}).get("replicas") or 0)
+        minimum = int(spec.get("minReplicas") or 1)
+        maximum = int(spec.get("maxReplicas") or 0)
+        metric_statuses = status.get("currentMetrics") or []
+        desired = 0
+        reason = ""
+        if current == 0 and minimum != 0:
+            conditions = _condition(conditions, "ScalingActive", "False", "ScalingDisabled",
+                                    "scaling is disabled since the replica count of the "
+                                    "target is zero")
+        elif current > maximum:
+            desired, reason = maximum, "Current number of replicas above Spec.MaxReplicas"
+        elif current < minimum:
+            desired, reason = minimum, "Current number of replicas below Spec.MinReplicas"
+        else:
+            selector = (scale.get("status") or {}).get("selector") or ""
+            try:
+                proposal, metric_name, metric_statuses = await self._metrics_replicas(
+                    hpa, current, selector)
+            except MetricFailure as err:
+                self.recorder.event(hpa, "Warning", err.reason, err.message)
+                conditions = _condition(conditions, "ScalingActive", "False", err.reason,
+                                        f"the HPA was unable to compute the replica count: "
+                                        f"{err.message}")
+                status.update(currentReplicas=current, desiredReplicas=status.get(
+                    "desiredReplicas", current), conditions=conditions)
+                await self._write(hpa, status)
+                return
+            conditions = _condition(conditions, "ScalingActive", "True", "ValidMetricFound",
+                                    f"the HPA was able to successfully calculate a replica "
+                                    f"count from {metric_name}")
+            desired = proposal
+            if desired > current:
+                reason = f"{metric_name} above target"
+            elif desired < current:
+                reason = "All metrics below target"
+            behavior = spec.get("behavior")
+            if behavior:
+                outcome = self.history.normalize_with_behavior(key, behavior, current, desired,
+                                                               minimum, maximum)
+            else:
+                outcome = self.history.normalize(key, current, desired, minimum, maximum)
+            conditions = _condition(conditions, "AbleToScale", "True", outcome.able_reason,
+                                    outcome.able_message)
+            conditions = _condition(conditions, "ScalingLimited",
+                                    "True" if outcome.limited else "False",
+                                    outcome.limited_reason, outcome.limited_message)
+            desired = outcome.replicas
+        rescale = desired != current and not (current == 0 and minimum != 0)
+        if rescale:
+            try:
+                await self.client.patch(*gvr, ref.get("name", ""),
+                                        {"spec": {"replicas": desired}}, namespace,
+                                        patch_type="merge", subresource="scale")
+            except StatusError as err:
+                self.recorder.event(hpa, "Warning", "FailedRescale",
+                                    f"New size: {desired}; reason: {reason}; error: "
+                                    f"{err.message}")
+                conditions = _condition(conditions, "AbleToScale", "False",
+                                        "FailedUpdateScale", "the HPA controller was unable to "
+                                        f"update the target scale: {err.message}")
+                status["conditions"] = conditions
+                await self._write(hpa, status)
+                return
+            conditions = _condition(conditions, "AbleToScale", "True", "SucceededRescale",
+                                    f"the HPA controller was able to update the target scale "
+                                    f"to {desired}")
+            self.recorder.event(hpa, "Normal", "SuccessfulRescale",
+                                f"New size: {desired}; reason: {reason}")
+            self.history.record_scale(key, spec.get("behavior"), current, desired)
+            status["lastScaleTime"] = m.rfc3339()
+            log.info("%s: scaled %s from %d to %d (%s)", key, reference, current, desired,
+                     reason)
+        else:
+            desired = current
+        status.update(currentReplicas=current, desiredReplicas=desired,
+                      observedGeneration=(hpa.get("metadata") or {}).get("generation") or 0,
+                      conditions=conditions)
+        if metric_statuses:
+            status["currentMetrics"] = metric_statuses
+        await self._write(hpa, status)
+
+    async def _metrics_replicas(self, hpa: Obj, current: int, selector: str
+                                ) -> tuple[int, str, list[Obj]]:
+        """The highest replica count any metric asks for, its name, and every metric's
+        current value."""
+        spec = hpa.get("spec") or {}
+        metrics = spec.get("metrics") or [{"type": "Resource", "resource": {
+            "name": "cpu", "target": {"type": "Utilization",
+                                      "averageUtilization": DEFAULT_CPU_UTILIZATION}}}]
+        if not selector:
+            raise MetricFailure("InvalidSelector", "selector is required")
+        try:
+            sel = parse_label_selector(selector)
+        except ValueError as err:
+            raise MetricFailure("InvalidSelector", f"couldn't convert selector into a "
+                                                   f"corresponding internal selector object: "
+                                                   f"{err}") from err
+        pods = [p for p in self.pods.by_index("namespace", m.namespace_of(hpa))
+                if sel.matches(m.labels_of(p))]
+        best: tuple[int, str] | None = None
+        statuses: list[Obj] = []
+        failures: list[MetricFailure] = []
+        for metric in metrics:
+            try:
+                replicas, name, metric_status = await self._one_metric(
+                    hpa, metric, current, selector, pods)
+            except MetricFailure as err:
+                failures.append(err)
+                statuses.append({"type": metric.get("type", "")})
+                continue
+            statuses.append(metric_status)
+            if best is None or replicas > best[0]:
+                best = (replicas, name)
+        if best is None or (failures and best[0] < current):
+            raise failures[0] if failures else MetricFailure("FailedGetResourceMetric",
+                                                             "no metrics")
+        return best[0], best[1], statuses
+
+    async def _one_metric(self, hpa: Obj, metric: Obj, current: int, selector: str,
+                          pods: list[Obj]) -> tuple[int, str, Obj]:
+        mtype = metric.get("type")
+        if mtype not in ("Resource", "ContainerResource"):
+            raise MetricFailure(f"FailedGet{mtype}Metric", f"{mtype} metrics need a custom or "
+                                "external metrics API, which this cluster does not serve")
+        key = "resource" if mtype == "Resource" else "containerResource"
+        source = metric.get(key) or {}
+        resource = source.get("name", "")
+        container = source.get("container", "") if mtype == "ContainerResource" else ""
+        target = source.get("target") or {}
+        reason = "FailedGetResourceMetric" if mtype == "Resource" else \
+            "FailedGetContainerResourceMetric"
+        try:
+            samples = await self.metrics.resource_metrics(resource, m.namespace_of(hpa),
+                                                          selector, container)
+            if target.get("type") == "AverageValue":
+                rec = average_value_replicas(current, milli_value(target.get("averageValue")),
+                                             resource, pods, samples)
+                current_value: Obj = {"averageValue": from_milli(rec.raw_average)}
+                name = f"{resource} resource"
+            else:
+                util = int(target.get("averageUtilization") or DEFAULT_CPU_UTILIZATION)
+                rec = resource_replicas(current, util, resource, pods, samples,
+                                        container=container)
+                current_value = {"averageUtilization": rec.utilization,
+                                 "averageValue": from_milli(rec.raw_average)}
+                name = f"{resource} resource utilization (percentage of request)"
+        except (MetricsUnavailable, CalculationError) as err:
+            raise MetricFailure(reason, f"failed to get {resource} utilization: "
+                                        f"{err}") from err
+        body: Obj = {"name": resource, "current": current_value}
+        if container:
+            body["container"] = container
+        return rec.replicas, name, {"type": mtype, key: body}
+
+    async def _write(self, hpa: Obj, status: Obj) -> None:
+        try:
+            await write_status(self.client, HPAS, hpa, status)
+        except StatusError as err:
+            if err.code not in (404, 409):
+                raise
+
+    # -- running ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Watch HPAs and reconcile each one every sync period until cancelled."""
+        tasks = [i.start() for i in self._own]
+        tasks.append(asyncio.create_task(self.recorder.run()))
+        try:
+            await run_workers(self.queue, self.reconcile, self.workers)
+        finally:
+            self.queue.shutdown()
+            for i in self._own:
+                i.stop()
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t

@@ -1,0 +1,220 @@
+"""The DaemonSet controller inside a real `skiff up`, pods driven by the fake kubelet."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from skiff.api.errors import StatusError
+from skiff.client import Client
+from tests.cluster_fixture import Cluster, running_cluster
+from tests.controller_helpers import container, events_for, eventually, new_namespace, pods_in
+from tests.fake_kubelet import FakeKubelet, finish_pod
+
+Obj = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    # No node agent: the fake kubelet plays that part.
+    with running_cluster(tmp_path_factory.mktemp("cluster"), extra_args=("--nodes", "0")) as c:
+        yield c
+
+
+@pytest.fixture
+async def client(cluster: Cluster) -> AsyncIterator[Client]:
+    c = Client.from_kubeconfig(cluster.kubeconfig, component="test")
+    yield c
+    await c.close()
+
+
+@pytest.fixture
+async def ns(client: Client) -> AsyncIterator[str]:
+    name = await new_namespace(client)
+    yield name
+    # Nodes are cluster-wide: each test removes the ones it made.
+    nodes = await client.list("", "v1", "nodes")
+    for n in nodes.get("items") or []:
+        if n["metadata"]["name"].startswith(f"{name}-"):
+            await client.delete("", "v1", "nodes", n["metadata"]["name"])
+
+
+async def add_node(client: Client, name: str, labels: dict[str, str] | None = None,
+                   taints: list[Obj] | None = None) -> None:
+    body: Obj = {"apiVersion": "v1", "kind": "Node",
+                 "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name,
+                                                       **(labels or {})}},
+                 "spec": {"taints": taints} if taints else {}}
+    await client.create("", "v1", "nodes", body)
+
+
+def ds(name: str, **spec: Any) -> Obj:
+    pod_spec = spec.pop("podSpec", {})
+    return {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": name},
+            "spec": {"selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [container("agent", "agent:1")],
+                                           **pod_spec}},
+                     **spec}}
+
+
+async def placement(client: Client, ns: str, app: str) -> dict[str, str]:
+    """node → image of the running pods of the DaemonSet (not being deleted)."""
+    out: dict[str, str] = {}
+    for p in await pods_in(client, ns, f"app={app}"):
+        if (p["metadata"].get("deletionTimestamp") or not p["spec"].get("nodeName")
+                or (p.get("status") or {}).get("phase") != "Running"):
+            continue
+        out[p["spec"]["nodeName"]] = p["spec"]["containers"][0]["image"]
+    return out
+
+
+async def get_ds(client: Client, ns: str, name: str) -> Obj:
+    return await client.get("apps", "v1", "daemonsets", name, ns)
+
+
+async def test_follows_nodes_selectors_and_taints(client: Client, ns: str) -> None:
+    n = f"{ns}-"
+    await add_node(client, n + "a", {"disk": "ssd"})
+    await add_node(client, n + "b", {"disk": "ssd"}, taints=[
+        {"key": "dedicated", "value": "db", "effect": "NoSchedule"}])
+    await add_node(client, n + "c", {"disk": "hdd"})
+    await add_node(client, n + "d", {"disk": "ssd"})
+    await client.patch("", "v1", "nodes", n + "d", {"spec": {"unschedulable": True}})
+    async with FakeKubelet(client, ns):
+        await client.create("apps", "v1", "daemonsets", ds("agent", podSpec={
+            "nodeSelector": {"disk": "ssd"}}), ns)
+
+        async def on(nodes: set[str]) -> bool:
+            return set(await placement(client, ns, "agent")) == nodes
+        # b is tainted, c not selected; d is cordoned but daemons tolerate that.
+        await eventually(lambda: on({n + "a", n + "d"}), "pods on a and d")
+        pod = [p for p in await pods_in(client, ns, "app=agent")
+               if p["spec"]["nodeName"] == n + "a"][0]
+        terms = pod["spec"]["affinity"]["nodeAffinity"][
+            "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+        assert terms == [{"matchFields": [{"key": "metadata.name", "operator": "In",
+                                           "values": [n + "a"]}]}]
+        keys = {t.get("key") for t in pod["spec"]["tolerations"]}
+        assert {"node.kubernetes.io/unschedulable", "node.kubernetes.io/not-ready"} <= keys
+        assert pod["metadata"]["labels"]["controller-revision-hash"]
+        assert pod["metadata"]["labels"]["pod-template-generation"] == "1"
+
+        # A node joins; a label change makes another eligible.
+        await add_node(client, n + "e", {"disk": "ssd"})
+        await client.patch("", "v1", "nodes", n + "c", {"metadata": {"labels": {"disk": "ssd"}}})
+        await eventually(lambda: on({n + "a", n + "c", n + "d", n + "e"}), "pods follow nodes")
+
+        async def status() -> Obj | None:
+            s = await get_ds(client, ns, "agent")
+            st = s.get("status") or {}
+            return s if (st.get("desiredNumberScheduled") == 4
+                         and st.get("numberAvailable") == 4) else None
+        s = await eventually(status, "status counts four")
+        st = s["status"]
+        assert st["currentNumberScheduled"] == 4 and st["numberReady"] == 4
+        assert st["updatedNumberScheduled"] == 4 and st["numberMisscheduled"] == 0
+        assert st["observedGeneration"] == s["metadata"]["generation"]
+
+        # A node leaves: its pod goes with it. A NoExecute taint evicts another.
+        await client.delete("", "v1", "nodes", n + "e")
+        await client.patch("", "v1", "nodes", n + "a", {"spec": {"taints": [
+            {"key": "maintenance", "effect": "NoExecute"}]}})
+        await eventually(lambda: on({n + "c", n + "d"}), "pods leave with their nodes")
+        reasons = {e["reason"] for e in await events_for(client, ns, "agent")}
+        assert {"SuccessfulCreate", "SuccessfulDelete"} <= reasons
+
+
+async def test_rolling_update_max_unavailable(client: Client, ns: str) -> None:
+    nodes = [f"{ns}-{i}" for i in range(3)]
+    for name in nodes:
+        await add_node(client, name)
+    async with FakeKubelet(client, ns):
+        await client.create("apps", "v1", "daemonsets", ds("roll"), ns)
+
+        async def images(image: str) -> bool:
+            got = await placement(client, ns, "roll")
+            return set(got) == set(nodes) and set(got.values()) == {image}
+        await eventually(lambda: images("agent:1"), "agent:1 on every node")
+        live: list[int] = []
+
+        async def count() -> None:
+            while True:
+                pods = [p for p in await pods_in(client, ns, "app=roll")
+                        if not p["metadata"].get("deletionTimestamp")
+                        and (p.get("status") or {}).get("phase") == "Running"]
+                live.append(len(pods))
+                await asyncio.sleep(0.02)
+        watcher = asyncio.create_task(count())
+        await client.patch("apps", "v1", "daemonsets", "roll", {"spec": {"template": {"spec": {
+            "containers": [container("agent", "agent:2")]}}}}, ns, patch_type="strategic")
+        await eventually(lambda: images("agent:2"), "agent:2 everywhere")
+        watcher.cancel()
+        # maxUnavailable 1: never fewer than two of three running.
+        assert min(live) >= 2, live
+
+        async def rolled() -> Obj | None:
+            s = await get_ds(client, ns, "roll")
+            st = s.get("status") or {}
+            return s if st.get("updatedNumberScheduled") == 3 and st.get(
+                "numberAvailable") == 3 else None
+        await eventually(rolled, "status shows the rollout done")
+        revs = await client.list("apps", "v1", "controllerrevisions", ns)
+        assert sorted(r["revision"] for r in revs["items"]) == [1, 2]
+
+
+async def test_surge_creates_before_deleting(client: Client, ns: str) -> None:
+    node = f"{ns}-only"
+    await add_node(client, node)
+    async with FakeKubelet(client, ns):
+        await client.create("apps", "v1", "daemonsets", ds("surge", updateStrategy={
+            "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}), ns)
+        await eventually(lambda: _is(placement(client, ns, "surge"), {node: "agent:1"}),
+                         "one pod")
+        seen_two = asyncio.Event()
+
+        async def watch() -> None:
+            while True:
+                pods = [p for p in await pods_in(client, ns, "app=surge")
+                        if not p["metadata"].get("deletionTimestamp")]
+                if len(pods) == 2:
+                    seen_two.set()
+                await asyncio.sleep(0.01)
+        watcher = asyncio.create_task(watch())
+        await client.patch("apps", "v1", "daemonsets", "surge", {"spec": {"template": {"spec": {
+            "containers": [container("agent", "agent:2")]}}}}, ns, patch_type="strategic")
+        await eventually(lambda: _is(placement(client, ns, "surge"), {node: "agent:2"}),
+                         "the new pod replaces the old")
+        watcher.cancel()
+        assert seen_two.is_set(), "the new pod should run beside the old one for a while"
+
+
+async def _is(got: Any, want: Any) -> bool:
+    return await got == want
+
+
+async def test_on_delete_and_failed_pod(client: Client, ns: str) -> None:
+    node = f"{ns}-x"
+    await add_node(client, node)
+    async with FakeKubelet(client, ns):
+        await client.create("apps", "v1", "daemonsets",
+                            ds("od", updateStrategy={"type": "OnDelete"}), ns)
+        await eventually(lambda: _is(placement(client, ns, "od"), {node: "agent:1"}), "a pod")
+        await client.patch("apps", "v1", "daemonsets", "od", {"spec": {"template": {"spec": {
+            "containers": [container("agent", "agent:2")]}}}}, ns, patch_type="strategic")
+        await asyncio.sleep(0.5)
+        assert await placement(client, ns, "od") == {node: "agent:1"}
+        pod = (await pods_in(client, ns, "app=od"))[0]
+        # A failed daemon pod is killed and replaced — here at the new template.
+        await finish_pod(client, pod, exit_code=2)
+        await eventually(lambda: _is(placement(client, ns, "od"), {node: "agent:2"}),
+                         "the failed pod is replaced")
+        assert any(e["reason"] == "FailedDaemonPod" for e in await events_for(client, ns, "od"))
+        try:
+            await client.get("", "v1", "pods", pod["metadata"]["name"], ns)
+            raise AssertionError("the failed pod should be gone")
+        except StatusError as err:
+            assert err.code == 404
