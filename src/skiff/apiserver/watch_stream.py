@@ -73,6 +73,7 @@ async def stream_watch(
         await resp.write(b"".join(encode(kind, obj) for kind, obj in batch))
 
     pending = first_task if not done else None
+    client_gone = False
     stop = server.stopping
     # One waiter on shutdown for the whole watch, not a new task per event.
     stop_task = asyncio.ensure_future(stop.wait())
@@ -107,8 +108,9 @@ async def stream_watch(
             await resp.write(orjson.dumps({"type": "ERROR", "object": err.to_status()}) + b"\n")
     except WatcherTooSlow:
         pass
-    except (ConnectionError, asyncio.CancelledError):
-        raise
+    except ConnectionError:
+        # The client went away (often between two events): nothing left to tell it.
+        client_gone = True
     finally:
         stop_task.cancel()
         if pending is not None:
@@ -117,6 +119,7 @@ async def stream_watch(
                 await pending
         with contextlib.suppress(BaseException):
             await batches.aclose()  # type: ignore[attr-defined]
-    with contextlib.suppress(ConnectionError, RuntimeError):
-        await resp.write_eof()
+    if not client_gone:
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await resp.write_eof()
     return resp
