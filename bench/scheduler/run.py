@@ -125,6 +125,16 @@ def start_scheduler(kubeconfig: Path, cpu: int | None, log: Path,
     return proc
 
 
+def start_profiler(pid: int, output: str) -> subprocess.Popen[bytes]:
+    """py-spy sampling the scheduler process `pid` into `output` (speedscope JSON, or
+    collapsed stacks when the name ends in .txt)."""
+    fmt = "raw" if output.endswith(".txt") else "speedscope"
+    spy = Path(sys.executable).parent / "py-spy"
+    return subprocess.Popen([str(spy), "record", "-p", str(pid), "-r", "200", "-f", fmt,
+                             "-o", output], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
 def stop_process(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM, then SIGKILL after 10 s (by PID)."""
     if proc.poll() is None:
@@ -210,7 +220,11 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             started = time.perf_counter()
             sched = start_scheduler(kubeconfig, 1 if cpus > 1 else None, sched_log,
                                     not args.no_events)
+            profiler = start_profiler(sched.pid, args.profile) if args.profile else None
             done = await wait_bound(watch, args.pods, args.timeout)
+            if profiler is not None:
+                profiler.send_signal(signal.SIGINT)
+                profiler.wait(30)
         watch_task.cancel()
         times = sorted(watch.times)
         out["bound"] = len(times)
@@ -266,6 +280,8 @@ def main() -> int:
     p.add_argument("--variant", choices=["basic", "spread"], default="basic")
     p.add_argument("--no-events", action="store_true", help="scheduler records no events")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait per phase")
+    p.add_argument("--profile", metavar="FILE",
+                   help="sample the scheduler with py-spy during the measured phase")
     p.add_argument("--keep", action="store_true", help="keep the data folder and logs")
     args = p.parse_args()
     out = asyncio.run(bench(args))
