@@ -58,4 +58,6 @@ def run_scheduler(args: argparse.Namespace, data_dir: Path) -> int:
     if not kubeconfig.exists():
         print(f"no kubeconfig at {kubeconfig}", file=sys.stderr)
         return 1
-    return asyncio.run(_run(args, kubeconfig))
+    from skiff.cli.event_loop import run
+
+    return run(_run(args, kubeconfig))
