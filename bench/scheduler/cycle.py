@@ -3,8 +3,9 @@
     python bench/scheduler/cycle.py                    # 5,000 nodes, 1,000 + 5,000 pods
     python bench/scheduler/cycle.py --variant spread --profile
 
-No API server, no bindings: this measures the CPU the scheduler spends deciding, which
-bounds what `run.py` can reach end to end. Nodes and pods are those of `run.py`.
+No API server, no bindings: this measures the CPU time (not wall time, so that other
+load on the machine matters less) the scheduler spends deciding, which bounds what
+`run.py` can reach end to end. Nodes and pods are those of `run.py`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from skiff.scheduler.explain import scheduled  # noqa: E402
 from skiff.scheduler.framework import CycleState  # noqa: E402
 from skiff.scheduler.pod_info import pod_info  # noqa: E402
 
+BATCH = 250
+
 
 def _pod(i: int, prefix: str, variant: str) -> dict[str, Any]:
     body = pod_body(i, prefix, variant)
@@ -47,28 +50,35 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         cache.set_node(node_object(spec, i))
     algorithm = Algorithm(default_framework())
 
-    def place(prefix: str, n: int) -> float:
+    def place(prefix: str, n: int) -> list[float]:
+        """Schedule n pods; CPU seconds per batch of BATCH pods."""
         pods = [pod_info(_pod(i, prefix, args.variant)) for i in range(n)]
-        t0 = time.perf_counter()
-        for pod in pods:
-            state = CycleState()
-            decision = algorithm.schedule(state, pod, cache)
-            cache.assume(pod, decision.node)
-            if args.explain:
-                scheduled(decision, cache, cache.node_count())
-        return time.perf_counter() - t0
+        batches = []
+        for b in range(0, n, BATCH):
+            t0 = time.process_time()
+            for pod in pods[b:b + BATCH]:
+                state = CycleState()
+                decision = algorithm.schedule(state, pod, cache)
+                cache.assume(pod, decision.node)
+                if args.explain:
+                    scheduled(decision, cache, cache.node_count())
+            batches.append((time.process_time() - t0) / len(pods[b:b + BATCH]))
+        return batches
 
     place("init", args.init_pods)
     profiler = cProfile.Profile() if args.profile else None
     if profiler is not None:
         profiler.enable()
-    seconds = place("pod", args.pods)
+    batches = place("pod", args.pods)
     if profiler is not None:
         profiler.disable()
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    mean = sum(batches) / len(batches)
+    # The best batch is the figure least disturbed by other load on the machine.
+    best = min(batches)
     return {"variant": args.variant, "nodes": args.nodes, "pods": args.pods,
-            "explain": args.explain, "us_per_pod": round(seconds / args.pods * 1e6, 1),
-            "pods_per_s": round(args.pods / seconds, 1)}
+            "explain": args.explain, "us_per_pod": round(mean * 1e6, 1),
+            "best_us_per_pod": round(best * 1e6, 1), "pods_per_s": round(1 / mean, 1)}
 
 
 def main() -> int:
@@ -81,8 +91,8 @@ def main() -> int:
                    help="leave out building the explanation annotation")
     p.add_argument("--profile", action="store_true", help="print a cProfile summary")
     out = run(p.parse_args())
-    print(f"{out['variant']}, {out['nodes']} nodes: {out['us_per_pod']} µs per pod "
-          f"({out['pods_per_s']} pods/s on one core)")
+    print(f"{out['variant']}, {out['nodes']} nodes: {out['us_per_pod']} µs CPU per pod "
+          f"(best batch {out['best_us_per_pod']} µs; {out['pods_per_s']} pods per CPU second)")
     print("BENCH_JSON " + orjson.dumps(out).decode(), flush=True)
     return 0
 

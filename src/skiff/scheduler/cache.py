@@ -30,6 +30,11 @@ Obj = dict[str, Any]
 
 Array = np.ndarray
 
+# CPU and memory are the first two rows of the per-resource arrays (BASIC's order), so
+# scoring reads both with one slice.
+CPU_MEMORY = slice(0, 2)
+assert BASIC[:2] == (CPU, MEMORY)
+
 MEMO_LIMIT = 4096
 COUNT_INDEXES = 256
 

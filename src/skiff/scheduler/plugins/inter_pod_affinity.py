@@ -110,6 +110,11 @@ class InterPodAffinity:
         state[FILTER_STATE] = (affinity_ok, anti_ok, existing_ok)
         return None
 
+    def filter_mask(self, state: CycleState, pod: PodInfo, cache: ClusterCache) -> np.ndarray:
+        """Per slot, whether the node passes all three rules."""
+        affinity_ok, anti_ok, existing_ok = state[FILTER_STATE]
+        return affinity_ok & anti_ok & existing_ok
+
     def filter(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
                slots: np.ndarray) -> np.ndarray:
         """Nodes passing all three rules."""
