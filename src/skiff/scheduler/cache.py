@@ -74,6 +74,11 @@ def _images(node: Obj) -> dict[str, int]:
     return out
 
 
+def label_key(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """A hashable form of a label set (memo keys)."""
+    return tuple(sorted(labels.items())) if labels else ()
+
+
 class ClusterCache:
     """Nodes and pods as the scheduler counts them, with array views per resource."""
 
@@ -105,6 +110,14 @@ class ClusterCache:
         self._counts: OrderedDict[Any, tuple[frozenset[str] | None, LabelSelector, Array]] = \
             OrderedDict()
         self.term_counts: dict[tuple[str, int, AffinityTerm], Array] = {}
+        # Which count indexes (and which existing terms) a pod with given namespace and
+        # labels matches, remembered per label set: a Deployment's pods share labels, so
+        # accounting a pod is not a selector match per index. Bumping a generation
+        # (indexes or terms added or dropped, arrays regrown) forgets the answers.
+        self._counts_generation = 0
+        self.terms_generation = 0
+        self._matching: dict[Any, list[Array]] = {}
+        self.pod_memo: dict[Any, Any] = {}
         self.namespace_labels: dict[str, dict[str, str]] = {}
         # Per-node results that depend only on node labels/taints and some pod trait
         # (a toleration list, a node selector), shared by every pod with that trait.
@@ -125,6 +138,8 @@ class ClusterCache:
             self._counts[key] = (ns, sel, np.concatenate([counts, np.zeros(extra, np.int64)]))
         for key, counts in self.term_counts.items():
             self.term_counts[key] = np.concatenate([counts, np.zeros(extra, np.int64)])
+        self._counts_changed()
+        self._terms_changed()
         self.slots.extend([None] * extra)
         self._free = list(range(self.capacity + extra - 1, self.capacity - 1, -1)) + self._free
         self.capacity += extra
@@ -247,10 +262,9 @@ class ClusterCache:
         self.requested[self.row[PODS], slot] += sign
         self.non_zero[0, slot] += sign * pod.non_zero[0]
         self.non_zero[1, slot] += sign * pod.non_zero[1]
-        if not pod.terminating:
-            for ns, sel, counts in self._counts.values():
-                if (ns is None or pod.namespace in ns) and sel.matches(pod.labels):
-                    counts[slot] += sign
+        if not pod.terminating and self._counts:
+            for counts in self._matching_counts(pod):
+                counts[slot] += sign
         if pod.has_affinity:
             self._account_terms(pod, slot, sign)
         if sign > 0:
@@ -273,9 +287,11 @@ class ClusterCache:
                 if sign < 0:
                     continue
                 counts = self.term_counts[key] = np.zeros(self.capacity, dtype=np.int64)
+                self._terms_changed()
             counts[slot] += sign
             if sign < 0 and not counts.any():
                 del self.term_counts[key]
+                self._terms_changed()
 
     def add_pod(self, pod: PodInfo) -> None:
         """Count an assigned pod on its node (replacing an earlier version or assumption)."""
@@ -362,6 +378,18 @@ class ClusterCache:
         self._columns[key] = (codes, values)
         return codes, values
 
+    def domain_sums(self, key: str, per_node: Array) -> Array:
+        """Per slot: the sum of `per_node` over the present nodes in the same domain of
+        topology key `key` (0 for nodes without the label)."""
+        codes, values = self.label_column(key)
+        present = self.node_memo(("present", key), lambda: (codes >= 0) & self.valid)
+        if self.node_memo(("unique", key), lambda: len(values) == int(present.sum())):
+            # One node per domain (kubernetes.io/hostname): the sum is the node's own.
+            return np.where(present, per_node, 0)
+        slots = self.node_memo(("present-slots", key), lambda: np.flatnonzero(present))
+        sums = np.bincount(codes[slots], weights=per_node[slots], minlength=max(len(values), 1))
+        return np.where(codes >= 0, sums[np.maximum(codes, 0)], 0.0)
+
     def count_matching(self, namespaces: frozenset[str] | None, selector: LabelSelector
                        ) -> Array:
         """Per slot, how many live (not terminating) pods in `namespaces` (None: any)
@@ -382,7 +410,37 @@ class ClusterCache:
         self._counts[key] = (namespaces, selector, counts)
         if len(self._counts) > COUNT_INDEXES:
             self._counts.popitem(last=False)
+        self._counts_changed()
         return counts
+
+    def _counts_changed(self) -> None:
+        self._counts_generation += 1
+        self._matching.clear()
+
+    def _terms_changed(self) -> None:
+        self.terms_generation += 1
+        self.pod_memo.clear()
+
+    def _matching_counts(self, pod: PodInfo) -> list[Array]:
+        """The count arrays of every index that selects `pod` (see count_matching)."""
+        key = (pod.namespace, label_key(pod.labels))
+        found = self._matching.get(key)
+        if found is None:
+            if len(self._matching) > MEMO_LIMIT:
+                self._matching.clear()
+            found = self._matching[key] = [
+                counts for ns, sel, counts in self._counts.values()
+                if (ns is None or pod.namespace in ns) and sel.matches(pod.labels)]
+        return found
+
+    def set_namespace_labels(self, name: str, labels: dict[str, str] | None) -> None:
+        """Record (or, with None, forget) a namespace's labels; namespace selectors of
+        affinity terms match against them."""
+        if labels is None:
+            self.namespace_labels.pop(name, None)
+        else:
+            self.namespace_labels[name] = labels
+        self._terms_changed()
 
     def term_namespaces(self, term: AffinityTerm) -> frozenset[str] | None:
         """The namespaces an affinity term covers (None: all)."""

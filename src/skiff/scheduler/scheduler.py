@@ -100,7 +100,7 @@ class Scheduler:
         self.namespaces.on_add(self._namespace_changed)
         self.namespaces.on_update(lambda _o, n: self._namespace_changed(n))
         self.namespaces.on_delete(
-            lambda n: self.cache.namespace_labels.pop(m.name_of(n), None))
+            lambda n: self.cache.set_namespace_labels(m.name_of(n), None))
 
     # -- what belongs to us ---------------------------------------------------------------------
 
@@ -198,7 +198,7 @@ class Scheduler:
         self.cache.remove_node(m.name_of(node))
 
     def _namespace_changed(self, ns: Obj) -> None:
-        self.cache.namespace_labels[m.name_of(ns)] = m.labels_of(ns)
+        self.cache.set_namespace_labels(m.name_of(ns), m.labels_of(ns))
 
     # -- default spreading ----------------------------------------------------------------------
 
