@@ -14,7 +14,6 @@ cycles.
 
 from __future__ import annotations
 
-import copy
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -323,11 +322,18 @@ class ClusterCache:
 
     def assume(self, pod: PodInfo, node_name: str) -> PodInfo:
         """Count `pod` on `node_name` before its binding is confirmed."""
-        assumed = copy.copy(pod)
-        assumed.node_name = node_name
+        assumed = pod.on_node(node_name)
         self.add_pod(assumed)
         self.assumed.add(pod.key)
         return assumed
+
+    def confirm(self, key: str, pod: Obj) -> PodInfo:
+        """The binding of an assumed pod is confirmed by `pod` (same node): it stays
+        counted as it is, now as a bound pod."""
+        info = self.pods[key]
+        info.pod = pod
+        self.assumed.discard(key)
+        return info
 
     def forget(self, key: str) -> None:
         """Undo an assumption (the binding failed)."""
