@@ -220,9 +220,14 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             started = time.perf_counter()
             sched = start_scheduler(kubeconfig, 1 if cpus > 1 else None, sched_log,
                                     not args.no_events)
-            profiler = start_profiler(sched.pid, args.profile) if args.profile else None
+            profilers = []
+            if args.profile:
+                profilers.append(start_profiler(sched.pid, args.profile))
+            if args.profile_server:
+                assert server.proc is not None
+                profilers.append(start_profiler(server.proc.pid, args.profile_server))
             done = await wait_bound(watch, args.pods, args.timeout)
-            if profiler is not None:
+            for profiler in profilers:
                 profiler.send_signal(signal.SIGINT)
                 profiler.wait(30)
         watch_task.cancel()
@@ -282,6 +287,8 @@ def main() -> int:
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait per phase")
     p.add_argument("--profile", metavar="FILE",
                    help="sample the scheduler with py-spy during the measured phase")
+    p.add_argument("--profile-server", metavar="FILE",
+                   help="sample the API server with py-spy during the measured phase")
     p.add_argument("--keep", action="store_true", help="keep the data folder and logs")
     args = p.parse_args()
     out = asyncio.run(bench(args))
