@@ -4,9 +4,14 @@ The scheduler sends a binding per pod, a thousand a second. Through aiohttp each
 request costs about half a millisecond of the caller's CPU (URL building, header
 multidicts, a task per response reader), more than deciding where the pod goes. Upstream's
 client multiplexes such requests over one HTTP/2 connection; this is the HTTP/1.1
-equivalent: requests are written back to back on a few keep-alive connections without
+equivalent: requests are written back to back on keep-alive connections without
 waiting for earlier responses (pipelining, which the API server's HTTP stack answers in
 order), and responses are matched to requests first in, first out.
+
+The server handles one request per connection at a time, and concurrent writes share
+a store commit, so the writes are spread over a dozen or so connections (a few
+pipelined on each) rather than queued on one: with four connections the scheduler's
+bindings ran at a third of the rate they reach with sixteen.
 
 Only simple request/response exchanges belong here (no watches, no upgrades, bodies that
 fit in memory). Errors come back as the server's Status, raised as StatusError, as with
@@ -28,8 +33,8 @@ from skiff.client.http_client import Client, status_error
 
 Obj = dict[str, Any]
 
-CONNECTIONS = 2
-MAX_IN_FLIGHT_PER_CONNECTION = 32
+CONNECTIONS = 16
+MAX_IN_FLIGHT_PER_CONNECTION = 4
 MAX_HEADER_BYTES = 64 * 1024
 
 
