@@ -119,6 +119,9 @@ class Decision:
     scores: ScoreResult | None
     diagnosis: Diagnosis
     state: CycleState = field(repr=False, default_factory=CycleState)
+    # Index of the chosen node in `scores`, and how many nodes shared its total.
+    pick: int = -1
+    ties: int = 1
 
 
 class Algorithm:
@@ -164,4 +167,5 @@ class Algorithm:
         best = np.flatnonzero(scores.totals == scores.totals.max())
         pick = int(best[self.rng.randrange(best.size)]) if best.size > 1 else int(best[0])
         node = cache.info_at(int(feasible[pick])).name
-        return Decision(node, processed, int(feasible.size), scores, result.diagnosis, state)
+        return Decision(node, processed, int(feasible.size), scores, result.diagnosis, state,
+                        pick=pick, ties=int(best.size))
