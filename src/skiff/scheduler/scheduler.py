@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 from skiff.api import meta as m
@@ -369,8 +370,12 @@ class Scheduler:
         if self.recorder is not None:
             helpers.append(asyncio.ensure_future(self.recorder.run()))
         try:
+            started, cpu = time.monotonic(), time.process_time()
             for inf in informers:
                 await inf.has_synced.wait()
+            log.info("synced %d nodes and %d pods in %.2f s (%.2f s CPU); %d pods to schedule",
+                     self.cache.node_count(), len(self.cache.pods), time.monotonic() - started,
+                     time.process_time() - cpu, len(self.queue))
             await self._loop()
         finally:
             self.queue.close()
