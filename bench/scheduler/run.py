@@ -4,10 +4,11 @@
     python bench/scheduler/run.py --nodes 500          # the 500-node variant
     python bench/scheduler/run.py --variant spread     # topology spread + anti-affinity
 
-The API server (`skiff up --no-controllers`) and the scheduler (`skiff scheduler`)
-run as separate processes pinned to separate cores; this script is the client. As in
-scheduler_perf, nodes are plain Node objects (no kubelet: pods stay bound but not
-Running). Steps:
+The API server (`skiff up --no-controllers --nodes 0`: no controllers, no node agent)
+and the scheduler (`skiff scheduler`) run as separate processes pinned to separate
+cores; this script is the client. As in scheduler_perf, nodes are plain Node objects
+and no kubelet (nor the sim agent) runs: pods stay bound but not Running, and nothing
+else competes with the bindings. Steps:
 
 1. create the nodes; create the initial pods and start the scheduler; wait until
    they are bound (watching pods);
@@ -182,7 +183,9 @@ def per_second(times: list[float], start: float) -> list[int]:
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     data = Path(tempfile.mkdtemp(prefix="skiff-bench-sched-"))
-    server = Server(data / "server", free_port())
+    # API only: no controllers, no scheduler, and no node agent (as in scheduler_perf,
+    # nodes are bare Node objects; a local agent would also claim a node name).
+    server = Server(data / "server", free_port(), extra_args=("--nodes", "0"))
     cpus = os.cpu_count() or 1
     server.start(0 if cpus > 1 else None)
     kubeconfig = server.data_dir / "kubeconfig"
