@@ -87,6 +87,9 @@ class ClusterCache:
         self.capacity = capacity
         self.allocatable = np.zeros((len(self.resources), capacity), dtype=np.int64)
         self.requested = np.zeros((len(self.resources), capacity), dtype=np.int64)
+        # allocatable - requested, kept current so that filtering reads one row per
+        # resource rather than computing it for every node each cycle.
+        self.remaining = np.zeros((len(self.resources), capacity), dtype=np.int64)
         # Non-zero CPU and memory requests (scoring's view), rows 0 and 1.
         self.non_zero = np.zeros((2, capacity), dtype=np.int64)
         self.valid = np.zeros(capacity, dtype=bool)
@@ -130,6 +133,8 @@ class ClusterCache:
             [self.allocatable, np.zeros((len(self.resources), extra), dtype=np.int64)], axis=1)
         self.requested = np.concatenate(
             [self.requested, np.zeros((len(self.resources), extra), dtype=np.int64)], axis=1)
+        self.remaining = np.concatenate(
+            [self.remaining, np.zeros((len(self.resources), extra), dtype=np.int64)], axis=1)
         self.non_zero = np.concatenate([self.non_zero, np.zeros((2, extra), dtype=np.int64)],
                                        axis=1)
         self.valid = np.concatenate([self.valid, np.zeros(extra, dtype=bool)])
@@ -155,6 +160,7 @@ class ClusterCache:
             zeros = np.zeros((1, self.capacity), dtype=np.int64)
             self.allocatable = np.concatenate([self.allocatable, zeros])
             self.requested = np.concatenate([self.requested, zeros.copy()])
+            self.remaining = np.concatenate([self.remaining, zeros.copy()])
         return row
 
     def _info(self, name: str) -> NodeInfo:
@@ -174,6 +180,7 @@ class ClusterCache:
             self.slots[info.slot] = None
             self.allocatable[:, info.slot] = 0
             self.requested[:, info.slot] = 0
+            self.remaining[:, info.slot] = 0
             self.non_zero[:, info.slot] = 0
             self._free.append(info.slot)
 
@@ -229,6 +236,7 @@ class ClusterCache:
             # The row first: adding one replaces the array being indexed.
             row = self.resource_row(name_)
             self.allocatable[row, info.slot] = quantity(name_, value)
+        self.remaining[:, info.slot] = self.allocatable[:, info.slot] - self.requested[:, info.slot]
         images = _images(node)
         if images != info.images:
             self.image_nodes.subtract(info.images.keys())
@@ -247,6 +255,7 @@ class ClusterCache:
         info.node = None
         self.valid[info.slot] = False
         self.allocatable[:, info.slot] = 0
+        self.remaining[:, info.slot] = -self.requested[:, info.slot]
         self._nodes_changed()
         self.generation += 1
         self._release_if_empty(info)
@@ -258,7 +267,10 @@ class ClusterCache:
         for name, amount in pod.requests.items():
             row = self.resource_row(name)
             self.requested[row, slot] += sign * amount
-        self.requested[self.row[PODS], slot] += sign
+            self.remaining[row, slot] -= sign * amount
+        pods_row = self.row[PODS]
+        self.requested[pods_row, slot] += sign
+        self.remaining[pods_row, slot] -= sign
         self.non_zero[0, slot] += sign * pod.non_zero[0]
         self.non_zero[1, slot] += sign * pod.non_zero[1]
         if not pod.terminating and self._counts:
@@ -460,7 +472,7 @@ class ClusterCache:
 
     def free(self, row: int) -> Array:
         """Allocatable minus requested of one resource, per slot."""
-        return self.allocatable[row] - self.requested[row]
+        return self.remaining[row]
 
     @property
     def cpu_row(self) -> int:

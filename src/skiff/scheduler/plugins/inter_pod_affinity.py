@@ -76,6 +76,8 @@ def _existing_matching(cache: ClusterCache, kinds: tuple[str, ...], pod: PodInfo
                        ) -> list[tuple[str, int, AffinityTerm, np.ndarray]]:
     """Existing pods' terms of `kinds` that select `pod`, remembered per label set until
     the set of terms (or namespace labels) changes: pods of one Deployment share it."""
+    if not cache.term_counts:
+        return []
     key = (NAME, kinds, pod.namespace, label_key(pod.labels))
     found = cache.pod_memo.get(key)
     if found is None:

@@ -93,9 +93,9 @@ class NodeResourcesFit:
                   if amount > 0 and name != PODS]
         ok: np.ndarray | None = None
         for row, amount in wants:
-            free = cache.allocatable[row] - cache.requested[row]
+            free = cache.remaining[row]
             if extra is not None:
-                free -= extra[row]
+                free = free - extra[row]
             fits = free >= amount
             if ok is None:
                 ok = fits
