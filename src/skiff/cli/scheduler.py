@@ -41,7 +41,7 @@ async def _run(args: argparse.Namespace, kubeconfig: Path) -> int:
     client.field_manager = args.scheduler_name
     scheduler = Scheduler(client, scheduler_name=args.scheduler_name,
                           events=not args.no_events, event_qps=args.event_qps,
-                          event_burst=args.event_burst)
+                          event_burst=args.event_burst, manage_gc=True)
     task = asyncio.ensure_future(scheduler.run())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from typing import Any
@@ -67,8 +68,11 @@ class Scheduler:
 
     def __init__(self, client: Client, *, scheduler_name: str = DEFAULT_SCHEDULER,
                  events: bool = True, percentage_of_nodes_to_score: int = 0,
-                 event_qps: float = EVENT_QPS, event_burst: int = EVENT_BURST) -> None:
+                 event_qps: float = EVENT_QPS, event_burst: int = EVENT_BURST,
+                 manage_gc: bool = False) -> None:
         self.client = client
+        # A process of its own may tune the garbage collector to the scheduler's heap.
+        self.manage_gc = manage_gc
         self.scheduler_name = scheduler_name
         self.cache = ClusterCache()
         self.queue = SchedulingQueue()
@@ -371,8 +375,20 @@ class Scheduler:
             helpers.append(asyncio.ensure_future(self.recorder.run()))
         try:
             started, cpu = time.monotonic(), time.process_time()
-            for inf in informers:
-                await inf.has_synced.wait()
+            if self.manage_gc:
+                # Everything the initial lists bring (every node and pod: millions of
+                # objects at 5,000 nodes) lives long; collecting while they arrive only
+                # re-scans them.
+                gc.disable()
+            try:
+                for inf in informers:
+                    await inf.has_synced.wait()
+            finally:
+                if self.manage_gc:
+                    # And kept out of later full passes, which otherwise took a quarter of
+                    # the scheduler's CPU while binding pods.
+                    gc.freeze()
+                    gc.enable()
             log.info("synced %d nodes and %d pods in %.2f s (%.2f s CPU); %d pods to schedule",
                      self.cache.node_count(), len(self.cache.pods), time.monotonic() - started,
                      time.process_time() - cpu, len(self.queue))
