@@ -264,6 +264,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             out["p90"] = percentile(steady, 90)
             out["p99"] = percentile(steady, 99)
             out["server_cpu"] = meter.result.get("server_cpu")
+            out["bench_client_cpu"] = meter.result.get("client_cpu")
             # CPU per pod is what other load on the machine disturbs least.
             out["scheduler_cpu_ms_per_pod"] = round(sched_cpu * 1000 / len(times), 3)
             out["server_cpu_ms_per_pod"] = round(meter.server_s * 1000 / len(times), 3)
@@ -295,6 +296,7 @@ def report(out: dict[str, Any]) -> None:
         ("API server CPU while binding", f"{out.get('server_cpu')} cores, "
                                          f"{out.get('server_cpu_ms_per_pod')} ms per pod"),
         ("scheduler CPU (incl. its sync)", f"{out.get('scheduler_cpu_ms_per_pod')} ms per pod"),
+        ("this client's CPU (watching)", f"{out.get('bench_client_cpu')} cores"),
     ]
     width = max(len(r[0]) for r in rows)
     for label, value in rows:
