@@ -1,0 +1,171 @@
+"""The scheduler cache's incremental state and the framework's early stop: what the
+fast paths remember must always equal what a fresh computation gives."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from skiff.scheduler.algorithm import Algorithm, FitError, default_framework
+from skiff.scheduler.cache import ClusterCache
+from skiff.scheduler.framework import CycleState
+from skiff.scheduler.pod_info import pod_info
+from tests.test_scheduler_plugins import cluster, node, pod, verdicts
+
+
+def _check_remaining(cache: ClusterCache) -> None:
+    for info in cache.nodes.values():
+        s = info.slot
+        assert (cache.remaining[:, s] == cache.allocatable[:, s] - cache.requested[:, s]).all()
+
+
+def test_remaining_capacity_follows_every_change() -> None:
+    rng = random.Random(7)
+    cache = cluster([node(f"n{i}", cpu="4", extra={"example.com/dongle": "3"}) for i in range(6)])
+    bound: list[str] = []
+    for i in range(60):
+        step = rng.random()
+        if step < 0.5 or not bound:
+            p = pod(f"p{i}", cpu=f"{rng.randint(1, 9) * 100}m", memory=f"{rng.randint(1, 5)}Gi",
+                    node_name=f"n{rng.randrange(6)}")
+            if rng.random() < 0.3:
+                p["spec"]["containers"][0]["resources"]["requests"]["example.com/dongle"] = "1"
+            cache.add_pod(pod_info(p))
+            bound.append(f"default/p{i}")
+        elif step < 0.7:
+            cache.remove_pod(bound.pop(rng.randrange(len(bound))))
+        elif step < 0.85:
+            info = pod_info(pod(f"a{i}", cpu="250m"))
+            cache.assume(info, f"n{rng.randrange(6)}")
+            if rng.random() < 0.5:
+                cache.forget(info.key)
+        else:
+            # A node's allocatable changes (or it goes and comes back with its pods counted).
+            name = f"n{rng.randrange(6)}"
+            if rng.random() < 0.5:
+                cache.set_node(node(name, cpu=f"{rng.randint(2, 8)}"))
+            else:
+                cache.remove_node(name)
+                _check_remaining(cache)
+                cache.set_node(node(name, cpu="4"))
+        _check_remaining(cache)
+
+
+def test_confirming_an_assumed_pod_keeps_it_counted_once() -> None:
+    cache = cluster([node("n1", cpu="2")])
+    info = pod_info(pod("p", cpu="1"))
+    cache.assume(info, "n1")
+    bound = pod("p", cpu="1", node_name="n1")
+    confirmed = cache.confirm("default/p", bound)
+    assert confirmed.pod is bound and not cache.is_assumed("default/p")
+    assert cache.requested[cache.cpu_row, cache.nodes["n1"].slot] == 1000
+    # The queue's copy of the pod is untouched by the assumption.
+    assert info.node_name == ""
+
+
+def test_count_indexes_follow_pods_whatever_their_label_sets() -> None:
+    from skiff.api.selectors.labels import from_label_selector_dict
+
+    cache = cluster([node("n1"), node("n2")])
+    web = from_label_selector_dict({"matchLabels": {"app": "web"}})
+    ns = frozenset(["default"])
+    counts = cache.count_matching(ns, web)
+    cache.add_pod(pod_info(pod("a", labels={"app": "web"}, node_name="n1")))
+    cache.add_pod(pod_info(pod("b", labels={"app": "db"}, node_name="n1")))
+    # A second index appears after pods with these label sets were seen once.
+    tier = from_label_selector_dict({"matchExpressions": [
+        {"key": "tier", "operator": "Exists"}]})
+    tiers = cache.count_matching(ns, tier)
+    cache.add_pod(pod_info(pod("c", labels={"app": "web", "tier": "1"}, node_name="n2")))
+    cache.add_pod(pod_info(pod("d", labels={"app": "web"}, node_name="n2")))
+    cache.add_pod(pod_info(pod("e", labels={"app": "web"}, namespace="other", node_name="n2")))
+    s1, s2 = cache.nodes["n1"].slot, cache.nodes["n2"].slot
+    assert (counts[s1], counts[s2]) == (1, 2)
+    assert (tiers[s1], tiers[s2]) == (0, 1)
+    cache.remove_pod("default/d")
+    cache.remove_pod("default/c")
+    assert (counts[s1], counts[s2], tiers[s2]) == (1, 0, 0)
+
+
+def test_existing_anti_affinity_seen_by_pods_with_remembered_label_sets() -> None:
+    cache = cluster([node("n1"), node("n2")])
+
+    def anti_to(app: str) -> dict:
+        return {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+            "labelSelector": {"matchLabels": {"app": app}},
+            "topologyKey": "kubernetes.io/hostname"}]}}
+
+    # A cycle for this label set while only a term about other pods exists: the answer
+    # "no term selects app=web" is remembered...
+    cache.add_pod(pod_info(pod("other", node_name="n2", affinity=anti_to("db"))))
+    assert verdicts(cache, pod("x", labels={"app": "web"}))["n1"][0] == "Success"
+    # ...until a new term appears.
+    anti = anti_to("web")
+    cache.add_pod(pod_info(pod("guard", node_name="n1", affinity=anti)))
+    v = verdicts(cache, pod("y", labels={"app": "web"}))
+    assert v["n1"][1] == ["node(s) didn't satisfy existing pods anti-affinity rules"]
+    assert v["n2"][0] == "Success"
+    cache.remove_pod("default/guard")
+    assert verdicts(cache, pod("z", labels={"app": "web"}))["n1"][0] == "Success"
+
+
+def test_namespace_labels_change_what_a_namespace_selector_term_matches() -> None:
+    cache = cluster([node("n1"), node("n2")])
+    anti = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+        "labelSelector": {"matchLabels": {"app": "web"}},
+        "namespaceSelector": {"matchLabels": {"team": "a"}},
+        "topologyKey": "kubernetes.io/hostname"}]}}
+    cache.add_pod(pod_info(pod("guard", node_name="n1", affinity=anti)))
+    cache.set_namespace_labels("prod", {"team": "b"})
+    assert verdicts(cache, pod("x", labels={"app": "web"}, namespace="prod"))["n1"][0] \
+        == "Success"
+    cache.set_namespace_labels("prod", {"team": "a"})
+    assert verdicts(cache, pod("y", labels={"app": "web"}, namespace="prod"))["n1"][0] \
+        != "Success"
+
+
+@pytest.mark.parametrize("key", ["kubernetes.io/hostname", "zone"])
+def test_domain_sums_match_a_plain_sum_per_domain(key: str) -> None:
+    nodes = [node(f"n{i}", labels={"zone": f"z{i % 3}"}) for i in range(9)]
+    nodes.append(node("bare", labels={}))
+    nodes[-1]["metadata"]["labels"] = {}
+    cache = cluster(nodes)
+    cache.remove_node("n4")
+    per_node = np.arange(cache.capacity, dtype=np.int64)
+    got = cache.domain_sums(key, per_node)
+    for info in cache.nodes.values():
+        value = info.labels.get(key)
+        want = 0 if value is None else sum(
+            int(per_node[o.slot]) for o in cache.nodes.values()
+            if o.node is not None and o.labels.get(key) == value)
+        assert got[info.slot] == want, info.name
+
+
+def test_search_stops_at_enough_feasible_nodes_and_attributes_rejections_in_order() -> None:
+    # 200 nodes: upstream looks for max(100, 200 × 50%) = 100 feasible ones.
+    nodes = [node(f"n{i:03}", cpu="1" if i % 4 == 0 else "4",
+                  taints=[{"key": "k", "effect": "NoSchedule"}] if i % 5 == 0 else None)
+             for i in range(200)]
+    cache = cluster(nodes)
+    algorithm = Algorithm(default_framework())
+    decision = algorithm.schedule(CycleState(), pod_info(pod("p", cpu="2")), cache)
+    assert decision.feasible == 100
+    # Every node walked either fits or was rejected, each by the first filter failing it.
+    rejected = decision.diagnosis.rejected
+    assert decision.evaluated == 100 + sum(s.size for s in rejected.values())
+    by_name = {p: {cache.info_at(int(s)).name for s in slots} for p, slots in rejected.items()}
+    walked = [f"n{i:03}" for i in range(decision.evaluated)]
+    assert by_name["TaintToleration"] == {n for n in walked if int(n[1:]) % 5 == 0}
+    assert by_name["NodeResourcesFit"] == {n for n in walked
+                                           if int(n[1:]) % 4 == 0 and int(n[1:]) % 5}
+    # The next cycle starts where this one stopped.
+    assert algorithm.next_start == decision.evaluated
+
+
+def test_unschedulable_pod_reports_every_node() -> None:
+    cache = cluster([node(f"n{i}", cpu="1") for i in range(150)])
+    with pytest.raises(FitError) as err:
+        Algorithm(default_framework()).schedule(CycleState(), pod_info(pod("p", cpu="2")), cache)
+    assert err.value.message().startswith("0/150 nodes are available: 150 Insufficient cpu.")
