@@ -166,12 +166,13 @@ class RequestPipeline:
                    "Accept": "application/json", **client.auth_headers()}
         self._fixed = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode("latin-1")
 
-    async def _connection(self) -> _Connection:
-        """The open connection with the fewest requests waiting (opening one if needed)."""
+    def _least_busy(self) -> _Connection | int:
+        """The open connection with the fewest requests waiting, or the index of one that
+        must be opened first."""
         best: _Connection | None = None
         for i, conn in enumerate(self._conns):
             if conn is None or conn.closed:
-                return await self._open(i)
+                return i
             if best is None or len(conn.waiters) < len(best.waiters):
                 best = conn
         assert best is not None
@@ -203,8 +204,9 @@ class RequestPipeline:
         """Send one request and return its decoded JSON body (StatusError on non-2xx)."""
         data = b"" if body is None else body if isinstance(body, bytes) else orjson.dumps(body)
         async with self._slots:
-            conn = await self._connection()
-            assert conn.transport is not None
+            conn = self._least_busy()
+            if isinstance(conn, int):
+                conn = await self._open(conn)
             fut: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
             conn.waiters.append(fut)
             head = (f"{method} {path} HTTP/1.1\r\nContent-Type: {content_type}\r\n"

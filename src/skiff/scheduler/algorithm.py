@@ -164,7 +164,7 @@ class Algorithm:
             node = cache.info_at(int(feasible[0])).name
             return Decision(node, processed, 1, None, result.diagnosis, state)
         scores = self.framework.score(state, pod, cache, feasible)
-        best = np.flatnonzero(scores.totals == scores.totals.max())
+        best = (scores.totals == np.maximum.reduce(scores.totals)).nonzero()[0]
         pick = int(best[self.rng.randrange(best.size)]) if best.size > 1 else int(best[0])
         node = cache.info_at(int(feasible[pick])).name
         return Decision(node, processed, int(feasible.size), scores, result.diagnosis, state,

@@ -184,6 +184,8 @@ class Framework:
         self.scorers = [p for p in self.plugins if hasattr(p, "score")
                         and self.weights.get(p.name, 0) > 0]
         self.post_filters = [p for p in self.plugins if hasattr(p, "post_filter")]
+        self._scoring = [(p, self.weights[p.name], getattr(p, "normalize", None))
+                         for p in self.scorers]
 
     # -- filtering ------------------------------------------------------------------------------
 
@@ -243,7 +245,7 @@ class Framework:
         combined = masks[0][1]
         for _, mask in masks[1:]:
             combined = combined & mask
-        index = np.flatnonzero(combined[candidates])
+        index = combined[candidates].nonzero()[0]
         evaluated = total
         if wanted and index.size > wanted:
             index = index[:wanted]
@@ -299,14 +301,14 @@ class Framework:
         totals = np.zeros(slots.size, dtype=np.int64)
         by_plugin: dict[str, Array] = {}
         raw: dict[str, Array] = {}
-        for p in self.scorers:
+        for p, weight, normalize in self._scoring:
             if p.name in state.skip_score:
                 continue
             scores = np.asarray(p.score(state, pod, cache, slots), dtype=np.int64)
             raw[p.name] = scores
-            if hasattr(p, "normalize"):
-                scores = np.asarray(p.normalize(state, pod, scores), dtype=np.int64)
-            weighted = scores * self.weights[p.name]
+            if normalize is not None:
+                scores = np.asarray(normalize(state, pod, scores), dtype=np.int64)
+            weighted = scores * weight
             by_plugin[p.name] = weighted
             totals += weighted
         return ScoreResult(slots, totals, by_plugin, raw)
@@ -316,7 +318,7 @@ def default_normalize(scores: Array, reverse: bool = False) -> Array:
     """Upstream's DefaultNormalizeScore: scale so the best is 100 (reversed: lowest best)."""
     if scores.size == 0:
         return scores
-    top = int(scores.max())
+    top = int(np.maximum.reduce(scores))
     if top == 0:
         return np.full(scores.size, MAX_NODE_SCORE if reverse else 0, dtype=np.int64)
     out = MAX_NODE_SCORE * scores // top
