@@ -298,10 +298,15 @@ class Scheduler:
                              "uid": pod.uid,
                              "annotations": {explain.ANNOTATION: explain.encode(explanation)}},
                 "target": {"apiVersion": "v1", "kind": "Node", "name": decision.node}}
+        path = self.client.path("", "v1", "pods", pod.name, pod.namespace, "binding")
         try:
-            await self.pipeline.request(
-                "POST", self.client.path("", "v1", "pods", pod.name, pod.namespace, "binding"),
-                body)
+            try:
+                await self.pipeline.request("POST", path, body)
+            except ConnectionError:
+                # The server closed a kept-alive connection as the binding went out (idle
+                # timeout, restart): send it once more. Had the first one arrived, this
+                # one is refused as a conflict, which counts as done below.
+                await self.pipeline.request("POST", path, body)
         except asyncio.CancelledError:
             raise
         except Exception as err:  # noqa: BLE001 - any failure puts the pod back in the queue
