@@ -408,6 +408,15 @@ class ClusterCache:
         sums = np.bincount(codes[slots], weights=per_node[slots], minlength=max(len(values), 1))
         return np.where(codes >= 0, sums[np.maximum(codes, 0)], 0.0)
 
+    def label_index(self, key: str) -> tuple[Array, Array]:
+        """Per slot: label `key`'s value code clipped to 0 (an index into per-value
+        arrays), and whether the node has the label at all."""
+        def compute() -> tuple[Array, Array]:
+            codes = self.label_column(key)[0]
+            return np.maximum(codes, 0), codes >= 0
+
+        return self.node_memo(("label-index", key), compute)
+
     def count_matching(self, namespaces: frozenset[str] | None, selector: LabelSelector
                        ) -> Array:
         """Per slot, how many live (not terminating) pods in `namespaces` (None: any)

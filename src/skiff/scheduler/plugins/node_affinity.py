@@ -20,7 +20,8 @@ NAME = "NodeAffinity"
 REASON = "node(s) didn't match Pod's node affinity/selector"
 
 
-def _key(*parts: Any) -> bytes:
+def memo_key(*parts: Any) -> bytes:
+    """A canonical key for memoising results per selector."""
     return orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)
 
 
@@ -30,7 +31,7 @@ def required_mask(pod: PodInfo, cache: ClusterCache) -> np.ndarray | None:
     if not selector and required is None:
         return None
     spec = pod.spec
-    return cache.node_mask((NAME, _key(selector, required)),
+    return cache.node_mask((NAME, memo_key(selector, required)),
                            lambda info: pod_matches_node(spec, info.labels, info.name))
 
 
@@ -76,7 +77,7 @@ class NodeAffinity:
                                                      info.name))
             return out
 
-        return cache.node_memo((NAME, "score", _key(preferred)), compute)[slots]
+        return cache.node_memo((NAME, "score", memo_key(preferred)), compute)[slots]
 
     def normalize(self, state: CycleState, pod: PodInfo, scores: np.ndarray) -> np.ndarray:
         """Scale to 0–100."""

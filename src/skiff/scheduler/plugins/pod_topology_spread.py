@@ -39,10 +39,10 @@ from skiff.scheduler.framework import (
     unresolvable,
     unschedulable,
 )
-from skiff.scheduler.plugins.node_affinity import required_mask
+from skiff.scheduler.plugins.node_affinity import memo_key, required_mask
 from skiff.scheduler.plugins.taint_toleration import HARD, _signature
 from skiff.scheduler.pod_info import PodInfo
-from skiff.scheduler.terms import first_untolerated
+from skiff.scheduler.terms import first_untolerated, required_node_affinity
 
 NAME = "PodTopologySpread"
 REASON_SKEW = "node(s) didn't match pod topology spread constraints"
@@ -90,9 +90,29 @@ def _constraints(pod: PodInfo, mode: str) -> list[Constraint]:
     return out
 
 
+def _eligible_key(pod: PodInfo, constraints: list[Constraint], c: Constraint,
+                  require_all: bool) -> tuple[Any, ...]:
+    """What `_eligible` depends on besides the nodes (for memoising it per node state)."""
+    affinity: bytes | None = None
+    if c.honor_affinity:
+        selector, required = required_node_affinity(pod.spec)
+        if selector or required is not None:
+            affinity = memo_key(selector, required)
+    taints = _signature(pod.spec.get("tolerations") or []) if c.honor_taints else None
+    keys = tuple(o.key for o in constraints) if require_all else (c.key,)
+    return (NAME, "eligible", keys, affinity, taints)
+
+
 def _eligible(pod: PodInfo, cache: ClusterCache, constraints: list[Constraint],
               c: Constraint, require_all: bool) -> np.ndarray:
-    """Per slot: the node counts for constraint `c`'s domains."""
+    """Per slot: the node counts for constraint `c`'s domains (remembered until nodes
+    change; callers must not modify it)."""
+    return cache.node_memo(_eligible_key(pod, constraints, c, require_all),
+                           lambda: _eligible_now(pod, cache, constraints, c, require_all))
+
+
+def _eligible_now(pod: PodInfo, cache: ClusterCache, constraints: list[Constraint],
+                  c: Constraint, require_all: bool) -> np.ndarray:
     mask = cache.valid.copy()
     if require_all:
         for other in constraints:
@@ -124,15 +144,24 @@ class _Domains:
         return np.where(code >= 0, self.counts[np.maximum(code, 0)], 0)
 
 
-def _domains(pod: PodInfo, cache: ClusterCache, c: Constraint, eligible: np.ndarray
-             ) -> _Domains:
+def _domains(pod: PodInfo, cache: ClusterCache, c: Constraint, eligible: np.ndarray,
+             layout_key: Any = None) -> _Domains:
+    """Matching pods per domain over the `eligible` nodes. With `layout_key` (eligible
+    depends on nodes only), what depends on nodes only is remembered under it."""
     codes, values = cache.label_column(c.key)
-    pods = cache.count_matching(frozenset([pod.namespace]), c.selector)
-    slots = np.flatnonzero(eligible)
     n = max(len(values), 1)
-    counts = np.bincount(codes[slots], weights=pods[slots], minlength=n).astype(np.int64)
-    present = np.zeros(n, dtype=bool)
-    present[codes[slots]] = True
+
+    def layout() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        slots = eligible.nonzero()[0]
+        where = codes[slots]
+        present = np.zeros(n, dtype=bool)
+        present[where] = True
+        return slots, where, present
+
+    slots, where, present = (cache.node_memo((layout_key, c.key), layout)
+                             if layout_key is not None else layout())
+    pods = cache.count_matching(frozenset([pod.namespace]), c.selector)
+    counts = np.bincount(where, weights=pods[slots], minlength=n).astype(np.int64)
     return _Domains(codes, counts, present)
 
 
@@ -154,7 +183,8 @@ class PodTopologySpread:
             return Status(SKIP)
         prepared = []
         for c in constraints:
-            domains = _domains(pod, cache, c, _eligible(pod, cache, constraints, c, True))
+            domains = _domains(pod, cache, c, _eligible(pod, cache, constraints, c, True),
+                               _eligible_key(pod, constraints, c, True))
             seen = domains.counts[domains.present]
             minimum = int(seen.min()) if seen.size else 0
             if int(domains.present.sum()) < c.min_domains:
@@ -176,12 +206,17 @@ class PodTopologySpread:
 
     def filter_mask(self, state: CycleState, pod: PodInfo, cache: ClusterCache) -> np.ndarray:
         """Per slot, whether the node has every key and keeps every skew within maxSkew."""
-        ok = np.ones(cache.capacity, dtype=bool)
+        ok: np.ndarray | None = None
         for c, domains, minimum, self_match in state[FILTER_STATE]:
-            codes = domains.codes
-            # Slots without the key get count 0 here and are rejected by `codes >= 0`.
-            counts = domains.counts[np.maximum(codes, 0)]
-            ok &= (codes >= 0) & (counts + self_match - minimum <= c.max_skew)
+            index, has = cache.label_index(c.key)
+            # Slots without the key get count 0 here and are rejected by `has`.
+            fits = domains.counts[index] <= c.max_skew + minimum - self_match
+            fits &= has
+            if ok is None:
+                ok = fits
+            else:
+                ok &= fits
+        assert ok is not None
         return ok
 
     def filter(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
