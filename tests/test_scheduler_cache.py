@@ -169,3 +169,22 @@ def test_unschedulable_pod_reports_every_node() -> None:
     with pytest.raises(FitError) as err:
         Algorithm(default_framework()).schedule(CycleState(), pod_info(pod("p", cpu="2")), cache)
     assert err.value.message().startswith("0/150 nodes are available: 150 Insufficient cpu.")
+
+
+def test_spread_sees_nodes_relabelled_or_added_after_a_cycle() -> None:
+    spread = [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule",
+               "labelSelector": {"matchLabels": {"app": "web"}}}]
+    cache = cluster([node("a1", labels={"zone": "a"}), node("b1", labels={"zone": "b"})],
+                    [pod("w1", labels={"app": "web"}, node_name="a1")])
+
+    def fits(name: str) -> dict[str, str]:
+        v = verdicts(cache, pod(name, labels={"app": "web"}, topologySpreadConstraints=spread))
+        return {n: code for n, (code, _) in v.items()}
+
+    assert fits("p1") == {"a1": "Unschedulable", "b1": "Success"}
+    # b1 moves to zone a: one domain is left, where a second pod is fine.
+    cache.set_node(node("b1", labels={"zone": "a"}))
+    assert fits("p2") == {"a1": "Success", "b1": "Success"}
+    # A new, empty zone c: zone a (1 pod) is now one above the minimum.
+    cache.set_node(node("c1", labels={"zone": "c"}))
+    assert fits("p3") == {"a1": "Unschedulable", "b1": "Unschedulable", "c1": "Success"}
