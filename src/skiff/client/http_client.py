@@ -22,6 +22,7 @@ import orjson
 import yaml
 
 from skiff.api.errors import StatusError
+from skiff.client.metrics import METRICS
 
 Obj = dict[str, Any]
 
@@ -190,18 +191,23 @@ class Client:
         if body is not None:
             data = body if isinstance(body, bytes) else orjson.dumps(body)
             headers["Content-Type"] = content_type
-        async with self._get_session().request(
-            method,
-            self.server + path,
-            params=_query(params or {}),
-            data=data,
-            headers=headers,
-            timeout=aiohttp.ClientTimeout(total=timeout),
-        ) as resp:
-            raw = await resp.read()
-            if resp.status >= 300:
-                raise status_error(resp.status, raw)
-            return orjson.loads(raw) if raw else None
+        status = 0
+        try:
+            async with self._get_session().request(
+                method,
+                self.server + path,
+                params=_query(params or {}),
+                data=data,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as resp:
+                raw = await resp.read()
+                status = resp.status
+        finally:
+            METRICS.request(self.component, method, status or "<error>")
+        if status >= 300:
+            raise status_error(status, raw)
+        return orjson.loads(raw) if raw else None
 
     def path(
         self,
@@ -374,6 +380,7 @@ class Client:
             params=_query(params),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
         ) as resp:
+            METRICS.request(self.component, "WATCH", resp.status)
             if resp.status >= 300:
                 raise status_error(resp.status, await resp.read())
             buf = b""
