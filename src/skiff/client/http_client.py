@@ -13,6 +13,7 @@ import contextlib
 import os
 import ssl
 import tempfile
+import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -192,6 +193,7 @@ class Client:
             data = body if isinstance(body, bytes) else orjson.dumps(body)
             headers["Content-Type"] = content_type
         status = 0
+        started = time.perf_counter()
         try:
             async with self._get_session().request(
                 method,
@@ -204,7 +206,8 @@ class Client:
                 raw = await resp.read()
                 status = resp.status
         finally:
-            METRICS.request(self.component, method, status or "<error>")
+            METRICS.request(self.component, method, status or "<error>",
+                            time.perf_counter() - started)
         if status >= 300:
             raise status_error(status, raw)
         return orjson.loads(raw) if raw else None

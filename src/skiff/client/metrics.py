@@ -24,15 +24,22 @@ class ClientMetrics:
 
     def __init__(self) -> None:
         self.requests: collections.Counter[tuple[str, str, str]] = collections.Counter()
+        self.request_seconds: collections.Counter[tuple[str, str]] = collections.Counter()
+        self.request_count: collections.Counter[tuple[str, str]] = collections.Counter()
         self.queue_adds: collections.Counter[str] = collections.Counter()
         self.queue_retries: collections.Counter[str] = collections.Counter()
         self.work_count: collections.Counter[str] = collections.Counter()
         self.work_seconds: collections.Counter[str] = collections.Counter()
         self._queues: weakref.WeakSet[_Queue] = weakref.WeakSet()
 
-    def request(self, component: str, method: str, code: int | str) -> None:
-        """Count one request a client sent (`code` is the HTTP status or `<error>`)."""
+    def request(self, component: str, method: str, code: int | str,
+                seconds: float | None = None) -> None:
+        """Count one request a client sent (`code` is the HTTP status or `<error>`) and
+        how long it took from being sent until its whole response was read."""
         self.requests[(component, method, str(code))] += 1
+        if seconds is not None:
+            self.request_seconds[(component, method)] += seconds
+            self.request_count[(component, method)] += 1
 
     def track_queue(self, queue: _Queue) -> None:
         """Report this queue's depth while it exists."""
@@ -56,6 +63,13 @@ class ClientMetrics:
         for (component, method, code), n in sorted(self.requests.items()):
             out.append(f'rest_client_requests_total{{component="{component}",'
                        f'method="{method}",code="{code}"}} {n}')
+        family("rest_client_request_duration_seconds", "summary",
+               "API request latency (watches excluded), by component and method")
+        for (component, method), n in sorted(self.request_count.items()):
+            labels = f'component="{component}",method="{method}"'
+            out.append(f"rest_client_request_duration_seconds_sum{{{labels}}} "
+                       f"{self.request_seconds[(component, method)]:.6f}")
+            out.append(f"rest_client_request_duration_seconds_count{{{labels}}} {n}")
         family("workqueue_adds_total", "counter", "keys added to a work queue")
         for name, n in sorted(self.queue_adds.items()):
             out.append(f'workqueue_adds_total{{name="{name}"}} {n}')
