@@ -134,6 +134,8 @@ class Figures:
             if lab["method"] != "WATCH":
                 key = f"requests:{lab['component']}"
                 out[key] = out.get(key, 0.0) + n
+                key = f"by:{lab['component']} {lab['method']}"
+                out[key] = out.get(key, 0.0) + n
         assert self.cluster.proc is not None
         out["cpu:apiserver"] = cpu_seconds(self.cluster.proc.pid)
         out["cpu:components"] = cpu_seconds(self.cluster.components_pid())
@@ -151,6 +153,7 @@ class Figures:
         wall = max(d["t"], 1e-9)
         reconciles = int(d["reconciles"])
         requests = int(d.get("requests:controller-manager", 0))
+        by = {k[3:]: int(v) for k, v in sorted(d.items()) if k.startswith("by:") and v}
         return {
             "reconciles": reconciles,
             "reconciles_per_s": round(reconciles / seconds, 1),
@@ -161,6 +164,9 @@ class Figures:
             "sim_agent_requests": int(d.get("requests:sim-agent", 0)),
             "apiserver_cpu": round(d["cpu:apiserver"] / wall, 2),
             "components_cpu": round(d["cpu:components"] / wall, 2),
+            "apiserver_cpu_s": round(d["cpu:apiserver"], 2),
+            "components_cpu_s": round(d["cpu:components"], 2),
+            "requests_by_component": by,
         }
 
 
@@ -339,6 +345,10 @@ def report(out: dict[str, Any]) -> None:
             f"{phase['scheduler_requests']} / {phase['sim_agent_requests']}")
         row("  CPU: API server / components (cores)",
             f"{phase['apiserver_cpu']} / {phase['components_cpu']}")
+        pods = phase.get("pods") or phase["replicas"]
+        row("  CPU per pod: API server / components (ms)",
+            f"{1000 * phase['apiserver_cpu_s'] / pods:.1f} / "
+            f"{1000 * phase['components_cpu_s'] / pods:.1f}")
     print("available pods per second (phase 1): "
           + " ".join(f"{t:.0f}s:{n}" for t, n in many["timeline"]))
     print("targets: " + ", ".join(f"{k} {'ok' if v else 'MISSED'}"

@@ -95,6 +95,8 @@ async def _run_controllers(kubeconfig: Path, stop: asyncio.Event,
     from skiff.controllers.manager import run_controllers
 
     client = Client.from_kubeconfig(str(kubeconfig), component="controller-manager")
+    # Dozens of informers each hold a watch connection; the workers need as many again.
+    client.connection_limit = 256
     try:
         settings = {"node_monitor_grace_period": args.node_monitor_grace_period}
         await run_controllers(client, stop, settings)

@@ -121,6 +121,8 @@ class Client:
             self._ssl = ctx
         self._session = session
         self._own_session = session is None
+        # Connections to keep open at most; every watch holds one for as long as it runs.
+        self.connection_limit = 64
 
     @classmethod
     def from_kubeconfig(
@@ -158,7 +160,7 @@ class Client:
                 headers["Authorization"] = f"Bearer {self._token}"
             self._session = aiohttp.ClientSession(
                 headers=headers,
-                connector=aiohttp.TCPConnector(ssl=self._ssl, limit=64),
+                connector=aiohttp.TCPConnector(ssl=self._ssl, limit=self.connection_limit),
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
             )
             self._own_session = True

@@ -29,6 +29,12 @@ from skiff.controllers.ttl_after_finished import TTLAfterFinishedController
 
 log = logging.getLogger(__name__)
 
+# Workers of the ReplicaSet and Deployment controllers. Upstream runs 5 of each, but
+# a worker here is a coroutine that mostly waits on the API; with requests taking
+# tens of milliseconds under load, 5 would leave a burst of new Deployments queued
+# while the API server has room for more.
+WORKLOAD_WORKERS = 16
+
 
 class SharedInformers:
     """One informer per resource for every controller that watches it.
@@ -89,10 +95,12 @@ def controller_factories(client: Client, shared: SharedInformers,
         "namespace": lambda: NamespaceController(client),
         "garbage-collector": lambda: GarbageCollector(client),
         "serviceaccounts": lambda: ServiceAccountsController(client),
-        "replicaset": lambda: ReplicaSetController(client, pods=pods, owners=replicasets),
+        "replicaset": lambda: ReplicaSetController(client, pods=pods, owners=replicasets,
+                                                   workers=WORKLOAD_WORKERS),
         "replicationcontroller": lambda: ReplicaSetController(client, REPLICATION_CONTROLLER,
                                                               pods=pods),
-        "deployment": lambda: DeploymentController(client, replicasets=replicasets, pods=pods),
+        "deployment": lambda: DeploymentController(client, replicasets=replicasets, pods=pods,
+                                                   workers=WORKLOAD_WORKERS),
         "disruption": lambda: DisruptionController(client, pods=pods),
         "job": lambda: JobController(client, pods=pods, jobs=jobs),
         "statefulset": lambda: StatefulSetController(client, pods=pods, revisions=revisions),
