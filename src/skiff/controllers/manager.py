@@ -61,6 +61,10 @@ class SharedInformers:
                 self._tasks.append(inf.start())
         return inf
 
+    def existing(self, group: str, version: str, plural: str) -> Informer | None:
+        """The shared informer for a resource if some controller asked for one."""
+        return self._informers.get((group, version, plural))
+
     def start(self) -> None:
         """Start every informer created so far (and later ones as they are created)."""
         self._started = True
@@ -93,7 +97,7 @@ def controller_factories(client: Client, shared: SharedInformers,
     revisions = shared.get("apps", "v1", "controllerrevisions")
     return {
         "namespace": lambda: NamespaceController(client),
-        "garbage-collector": lambda: GarbageCollector(client),
+        "garbage-collector": lambda: GarbageCollector(client, shared=shared.existing),
         "serviceaccounts": lambda: ServiceAccountsController(client),
         "replicaset": lambda: ReplicaSetController(client, pods=pods, owners=replicasets,
                                                    workers=WORKLOAD_WORKERS),
@@ -109,7 +113,8 @@ def controller_factories(client: Client, shared: SharedInformers,
         "cronjob": lambda: CronJobController(client, jobs=jobs),
         "ttl-after-finished": lambda: TTLAfterFinishedController(client, jobs=jobs),
         "node-lifecycle": lambda: NodeLifecycleController(
-            client, grace_period=float(settings.get("node_monitor_grace_period", 40.0))),
+            client, grace_period=float(settings.get("node_monitor_grace_period", 40.0)),
+            nodes=nodes, pods=pods),
         "horizontal-pod-autoscaler": lambda: HorizontalPodAutoscalerController(client,
                                                                                pods=pods),
     }
