@@ -12,13 +12,12 @@ import os
 import signal
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from skiff.client.metrics import parse
-from tests.e2e.conftest import KUBECTL, Cluster, Kubectl, free_port, start_cluster
+from tests.e2e.conftest import Cluster, eventually, free_port, new_kubectl, start_cluster
 
 
 def children(pid: int) -> list[int]:
@@ -47,17 +46,6 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def eventually(check: Callable[[], object], what: str, timeout: float = 30) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(0.1)
-
-
 def components_of(cluster: Cluster) -> int:
     """The pid of the cluster's `skiff components` child (waits for it)."""
     def find() -> int:
@@ -66,25 +54,18 @@ def components_of(cluster: Cluster) -> int:
                 return pid
         return 0
 
-    return int(eventually(find, "the components process runs"))  # type: ignore[arg-type]
+    return int(eventually(find, "the components process runs", interval=0.05))
 
 
-def kubectl_for(cluster: Cluster, tmp_path: Path) -> Kubectl:
-    if KUBECTL is None:
-        pytest.skip("kubectl is not installed")
-    cache = tmp_path / "home" / ".kube" / "cache"
-    cache.mkdir(parents=True)
-    return Kubectl(cluster, cache)
-
-
-def test_components_run_apart_and_report_metrics(tmp_path: Path) -> None:
+def test_components_run_apart_and_report_metrics(
+        tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     port = free_port()
     cluster = start_cluster(tmp_path / "data", None, "--sim-nodes", "2",
                             "--components-metrics-port", str(port))
     try:
         pid = components_of(cluster)
         assert pid != cluster.proc.pid
-        kc = kubectl_for(cluster, tmp_path)
+        kc = new_kubectl(cluster, tmp_path_factory)
         kc("create", "deployment", "web", "--image=nginx", "--replicas=3")
 
         def available() -> bool:

@@ -33,7 +33,7 @@ STATUS_REPORT_INTERVAL = 300.0
 # How soon a kubelet writes node status that changed (its status sync period).
 STATUS_UPDATE_FREQUENCY = 10.0
 TICK = 0.5
-CONCURRENCY = 16
+CONCURRENCY = 64
 
 LEASE = "lease"
 STATUS = "status"
