@@ -11,7 +11,8 @@ everything again:
 
 The shim (see `shim.py`) listens on the abstract unix socket `skiff-shim/<id>`; the
 runtime keeps one `wait` request open per running container and turns the answers
-into `ContainerEvent`s.
+into `ContainerEvent`s. Shims are forked from a warm helper process, the zygote
+(see `launcher.py` and `zygote.py`), which ends with the runtime; shims do not.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import os
 import secrets
 import shutil
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -32,6 +32,7 @@ from typing import Any
 
 from skiff.runtime.cgroups import Cgroups
 from skiff.runtime.process.exec import ProcessExec, start_exec
+from skiff.runtime.process.launcher import ShimLauncher
 from skiff.runtime.protocol import (
     CREATED,
     EXITED,
@@ -48,7 +49,6 @@ from skiff.runtime.protocol import (
 
 log = logging.getLogger(__name__)
 
-SHIM = str(Path(__file__).with_name("shim.py"))
 VERSION = "0.1.0"
 
 
@@ -87,12 +87,13 @@ class ProcessRuntime:
 
     def __init__(self, root: Path, *, host_ip: str = "127.0.0.1",
                  cgroup_parent: str = "skiff", overlay: bool = True,
-                 skip_mounts_under: tuple[str, ...] = ()) -> None:
+                 skip_mounts_under: tuple[str, ...] = (), zygote: bool = True) -> None:
         self.root = Path(root)
         self.host_ip = host_ip
         self.overlay = overlay
         self.skip_mounts_under = skip_mounts_under
         self.cgroups = Cgroups(cgroup_parent)
+        self.launcher = ShimLauncher(use_zygote=zygote)
         self._events: asyncio.Queue[ContainerEvent] = asyncio.Queue()
         self._waiters: dict[str, asyncio.Task[None]] = {}
         self._exited: dict[str, asyncio.Event] = {}
@@ -128,6 +129,7 @@ class ProcessRuntime:
             self._by_sandbox.setdefault(cfg["sandbox_id"], set()).add(cdir.name)
             if (cdir / "started.json").exists() and not (cdir / "exit.json").exists():
                 self._watch(cdir.name)
+        self.launcher.start()
         log.info("process runtime ready (cgroups: %s)", self.cgroups.mode)
 
     async def close(self) -> None:
@@ -138,6 +140,7 @@ class ProcessRuntime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._waiters.clear()
+        await self.launcher.close()
 
     # -- sandboxes -----------------------------------------------------------------------
 
@@ -239,17 +242,7 @@ class ProcessRuntime:
         if not (cdir / "config.json").exists():
             raise RuntimeFailure("StartError", f"container {container_id} not found")
         self._exited[container_id] = asyncio.Event()
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-S", "-E", SHIM, str(cdir), stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-            start_new_session=True)
-        assert proc.stdout is not None
-        line = await proc.stdout.readline()
-        await proc.wait()
-        try:
-            report = json.loads(line) if line else {"error": "the shim exited without a word"}
-        except ValueError:
-            report = {"error": line.decode(errors="replace")}
+        report = await self.launcher.launch(cdir)
         if "error" in report:
             message = str(report["error"])
             if not (cdir / "exit.json").exists():

@@ -1,7 +1,8 @@
 """The per-container supervisor (shim) of the process runtime.
 
-Run as `python -S -E shim.py CONTAINER_DIR`: it imports only the standard library, so
-it starts in a few tens of milliseconds and does not depend on skiff being importable.
+Run as `python -S -E shim.py CONTAINER_DIR`, or forked from the zygote (`zygote.py`),
+which has this module imported already: it uses only the standard library, so it
+does not depend on skiff being importable.
 The shim outlives the node agent, which is what lets containers survive an agent
 restart: the agent finds the shim again through the container folder and the shim's
 abstract unix socket.
@@ -92,13 +93,15 @@ def now_rfc3339nano() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
 
 
-def write_json(path: str, data: dict) -> None:
-    """Write a JSON file atomically (readers never see half of it)."""
+def write_json(path: str, data: dict, sync: bool = True) -> None:
+    """Write a JSON file atomically (readers never see half of it); `sync` also makes
+    it durable before it replaces the old one."""
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(data, f)
-        f.flush()
-        os.fsync(f.fileno())
+        if sync:
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
@@ -558,8 +561,11 @@ class Shim:
             os.close(report)
             return
         started = time.time()
+        # Not synced: it is on every start's critical path, and after a crash of the
+        # machine the process it names is gone anyway (a missing or torn file reads
+        # as "never started", and the agent starts the container again).
         write_json(os.path.join(cdir, "started.json"),
-                   {"pid": pid, "startedAt": started, "shimPid": os.getpid()})
+                   {"pid": pid, "startedAt": started, "shimPid": os.getpid()}, sync=False)
         os.write(report, json.dumps({"pid": pid, "startedAt": started}).encode() + b"\n")
         os.close(report)
 
@@ -589,20 +595,34 @@ class Shim:
         self.finish()
 
 
-def main() -> None:
-    """Entry point: detach, then start and supervise the container of CONTAINER_DIR."""
-    cdir = sys.argv[1]
+def load_config(cdir: str) -> dict:
+    """The container's config.json."""
     with open(os.path.join(cdir, "config.json")) as f:
-        cfg = json.load(f)
-    report = os.dup(1)
-    if os.fork() != 0:
-        os._exit(0)
+        return json.load(f)
+
+
+def report_error(report: int, message: str) -> None:
+    """Tell the agent the container did not start."""
+    try:
+        os.write(report, json.dumps({"error": message}).encode() + b"\n")
+    except OSError:
+        pass
+
+
+def supervise(cdir: str, cfg: dict, report: int) -> None:
+    """In the detached shim: start the container and supervise it until it exits.
+
+    The caller has already forked away from whoever asked for the container (the
+    agent, or the zygote), so this process's parent is about to exit and init adopts it.
+    """
     os.setsid()
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1):
         os.dup2(null, fd)
+    os.close(null)
     err = os.open(os.path.join(cdir, "shim.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(err, 2)
+    os.close(err)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     shim = Shim(cfg, cdir)
     try:
@@ -613,13 +633,20 @@ def main() -> None:
             shim.exit = {"exitCode": 128, "reason": "StartError", "finishedAt": time.time(),
                          "message": message, "signal": 0}
             write_json(os.path.join(cdir, "exit.json"), shim.exit)
-            try:
-                os.write(report, json.dumps({"error": message}).encode() + b"\n")
-            except OSError:
-                pass
+            report_error(report, message)
         else:
             print(message, file=sys.stderr)
             raise
+
+
+def main() -> None:
+    """Entry point: detach, then start and supervise the container of CONTAINER_DIR."""
+    cdir = sys.argv[1]
+    cfg = load_config(cdir)
+    report = os.dup(1)
+    if os.fork() != 0:
+        os._exit(0)
+    supervise(cdir, cfg, report)
 
 
 if __name__ == "__main__":
