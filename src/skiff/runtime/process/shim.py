@@ -235,9 +235,11 @@ def child_main(cfg: dict, root: str, use_pidns: bool, stdio: tuple[int, int, int
         os.dup2(stderr_fd, 2)
         if tty:
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-        for procs in cfg.get("cgroup_procs") or ():
-            with open(procs, "w") as f:
-                f.write("0")
+        # Opened now (the host's paths), written just before exec: a BestEffort
+        # container's CPU weight is tiny, and on a busy machine every step taken
+        # after joining its cpu cgroup would wait behind everything else.
+        cgroup_procs = [os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
+                        for procs in cfg.get("cgroup_procs") or ()]
         env = dict(cfg.get("env") or [])
         env.setdefault("PATH", DEFAULT_PATH)
         env.setdefault("HOSTNAME", cfg.get("hostname") or "")
@@ -255,6 +257,9 @@ def child_main(cfg: dict, root: str, use_pidns: bool, stdio: tuple[int, int, int
         except OSError as exc:
             raise OSError(exc.errno, f'chdir to cwd ("{cwd}") set in config.json failed: '
                                      f"{os.strerror(exc.errno or 0).lower()}") from None
+        for fd in cgroup_procs:
+            os.write(fd, b"0")
+            os.close(fd)
         gid = cfg.get("gid")
         uid = cfg.get("uid")
         if gid is not None or uid is not None:
