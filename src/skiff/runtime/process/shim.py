@@ -615,10 +615,10 @@ def report_error(report: int, message: str) -> None:
 
 
 def supervise(cdir: str, cfg: dict, report: int) -> None:
-    """In the detached shim: start the container and supervise it until it exits.
+    """In the shim: detach, start the container and supervise it until it exits.
 
-    The caller has already forked away from whoever asked for the container (the
-    agent, or the zygote), so this process's parent is about to exit and init adopts it.
+    This process was forked for the container, by `main` (whose parent exits at once,
+    so init adopts the shim) or by the zygote (which exits with its agent).
     """
     os.setsid()
     null = os.open(os.devnull, os.O_RDWR)

@@ -9,11 +9,10 @@ for each container, the way Android's zygote forks apps.
 Run as `python -S -E zygote.py` with fd 0 a SOCK_SEQPACKET unix socket to the agent.
 Each request is one message: the container folder's path as payload and, as
 SCM_RIGHTS, the write end of a pipe on which the shim reports (the same one JSON
-line a shim started directly writes on its stdout). The zygote forks; the child
-reads the config and forks again so that the shim's parent is init, not the
-zygote; the zygote reaps the short-lived middle child and waits for the next
-request. When the agent goes away the socket reads end-of-file and the zygote
-exits: shims it started keep running, as shims started directly do.
+line a shim started directly writes on its stdout). The zygote forks, and the
+child becomes the shim; the zygote reaps shims that end while it runs. When the
+agent goes away the socket reads end-of-file and the zygote exits: the shims it
+started keep running (init adopts them), as shims started directly do.
 """
 
 from __future__ import annotations
@@ -30,18 +29,28 @@ import shim  # the zygote runs as a script beside shim.py (its folder is sys.pat
 MAX_REQUEST = 8192
 
 
+def _reap(*_: object) -> None:
+    """Collect every shim that has ended (SIGCHLD)."""
+    while True:
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
 def _child(cdir: str, report: int) -> None:
-    """In the zygote's child: become the shim's parent for a moment (never returns)."""
+    """In the zygote's child: become the container's shim (never returns)."""
     code = 0
     try:
+        # The zygote's signal dispositions are not the shim's: it reaps its own child.
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         try:
             cfg = shim.load_config(cdir)
         except (OSError, ValueError) as exc:
             shim.report_error(report, f"reading the container's config failed: {exc}")
-            os._exit(0)
-        if os.fork() != 0:
             os._exit(0)
         shim.supervise(cdir, cfg, report)
     except SystemExit as exc:
@@ -61,11 +70,10 @@ def serve(sock: socket.socket) -> None:
     # What was imported stays shared with every forked shim: keep the collector from
     # touching (and so copying) those pages in the children.
     gc.freeze()
+    signal.signal(signal.SIGCHLD, _reap)
     while True:
         try:
             data, fds, _flags, _addr = socket.recv_fds(sock, MAX_REQUEST, 4)
-        except InterruptedError:
-            continue
         except OSError:
             return
         if not data and not fds:
@@ -88,10 +96,6 @@ def serve(sock: socket.socket) -> None:
             sock.close()
             _child(cdir, report)
         os.close(report)
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
 
 
 def main() -> None:
