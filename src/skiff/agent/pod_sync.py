@@ -290,6 +290,8 @@ class PodSyncer:
                                   f"supply an entrypoint)")
             uid, gid, groups = self._identity(pod, c)
             mounts = self._mounts(pod, c, attempt)
+            await asyncio.to_thread(_empty_termination_log, self.agent.termination_log_path(
+                md["uid"], name, attempt))
         except ConfigError as exc:
             state.waiting[name] = ("CreateContainerConfigError", str(exc))
             self.events.pod(pod, "Warning", "Failed", f"Error: {exc}", fpath)
@@ -383,9 +385,6 @@ class PodSyncer:
             out.append(Mount(str(host), vm.get("mountPath", ""), read_only))
         tpath = c.get("terminationMessagePath") or "/dev/termination-log"
         tfile = self.agent.termination_log_path(pod["metadata"]["uid"], c["name"], attempt)
-        tfile.parent.mkdir(parents=True, exist_ok=True)
-        tfile.write_bytes(b"")
-        tfile.chmod(0o666)
         out.append(Mount(str(tfile), tpath, False))
         return out
 
@@ -539,6 +538,14 @@ class PodSyncer:
         except StatusError as err:
             if err.code != 404:
                 log.warning("status of %s not written: %s", pod_key(pod), err.message)
+
+
+def _empty_termination_log(path: Path) -> None:
+    """The host file behind a container's terminationMessagePath, empty and writable by
+    whatever user the container runs as."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+    path.chmod(0o666)
 
 
 def pod_with_ips(pod: Obj, host_ip: str) -> Obj:
