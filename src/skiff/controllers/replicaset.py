@@ -18,7 +18,6 @@ The two kinds differ only in their API location and how their selector is writte
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import logging
 from collections.abc import Callable
@@ -35,7 +34,7 @@ from skiff.api.selectors.labels import (
 from skiff.client.event_recorder import EventRecorder
 from skiff.client.http_client import Client
 from skiff.client.informer import Informer, object_key
-from skiff.client.workqueue import WorkQueue, run_workers
+from skiff.client.workqueue import WorkQueue
 from skiff.controllers import pod_state
 from skiff.controllers.controller_ref import (
     CONTROLLER_INDEX,
@@ -46,6 +45,7 @@ from skiff.controllers.controller_ref import (
     owner_reference,
 )
 from skiff.controllers.expectations import Expectations
+from skiff.controllers.informers import run_controller
 from skiff.controllers.pod_ranking import pods_to_delete
 from skiff.controllers.status_patch import write_status
 
@@ -422,16 +422,4 @@ class ReplicaSetController:
 
     async def run(self) -> None:
         """Watch owners and pods and reconcile until cancelled."""
-        tasks = [i.start() for i in self._own]
-        tasks.append(asyncio.create_task(self.recorder.run()))
-        try:
-            await run_workers(self.queue, self.reconcile, self.workers)
-        finally:
-            self.queue.shutdown()
-            for i in self._own:
-                i.stop()
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
+        await run_controller(self.queue, self.reconcile, self.workers, self._own, self.recorder)
