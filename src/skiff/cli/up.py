@@ -140,7 +140,8 @@ async def _run_controllers(kubeconfig: Path, stop: asyncio.Event,
         return
     client = Client.from_kubeconfig(str(kubeconfig), component="controller-manager")
     try:
-        settings = {"node_monitor_grace_period": getattr(args, "node_monitor_grace_period", 40.0)}
+        settings = {"node_monitor_grace_period": getattr(args, "node_monitor_grace_period", 40.0),
+                    "hpa_sync_period": getattr(args, "hpa_sync_period", 15.0)}
         await run_controllers(client, stop, settings)
     except Exception:  # noqa: BLE001 - the API keeps serving; the failure is logged
         log.exception("controller manager failed")
