@@ -624,7 +624,8 @@ def supervise(cdir: str, cfg: dict, report: int) -> None:
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1):
         os.dup2(null, fd)
-    os.close(null)
+    if null > 2:
+        os.close(null)
     err = os.open(os.path.join(cdir, "shim.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(err, 2)
     os.close(err)
