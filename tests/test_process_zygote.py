@@ -72,6 +72,9 @@ async def test_containers_start_through_the_zygote_and_outlive_it(tmp_path: Path
         assert rt.launcher.zygote_pid == zygote
         shim_pid = _ppid(st.pid)
         assert _ppid(shim_pid) == zygote
+        # It keeps nothing of the zygote's: stdin and stdout are /dev/null.
+        assert os.readlink(f"/proc/{shim_pid}/fd/0") == "/dev/null"
+        assert os.readlink(f"/proc/{shim_pid}/fd/1") == "/dev/null"
         assert "F hi" in await _read_log(tmp_path / "logs" / "c.log")
         # Closing the runtime (the agent stopping) ends the zygote, not the shim nor
         # the container.
