@@ -290,8 +290,6 @@ class PodSyncer:
                                   f"supply an entrypoint)")
             uid, gid, groups = self._identity(pod, c)
             mounts = self._mounts(pod, c, attempt)
-            await asyncio.to_thread(_empty_termination_log, self.agent.termination_log_path(
-                md["uid"], name, attempt))
         except ConfigError as exc:
             state.waiting[name] = ("CreateContainerConfigError", str(exc))
             self.events.pod(pod, "Warning", "Failed", f"Error: {exc}", fpath)
@@ -316,7 +314,11 @@ class PodSyncer:
             labels={LABEL_POD_UID: md["uid"], LABEL_POD_NAME: md["name"],
                     LABEL_POD_NAMESPACE: md.get("namespace", ""), LABEL_CONTAINER_NAME: name})
         try:
-            cid = await self.runtime.create_container(sandbox_id, config)
+            # The termination-log file need only exist by the start: write it meanwhile.
+            cid, _ = await asyncio.gather(
+                self.runtime.create_container(sandbox_id, config),
+                asyncio.to_thread(_empty_termination_log,
+                                  self.agent.termination_log_path(md["uid"], name, attempt)))
         except RuntimeFailure as exc:
             state.waiting[name] = (exc.reason, exc.message)
             self.events.pod(pod, "Warning", "Failed", f"Error: {exc.message}", fpath)
