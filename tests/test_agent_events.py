@@ -56,6 +56,26 @@ async def test_events_are_written_in_order_one_at_a_time() -> None:
     await rec.close()
 
 
+async def test_events_wait_for_a_status_write_but_not_forever(monkeypatch: Any) -> None:
+    client = FakeClient()
+    rec = EventRecorder(client, "node-1")  # type: ignore[arg-type]
+    async with rec.status_first():
+        rec.pod(POD, "Normal", "Started", "Started container c")
+        await asyncio.sleep(0.05)
+        assert client.calls == []
+    await rec.flush()
+    assert len(client.calls) == 1
+    # Status writes that never end hold an event back MAX_HOLD after it happened, at
+    # most: events keep flowing behind them.
+    monkeypatch.setattr(ev, "MAX_HOLD", 0.1)
+    async with rec.status_first():
+        for i in range(5):
+            rec.pod(POD, "Normal", "Killing", f"Stopping container c{i}")
+        await asyncio.sleep(0.3)
+        assert len(client.calls) == 6
+    await rec.close()
+
+
 async def test_repeats_count_up_one_event() -> None:
     client = FakeClient()
     rec = EventRecorder(client, "node-1")  # type: ignore[arg-type]

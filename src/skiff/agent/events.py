@@ -8,7 +8,9 @@ Recording only queues: one background task writes the events, one at a time and 
 the order they happened, as the kubelet's event broadcaster does. Events are what a
 reader looks at afterwards; the pod's status is what controllers act on, so a pod
 start's three events (Pulled, Created, Started) must not hold up its status write
-at the API server, nor open a connection each when the server is busy.
+at the API server, nor open a connection each when the server is busy: while a
+status write is under way (`status_first`), no new event write starts, unless the
+event has waited a second already.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import collections
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from skiff.api import meta as m
@@ -30,6 +33,8 @@ Obj = dict[str, Any]
 AGGREGATE_WINDOW = 3600.0
 # Upstream's broadcaster keeps at most 1000 events waiting and drops the rest.
 MAX_PENDING = 1000
+# How long after it happened an event waits at most for status writes to finish.
+MAX_HOLD = 1.0
 
 
 class EventRecorder:
@@ -40,9 +45,13 @@ class EventRecorder:
         self.node = node
         self.component = component
         self._seen: dict[tuple[str, str, str, str], tuple[str, str, int, float]] = {}
-        self._pending: collections.deque[tuple[Obj, str, str, str, str, str]] = (
+        # (involved object, type, reason, message, namespace, timestamp, when queued)
+        self._pending: collections.deque[tuple[Obj, str, str, str, str, str, float]] = (
             collections.deque())
         self._busy = False
+        # Set while no status write is under way (see `status_first`).
+        self._open: asyncio.Event | None = None
+        self._holds = 0
         self._wake: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
@@ -74,7 +83,8 @@ class EventRecorder:
                             self.dropped)
             return
         self._pending.append((ref, etype, reason, message,
-                              namespace or ref.get("namespace", ""), m.rfc3339()))
+                              namespace or ref.get("namespace", ""), m.rfc3339(),
+                              time.monotonic()))
         if self._wake is None:
             self._wake = asyncio.Event()
         self._wake.set()
@@ -86,9 +96,15 @@ class EventRecorder:
         assert self._wake is not None
         while True:
             while self._pending:
+                if self._open is not None and not self._open.is_set():
+                    # Status writes first, but an event waits MAX_HOLD at most.
+                    wait = self._pending[0][-1] + MAX_HOLD - time.monotonic()
+                    if wait > 0:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._open.wait(), wait)
                 self._busy = True
                 try:
-                    await self._record(*self._pending.popleft())
+                    await self._record(*self._pending.popleft()[:-1])
                 finally:
                     self._busy = False
             self._wake.clear()
@@ -127,6 +143,20 @@ class EventRecorder:
             log.debug("event %s %s not recorded: %s", reason, message, err.message)
         except Exception as exc:  # noqa: BLE001 - events are best effort
             log.debug("event %s not recorded: %s", reason, exc)
+
+    @contextlib.asynccontextmanager
+    async def status_first(self) -> AsyncIterator[None]:
+        """Start no event write while the body (a status write) runs."""
+        if self._open is None:
+            self._open = asyncio.Event()
+        self._holds += 1
+        self._open.clear()
+        try:
+            yield
+        finally:
+            self._holds -= 1
+            if self._holds == 0:
+                self._open.set()
 
     async def flush(self, timeout: float = 2.0) -> None:
         """Wait (at most `timeout` seconds) until the queued events are written."""

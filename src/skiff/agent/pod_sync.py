@@ -534,8 +534,9 @@ class PodSyncer:
                 body[k] = None
         md = pod["metadata"]
         try:
-            await self.client.patch("", "v1", "pods", md["name"], {"status": body},
-                                    md.get("namespace", ""), subresource="status")
+            async with self.events.status_first():
+                await self.client.patch("", "v1", "pods", md["name"], {"status": body},
+                                        md.get("namespace", ""), subresource="status")
             state.last_status = new
         except StatusError as err:
             if err.code != 404:
