@@ -4,27 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
 from skiff.api.errors import StatusError
 from skiff.client import Client, Informer, discover
 from skiff.client.http_client import resource_path, status_error
-from tests.cluster_fixture import Cluster, running_cluster
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    with running_cluster(tmp_path_factory.mktemp("cluster")) as c:
-        yield c
-
-
-@pytest.fixture
-async def client(cluster: Cluster) -> AsyncIterator[Client]:
-    c = Client.from_kubeconfig(cluster.kubeconfig, component="test")
-    yield c
-    await c.close()
 
 
 async def eventually(pred: Callable[[], bool], timeout: float = 5.0) -> None:

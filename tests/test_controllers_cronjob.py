@@ -19,7 +19,7 @@ from skiff.api import meta as m
 from skiff.client import Client
 from skiff.controllers.cronjob import CronJobController, job_name
 from tests.cluster_fixture import Cluster, running_cluster
-from tests.controller_helpers import container, events_for, eventually, new_namespace
+from tests.controller_helpers import container, events_for, eventually
 
 Obj = dict[str, Any]
 
@@ -29,18 +29,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with running_cluster(tmp_path_factory.mktemp("cluster"),
                          extra_args=("--no-controllers", "--nodes", "0")) as c:
         yield c
-
-
-@pytest.fixture
-async def client(cluster: Cluster) -> AsyncIterator[Client]:
-    c = Client.from_kubeconfig(cluster.kubeconfig, component="test")
-    yield c
-    await c.close()
-
-
-@pytest.fixture
-async def ns(client: Client) -> str:
-    return await new_namespace(client)
 
 
 class Clock:

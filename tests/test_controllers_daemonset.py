@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from skiff.api.errors import StatusError
 from skiff.client import Client
-from tests.cluster_fixture import Cluster, running_cluster
 from tests.controller_helpers import container, events_for, eventually, new_namespace, pods_in
 from tests.fake_kubelet import FakeKubelet, finish_pod
 
 Obj = dict[str, Any]
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    # No node agent: the fake kubelet plays that part.
-    with running_cluster(tmp_path_factory.mktemp("cluster"), extra_args=("--nodes", "0")) as c:
-        yield c
-
-
-@pytest.fixture
-async def client(cluster: Cluster) -> AsyncIterator[Client]:
-    c = Client.from_kubeconfig(cluster.kubeconfig, component="test")
-    yield c
-    await c.close()
 
 
 @pytest.fixture

@@ -7,16 +7,12 @@ API), so readiness, availability and graceful deletion are real API state.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
-
-import pytest
 
 from skiff.client import Client
 from skiff.controllers import pod_state
 from skiff.controllers.deployment import util as u
-from tests.cluster_fixture import Cluster, running_cluster
-from tests.controller_helpers import deployment, events_for, eventually, new_namespace
+from tests.controller_helpers import deployment, events_for, eventually
 from tests.fake_kubelet import FakeKubelet
 
 Obj = dict[str, Any]
@@ -111,23 +107,6 @@ def test_conditions_keep_transition_time_when_only_reason_changes() -> None:
 
 
 # -- integration ------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    with running_cluster(tmp_path_factory.mktemp("cluster")) as c:
-        yield c
-
-
-@pytest.fixture
-async def client(cluster: Cluster) -> AsyncIterator[Client]:
-    c = Client.from_kubeconfig(cluster.kubeconfig, component="test")
-    yield c
-    await c.close()
-
-
-@pytest.fixture
-async def ns(client: Client) -> str:
-    return await new_namespace(client)
 
 
 async def _deploy(client: Client, ns: str, name: str) -> Obj:

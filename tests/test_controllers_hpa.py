@@ -4,7 +4,7 @@ the controller against a real API server with metrics fed by the test."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -184,13 +184,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield c
 
 
-@pytest.fixture
-async def client(cluster: Cluster) -> AsyncIterator[Client]:
-    c = Client.from_kubeconfig(cluster.kubeconfig, component="test")
-    yield c
-    await c.close()
-
-
 async def test_hpa_scales_a_replicaset_up_and_down(client: Client) -> None:
     import asyncio
 
@@ -232,18 +225,27 @@ async def test_hpa_scales_a_replicaset_up_and_down(client: Client) -> None:
                 return await replicas() == 4
 
             await eventually(scaled_up, "the HPA scales 1 → 4")
-            status = (await client.get("autoscaling", "v2", "horizontalpodautoscalers", "web",
-                                       ns))["status"]
-            assert status["desiredReplicas"] == 4
+
+            async def status_says_4() -> dict | None:
+                # The status write follows the scale write.
+                status = (await client.get("autoscaling", "v2", "horizontalpodautoscalers",
+                                           "web", ns)).get("status") or {}
+                return status if status.get("desiredReplicas") == 4 else None
+
+            status = await eventually(status_says_4, "the HPA status reports 4")
             conds = {c["type"]: c for c in status["conditions"]}
             assert conds["AbleToScale"]["status"] == "True"
             assert conds["ScalingActive"]["reason"] == "ValidMetricFound"
             assert status["currentMetrics"][0]["resource"]["current"]["averageUtilization"] \
                 == 200
-            events = (await client.list("", "v1", "events", ns,
-                                        field_selector="reason=SuccessfulRescale"))["items"]
-            assert any("New size: 4; reason: cpu resource utilization (percentage of "
-                       "request) above target" in e["message"] for e in events)
+            async def rescale_event() -> bool:
+                # Events are written in the background.
+                events = (await client.list("", "v1", "events", ns,
+                                            field_selector="reason=SuccessfulRescale"))["items"]
+                return any("New size: 4; reason: cpu resource utilization (percentage of "
+                           "request) above target" in e["message"] for e in events)
+
+            await eventually(rescale_event, "the rescale is recorded as an event")
 
             async def four_running() -> list[str] | None:
                 names = await pod_names()

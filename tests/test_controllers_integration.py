@@ -7,34 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
-
-import pytest
 
 from skiff.api.errors import StatusError
 from skiff.client import Client
-from tests.cluster_fixture import Cluster, running_cluster
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    with running_cluster(tmp_path_factory.mktemp("cluster")) as c:
-        yield c
-
-
-@pytest.fixture
-async def client(cluster: Cluster) -> AsyncIterator[Client]:
-    c = Client.from_kubeconfig(cluster.kubeconfig, component="test")
-    yield c
-    await c.close()
-
-
-@pytest.fixture
-async def ns(client: Client) -> str:
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    await client.create("", "v1", "namespaces", {"metadata": {"name": name}})
-    return name
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], what: str,

@@ -3,36 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import pytest
-
 from skiff.client import Client
-from tests.cluster_fixture import Cluster, running_cluster
-from tests.controller_helpers import container, events_for, eventually, new_namespace, pods_in
+from tests.controller_helpers import container, events_for, eventually, pods_in
 from tests.fake_kubelet import FakeKubelet, finish_pod, set_running
 
 Obj = dict[str, Any]
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    # No node agent: the fake kubelet plays that part.
-    with running_cluster(tmp_path_factory.mktemp("cluster"), extra_args=("--nodes", "0")) as c:
-        yield c
-
-
-@pytest.fixture
-async def client(cluster: Cluster) -> AsyncIterator[Client]:
-    c = Client.from_kubeconfig(cluster.kubeconfig, component="test")
-    yield c
-    await c.close()
-
-
-@pytest.fixture
-async def ns(client: Client) -> str:
-    return await new_namespace(client)
 
 
 def sts(name: str, replicas: int, **spec: Any) -> Obj:

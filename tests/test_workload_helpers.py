@@ -4,12 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from skiff.api.selectors.nodes import (
-    node_selector_matches,
-    required_affinity_matches,
-    tolerates,
-    untolerated_taints,
-)
 from skiff.controllers import daemonset_nodes as dn
 from skiff.controllers import job_failure_policy as pfp
 from skiff.controllers import job_status as js
@@ -18,6 +12,12 @@ from skiff.controllers import statefulset_pods as sp
 from skiff.controllers.daemonset import scaled
 from skiff.controllers.job_backoff import BackoffRecord, next_record
 from skiff.controllers.job_indexes import format_indexes, parse_indexes
+from skiff.scheduler.terms import (
+    first_untolerated,
+    node_selector_matches,
+    pod_matches_node,
+    tolerates,
+)
 
 Obj = dict[str, Any]
 
@@ -129,10 +129,11 @@ def test_node_selector_terms() -> None:
         {"matchExpressions": [{"key": "cpus", "operator": "Gt", "values": ["4"]}],
          "matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]},
     ]}
-    assert node_selector_matches(sel, n)
-    assert not node_selector_matches({"nodeSelectorTerms": [{}]}, n)
-    assert required_affinity_matches({"nodeSelector": {"zone": "a"}}, n)
-    assert not required_affinity_matches({"nodeSelector": {"zone": "b"}}, n)
+    labels = n["metadata"]["labels"]
+    assert node_selector_matches(sel, labels, "n1")
+    assert not node_selector_matches({"nodeSelectorTerms": [{}]}, labels, "n1")
+    assert pod_matches_node({"nodeSelector": {"zone": "a"}}, labels, "n1")
+    assert not pod_matches_node({"nodeSelector": {"zone": "b"}}, labels, "n1")
 
 
 def test_tolerations() -> None:
@@ -141,8 +142,8 @@ def test_tolerations() -> None:
     assert not tolerates({"key": "k", "value": "w"}, taint)
     assert tolerates({"operator": "Exists"}, taint)
     assert not tolerates({"key": "k", "operator": "Exists", "effect": "NoExecute"}, taint)
-    assert untolerated_taints([], [taint, {"key": "p", "effect": "PreferNoSchedule"}],
-                              ("NoSchedule",)) == [taint]
+    assert first_untolerated([{"key": "p", "effect": "PreferNoSchedule"}, taint], [],
+                             ("NoSchedule",)) == taint
 
 
 def test_daemonset_eligibility() -> None:

@@ -60,7 +60,7 @@ def summary_ms(seconds: list[float]) -> dict[str, float]:
 
 @dataclass
 class Server:
-    """A `skiff up --no-controllers` subprocess pinned to one CPU."""
+    """`skiff up --no-controllers --nodes 0` (the API server alone), pinned to one CPU."""
 
     data_dir: Path
     port: int
@@ -91,8 +91,8 @@ class Server:
             if cpu is not None:
                 pin({cpu})
 
-        cmd = [*skiff_command(), "up", "--no-controllers", "--data-dir", str(self.data_dir),
-               "--port", str(self.port), *self.extra_args]
+        cmd = [*skiff_command(), "up", "--no-controllers", "--nodes", "0",
+               "--data-dir", str(self.data_dir), "--port", str(self.port), *self.extra_args]
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
                                      preexec_fn=preexec, env=self.env)

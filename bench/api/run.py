@@ -1,7 +1,7 @@
 """API server benchmark: startup, memory, and create/get/list/watch through HTTPS.
 
 Run as `.venv/bin/python bench/api/run.py [--quick]`. Starts `skiff up
---no-controllers` on a free loopback port with a temporary data folder, pinned to
+--no-controllers --nodes 0` on a free loopback port with a temporary data folder, pinned to
 CPU 0; this process is the load generator, pinned to CPU 1 (one asyncio loop,
 aiohttp with a keep-alive connection pool, bearer-token auth, TLS verified
 against the cluster CA). Prints a table and the same figures as one line of JSON

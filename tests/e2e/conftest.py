@@ -9,9 +9,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -141,12 +142,30 @@ class Kubectl:
         return self.run(*args, **kw).stdout  # type: ignore[arg-type]
 
 
-@pytest.fixture(scope="session")
-def kubectl(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
-    """kubectl bound to the session cluster."""
+def new_kubectl(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+    """kubectl bound to `cluster`, with a home and discovery cache of its own."""
     if KUBECTL is None:
         pytest.skip("kubectl is not installed")
     home = tmp_path_factory.mktemp("kubectl-home")
     cache = home / ".kube" / "cache"
     cache.mkdir(parents=True)
     return Kubectl(cluster, cache)
+
+
+@pytest.fixture(scope="session")
+def kubectl(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+    """kubectl bound to the session cluster."""
+    return new_kubectl(cluster, tmp_path_factory)
+
+
+def eventually(check: Callable[[], Any], what: str, timeout: float = 30,
+               interval: float = 0.2) -> Any:
+    """Poll `check` until it returns something true (which is returned), or fail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        time.sleep(interval)

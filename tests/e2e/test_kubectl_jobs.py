@@ -10,11 +10,11 @@ import datetime as dt
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import KUBECTL, Cluster, Kubectl, start_cluster
+from tests.e2e.conftest import Cluster, Kubectl, eventually, new_kubectl, start_cluster
 
 
 @pytest.fixture(scope="module")
@@ -26,20 +26,8 @@ def sim_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 @pytest.fixture(scope="module")
 def kc(sim_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
-    if KUBECTL is None:
-        pytest.skip("kubectl is not installed")
-    home = tmp_path_factory.mktemp("kubectl-home")
-    cache = home / ".kube" / "cache"
-    cache.mkdir(parents=True)
-    return Kubectl(sim_cluster, cache)
+    return new_kubectl(sim_cluster, tmp_path_factory)
 
-
-def eventually(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(0.2)
 
 
 def job_yaml(name: str, exit_after: str = "1s", exit_code: int = 0, **spec: object) -> str:

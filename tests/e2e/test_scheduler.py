@@ -5,32 +5,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import KUBECTL, Cluster, Kubectl, start_cluster
+from tests.e2e.conftest import Cluster, Kubectl, eventually, new_kubectl, start_cluster
 
 
 @pytest.fixture
 def kc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubectl]:
-    if KUBECTL is None:
-        pytest.skip("kubectl is not installed")
     cluster = start_cluster(tmp_path_factory.mktemp("skiff-sched"))
-    home = tmp_path_factory.mktemp("kubectl-home")
-    cache = home / ".kube" / "cache"
-    cache.mkdir(parents=True)
-    yield Kubectl(cluster, cache)
-    cluster.stop()
-
-
-def eventually(check: Callable[[], bool], what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(0.2)
+    try:
+        yield new_kubectl(cluster, tmp_path_factory)
+    finally:
+        cluster.stop()
 
 
 def skiff(cluster: Cluster, *args: str) -> str:

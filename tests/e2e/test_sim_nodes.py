@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import KUBECTL, Cluster, Kubectl, start_cluster
+from tests.e2e.conftest import Cluster, Kubectl, eventually, new_kubectl, start_cluster
 
 
 @pytest.fixture(scope="module")
@@ -24,20 +23,8 @@ def sim_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 @pytest.fixture(scope="module")
 def kc(sim_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
-    if KUBECTL is None:
-        pytest.skip("kubectl is not installed")
-    home = tmp_path_factory.mktemp("kubectl-home")
-    cache = home / ".kube" / "cache"
-    cache.mkdir(parents=True)
-    return Kubectl(sim_cluster, cache)
+    return new_kubectl(sim_cluster, tmp_path_factory)
 
-
-def eventually(check: Callable[[], bool], what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(0.2)
 
 
 def sim_nodes(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:

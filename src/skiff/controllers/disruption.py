@@ -16,8 +16,6 @@ count pods on every request), so this controller counts for it:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import logging
 import math
@@ -29,8 +27,9 @@ from skiff.api.selectors.labels import LabelSelector, from_label_selector_dict
 from skiff.client.event_recorder import EventRecorder
 from skiff.client.http_client import Client
 from skiff.client.informer import Informer, object_key
-from skiff.client.workqueue import WorkQueue, run_workers
+from skiff.client.workqueue import WorkQueue
 from skiff.controllers import pod_state
+from skiff.controllers.informers import run_controller
 from skiff.controllers.status_patch import write_status
 
 log = logging.getLogger(__name__)
@@ -265,16 +264,4 @@ class DisruptionController:
 
     async def run(self) -> None:
         """Watch budgets and pods and reconcile until cancelled."""
-        tasks = [i.start() for i in self._own]
-        tasks.append(asyncio.create_task(self.recorder.run()))
-        try:
-            await run_workers(self.queue, self.reconcile, self.workers)
-        finally:
-            self.queue.shutdown()
-            for i in self._own:
-                i.stop()
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
+        await run_controller(self.queue, self.reconcile, self.workers, self._own, self.recorder)

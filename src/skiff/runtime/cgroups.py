@@ -159,7 +159,9 @@ class Cgroups:
                 cg.procs_files.append(os.path.join(d, "cgroup.procs"))
                 cg.oom_files.append(os.path.join(d, "memory.events"))
             elif self.mode == "v1":
-                for base in self._v1_bases.values():
+                # The cpu hierarchy last: the process joins its cgroups in this order,
+                # and once in a low-weight cpu cgroup its remaining steps run slowly.
+                for _, base in sorted(self._v1_bases.items(), key=lambda kv: kv[0] == "cpu"):
                     d = os.path.join(base, container_id)
                     os.makedirs(d, exist_ok=True)
                     if d not in cg.dirs:

@@ -63,6 +63,22 @@ def _terminal(pod: Obj) -> bool:
     return (pod.get("status") or {}).get("phase") in TERMINAL
 
 
+_SELECTOR_INDEX = "selector-label"
+_ANY_LABEL = "*"
+
+
+def _selector_key(owner: dict[str, Any]) -> list[str]:
+    """`namespace/key=value` for one label its selector requires (the first by key), or
+    `namespace/*` for a selector without matchLabels: a pod it selects has that label."""
+    ns = (owner.get("metadata") or {}).get("namespace", "")
+    sel = (owner.get("spec") or {}).get("selector")
+    labels = sel.get("matchLabels") if isinstance(sel, dict) else None
+    if isinstance(labels, dict) and labels:
+        key = min(labels)
+        return [f"{ns}/{key}={labels[key]}"]
+    return [f"{ns}/{_ANY_LABEL}"]
+
+
 class Scheduler:
     """Schedules pods that name `scheduler_name` until cancelled."""
 
@@ -94,6 +110,8 @@ class Scheduler:
         for inf in (self.services, self.replicasets, self.statefulsets):
             inf.add_index("namespace", lambda o: [(o.get("metadata") or {}).get("namespace",
                                                                                 "")])
+        for inf in (self.replicasets, self.statefulsets):
+            inf.add_index(_SELECTOR_INDEX, _selector_key)
         # PodDisruptionBudgets, once the API serves them (preemption prefers to keep them).
         self.pdbs: Informer | None = None
         self.background: set[asyncio.Task[Any]] = set()
@@ -217,8 +235,13 @@ class Scheduler:
             return None
         services = self.services.by_index("namespace", pod.namespace)
         owners: list[LabelSelector] = []
+        # Only owners whose selector can match: those indexed under one of the pod's
+        # labels, or under none (selectors without matchLabels). Looking at every
+        # owner in the namespace made each pod cost as much as the namespace is big.
+        keys = [f"{pod.namespace}/{k}={v}" for k, v in pod.labels.items()]
+        keys.append(f"{pod.namespace}/{_ANY_LABEL}")
         for inf in (self.replicasets, self.statefulsets):
-            for obj in inf.by_index("namespace", pod.namespace):
+            for obj in (o for key in keys for o in inf.by_index(_SELECTOR_INDEX, key)):
                 raw = (obj.get("spec") or {}).get("selector")
                 try:
                     owners.append(from_label_selector_dict(raw))

@@ -3,8 +3,6 @@ hands each changed Deployment to one `Rollout` step."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -14,7 +12,7 @@ from skiff.api.selectors.labels import LabelSelector, from_label_selector_dict
 from skiff.client.event_recorder import EventRecorder
 from skiff.client.http_client import Client
 from skiff.client.informer import Informer, object_key
-from skiff.client.workqueue import WorkQueue, run_workers
+from skiff.client.workqueue import WorkQueue
 from skiff.controllers.controller_ref import (
     CONTROLLER_INDEX,
     UID_INDEX,
@@ -24,6 +22,7 @@ from skiff.controllers.controller_ref import (
 )
 from skiff.controllers.deployment import util as u
 from skiff.controllers.deployment.rollout import Rollout
+from skiff.controllers.informers import run_controller
 
 log = logging.getLogger(__name__)
 
@@ -205,17 +204,5 @@ class DeploymentController:
 
     async def run(self) -> None:
         """Watch and reconcile until cancelled."""
-        tasks = [i.start() for i in self._own]
-        tasks.append(asyncio.create_task(self.recorder.run()))
-        try:
-            await run_workers(self.queue, self.reconcile, self.workers)
-        finally:
-            self.queue.shutdown()
-            for i in self._own:
-                i.stop()
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
+        await run_controller(self.queue, self.reconcile, self.workers, self._own, self.recorder)
 

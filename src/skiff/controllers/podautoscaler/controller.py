@@ -13,8 +13,6 @@ Every sync period (15 s, as upstream) and on every change of an HPA, one reconci
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -26,7 +24,8 @@ from skiff.client.discovery import ResourceMap, discover
 from skiff.client.event_recorder import EventRecorder
 from skiff.client.http_client import Client
 from skiff.client.informer import Informer, object_key
-from skiff.client.workqueue import WorkQueue, run_workers
+from skiff.client.workqueue import WorkQueue
+from skiff.controllers.informers import run_controller
 from skiff.controllers.podautoscaler.metrics import (
     MetricsSource,
     MetricsUnavailable,
@@ -329,16 +328,4 @@ class HorizontalPodAutoscalerController:
 
     async def run(self) -> None:
         """Watch HPAs and reconcile each one every sync period until cancelled."""
-        tasks = [i.start() for i in self._own]
-        tasks.append(asyncio.create_task(self.recorder.run()))
-        try:
-            await run_workers(self.queue, self.reconcile, self.workers)
-        finally:
-            self.queue.shutdown()
-            for i in self._own:
-                i.stop()
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
+        await run_controller(self.queue, self.reconcile, self.workers, self._own, self.recorder)
