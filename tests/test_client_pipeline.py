@@ -119,3 +119,19 @@ async def test_unreadable_response_fails_waiters() -> None:
     with pytest.raises(ConnectionError):
         fut.result()
     assert conn.closed
+
+
+async def test_requests_are_counted_with_the_clients_metrics(client: Client) -> None:
+    from skiff.client.metrics import METRICS
+
+    pipe = RequestPipeline(client, connections=1)
+    before = METRICS.requests[("test", "GET", "200")]
+    missing = METRICS.requests[("test", "GET", "404")]
+    try:
+        await pipe.request("GET", client.path("", "v1", "namespaces", "default"))
+        with pytest.raises(StatusError):
+            await pipe.request("GET", client.path("", "v1", "namespaces", "nope-nope"))
+    finally:
+        await pipe.close()
+    assert METRICS.requests[("test", "GET", "200")] == before + 1
+    assert METRICS.requests[("test", "GET", "404")] == missing + 1
