@@ -112,6 +112,8 @@ class ClusterCache:
         self._counts: OrderedDict[Any, tuple[frozenset[str] | None, LabelSelector, Array]] = \
             OrderedDict()
         self.term_counts: dict[tuple[str, int, AffinityTerm], Array] = {}
+        # How many distinct terms of each kind term_counts holds.
+        self.term_kinds: Counter[str] = Counter()
         # Which count indexes (and which existing terms) a pod with given namespace and
         # labels matches, remembered per label set: a Deployment's pods share labels, so
         # accounting a pod is not a selector match per index. Bumping a generation
@@ -298,10 +300,12 @@ class ClusterCache:
                 if sign < 0:
                     continue
                 counts = self.term_counts[key] = np.zeros(self.capacity, dtype=np.int64)
+                self.term_kinds[key[0]] += 1
                 self._terms_changed()
             counts[slot] += sign
             if sign < 0 and not counts.any():
                 del self.term_counts[key]
+                self.term_kinds[key[0]] -= 1
                 self._terms_changed()
 
     def add_pod(self, pod: PodInfo) -> None:

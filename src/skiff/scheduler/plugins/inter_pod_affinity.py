@@ -97,7 +97,8 @@ class InterPodAffinity:
 
     def pre_filter(self, state: CycleState, pod: PodInfo, cache: ClusterCache) -> Status | None:
         """Per-slot verdicts for the three rules."""
-        existing = [(t, c) for _, _, t, c in _existing_matching(cache, (REQUIRED_ANTI,), pod)]
+        existing = [(t, c) for _, _, t, c in _existing_matching(cache, (REQUIRED_ANTI,), pod)] \
+            if cache.term_kinds[REQUIRED_ANTI] > 0 else []
         if not pod.required_affinity and not pod.required_anti_affinity and not existing:
             return Status(SKIP)
         cap = cache.capacity
@@ -152,7 +153,7 @@ class InterPodAffinity:
         """Weighted domain hits of every preferred term that involves this pod."""
         kinds = (REQUIRED_AFFINITY, PREFERRED_AFFINITY, PREFERRED_ANTI)
         if (not pod.preferred_affinity and not pod.preferred_anti_affinity
-                and not any(True for _ in _existing(cache, kinds))):
+                and not any(cache.term_kinds[k] > 0 for k in kinds)):
             return Status(SKIP)
         existing = _existing_matching(cache, kinds, pod)
         score = np.zeros(cache.capacity, dtype=np.float64)
