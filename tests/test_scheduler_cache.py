@@ -188,3 +188,34 @@ def test_spread_sees_nodes_relabelled_or_added_after_a_cycle() -> None:
     # A new, empty zone c: zone a (1 pod) is now one above the minimum.
     cache.set_node(node("c1", labels={"zone": "c"}))
     assert fits("p3") == {"a1": "Unschedulable", "b1": "Unschedulable", "c1": "Success"}
+
+
+def test_a_new_count_index_counts_what_a_walk_over_every_pod_counts() -> None:
+    from skiff.api.selectors.labels import from_label_selector_dict
+
+    rng = random.Random(3)
+    cache = cluster([node(f"n{i}") for i in range(5)])
+    keys: list[str] = []
+    for i in range(200):
+        if keys and rng.random() < 0.2:
+            cache.remove_pod(keys.pop(rng.randrange(len(keys))))
+            continue
+        p = pod(f"p{i}", labels={"app": rng.choice("abc"), "tier": rng.choice("xy")},
+                namespace=rng.choice(["default", "other"]), node_name=f"n{rng.randrange(5)}")
+        if rng.random() < 0.1:
+            p["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+        info = pod_info(p)
+        cache.add_pod(info)
+        keys.append(info.key)
+    selectors = [{"matchLabels": {"app": "a"}}, {"matchLabels": {"tier": "y"}},
+                 {"matchExpressions": [{"key": "app", "operator": "In", "values": ["b", "c"]}]}]
+    for raw in selectors:
+        sel = from_label_selector_dict(raw)
+        for ns in (None, frozenset(["other"])):
+            got = cache.count_matching(ns, sel)
+            want = np.zeros(cache.capacity, dtype=np.int64)
+            for p in cache.pods.values():
+                if not p.terminating and (ns is None or p.namespace in ns) \
+                        and sel.matches(p.labels):
+                    want[cache.nodes[p.node_name].slot] += 1
+            assert (got == want).all()

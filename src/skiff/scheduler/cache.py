@@ -121,6 +121,10 @@ class ClusterCache:
         self._counts_generation = 0
         self.terms_generation = 0
         self._matching: dict[Any, list[Array]] = {}
+        # Live pods grouped by (namespace, label set): the labels and, per slot, how many.
+        # A new count index evaluates its selector once per label set, not once per pod.
+        self._label_sets: dict[tuple[str, tuple[tuple[str, str], ...]],
+                               tuple[dict[str, str], Counter[int]]] = {}
         self.pod_memo: dict[Any, Any] = {}
         self.namespace_labels: dict[str, dict[str, str]] = {}
         # Per-node results that depend only on node labels/taints and some pod trait
@@ -275,9 +279,11 @@ class ClusterCache:
         self.remaining[pods_row, slot] -= sign
         self.non_zero[0, slot] += sign * pod.non_zero[0]
         self.non_zero[1, slot] += sign * pod.non_zero[1]
-        if not pod.terminating and self._counts:
-            for counts in self._matching_counts(pod):
-                counts[slot] += sign
+        if not pod.terminating:
+            self._count_label_set(pod, slot, sign)
+            if self._counts:
+                for counts in self._matching_counts(pod):
+                    counts[slot] += sign
         if pod.has_affinity:
             self._account_terms(pod, slot, sign)
         if sign > 0:
@@ -431,18 +437,29 @@ class ClusterCache:
             self._counts.move_to_end(key)
             return entry[2]
         counts = np.zeros(self.capacity, dtype=np.int64)
-        for pod in self.pods.values():
-            if pod.terminating or (namespaces is not None and pod.namespace not in namespaces):
-                continue
-            if selector.matches(pod.labels):
-                info = self.nodes.get(pod.node_name)
-                if info is not None:
-                    counts[info.slot] += 1
+        for (ns, _), (labels, per_slot) in self._label_sets.items():
+            if (namespaces is None or ns in namespaces) and selector.matches(labels):
+                for slot, n in per_slot.items():
+                    counts[slot] += n
         self._counts[key] = (namespaces, selector, counts)
         if len(self._counts) > COUNT_INDEXES:
             self._counts.popitem(last=False)
         self._counts_changed()
         return counts
+
+    def _count_label_set(self, pod: PodInfo, slot: int, sign: int) -> None:
+        key = (pod.namespace, label_key(pod.labels))
+        entry = self._label_sets.get(key)
+        if entry is None:
+            if sign < 0:
+                return
+            entry = self._label_sets[key] = (pod.labels, Counter())
+        per_slot = entry[1]
+        per_slot[slot] += sign
+        if per_slot[slot] <= 0:
+            del per_slot[slot]
+            if not per_slot:
+                del self._label_sets[key]
 
     def _counts_changed(self) -> None:
         self._counts_generation += 1
