@@ -119,8 +119,9 @@ def test_deployment_replaces_a_deleted_pod(kc: Kubectl) -> None:
         return len(names) == 3 and victim not in names
 
     eventually(replaced, "the deleted pod is replaced by a running one")
-    out = kc("get", "deployment", "web", "-n", "heal")
-    assert "3/3" in out
+    # The Deployment's status follows its ReplicaSet's, which follows the pods.
+    eventually(lambda: "3/3" in kc("get", "deployment", "web", "-n", "heal"),
+               "the deployment reports 3/3 ready again")
     events = kc("get", "events", "-n", "heal", "--field-selector", "reason=SuccessfulCreate")
     assert events.count("SuccessfulCreate") >= 4
 
