@@ -9,7 +9,7 @@ DATA_DIR ?= $(HOME)/.local/share/skiff
 PORT ?= 6443
 NODES ?= 1
 
-.PHONY: run test lint fuzz bench-api bench-podstartup bench-scheduler bench-streams clean
+.PHONY: run test lint fuzz bench-api bench-podstartup bench-controllers bench-scheduler bench-streams clean
 
 $(BIN)/python:
 	@scripts/ensure-system-packages.sh
@@ -40,6 +40,9 @@ bench-api: $(STAMP)
 
 bench-podstartup: $(STAMP)
 	$(BIN)/python bench/podstartup/run.py
+
+bench-controllers: $(STAMP)
+	$(BIN)/python bench/controllers/run.py
 
 bench-scheduler: $(STAMP)
 	$(BIN)/python bench/scheduler/run.py

@@ -112,3 +112,34 @@ async def test_compaction(store: SQLiteStore) -> None:
     assert [kv.value for kv in res.items] == [b"2"]
     events = store._history_from_db("/c/", r2, store.revision)
     assert [e.key for e in events] == ["/c/b"]
+
+
+async def test_latest_lists_read_only_their_prefix_in_order(tmp_path: Path) -> None:
+    store = SQLiteStore(str(tmp_path / "db.sqlite"))
+    await store.open()
+    keys = [f"/registry/{kind}/{ns}/{i:03d}" for kind in ("pods", "podtemplates", "services")
+            for ns in ("a", "b") for i in range(0, 30, 3)]
+    await asyncio.gather(*(store.create(k, k.encode()) for k in reversed(keys)))
+    for k in keys[::4]:
+        await store.delete(k)
+    await store.create("/registry/pods/a/001", b"late")
+    await store.close()
+    # The order is kept across writes and rebuilt when the store is opened again.
+    for s in (store, SQLiteStore(str(tmp_path / "db.sqlite"))):
+        if s is not store:
+            await s.open()
+        live = sorted(set(keys) - set(keys[::4]) | {"/registry/pods/a/001"})
+        for prefix in ("/registry/pods/", "/registry/pods/a/", "/registry/pod", "/registry/x/"):
+            want = [k for k in live if k.startswith(prefix)]
+            got: list[str] = []
+            after = ""
+            while True:
+                page = s._list_latest(prefix, after, 4)
+                got += [kv.key for kv in page.items]
+                if not page.more:
+                    break
+                after = got[-1]
+            assert got == want
+            assert [kv.key for kv in s._list_latest(prefix, "", 0).items] == want
+        if s is not store:
+            await s.close()

@@ -33,6 +33,7 @@ from skiff.api.errors import (
     not_found,
     timeout,
 )
+from skiff.api.patch._values import clone
 from skiff.api.resources import ResourceType
 from skiff.apiserver import keys
 from skiff.apiserver.list_options import ListOptions, decode_continue, encode_continue
@@ -165,6 +166,11 @@ def load(rt: ResourceType, kv: KeyValue) -> Obj:
     obj = decode(kv)
     conv = _conversion(rt)
     return conv[0](obj) if conv else obj
+
+
+def _json_copy(obj: Obj) -> Obj:
+    """A deep copy of an object decoded from JSON (a round trip is faster than deepcopy)."""
+    return orjson.loads(orjson.dumps(obj))
 
 
 def _loads(rt: ResourceType, raw: bytes) -> Obj:
@@ -461,7 +467,7 @@ class ResourceStore:
                 "request"
             )
         if subresource == "status":
-            result = copy.deepcopy(old)
+            result = _json_copy(old)
             if "status" in new:
                 result["status"] = new["status"]
             else:
@@ -474,7 +480,7 @@ class ResourceStore:
                 rmd["managedFields"] = new_md["managedFields"]
             return result
         if subresource == "finalize":
-            result = copy.deepcopy(old)
+            result = _json_copy(old)
             result.setdefault("spec", {})["finalizers"] = (new.get("spec") or {}).get(
                 "finalizers") or []
             return result
@@ -524,7 +530,7 @@ class ResourceStore:
         def mutate(old: Obj) -> Obj:
             if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
                 raise conflict(rt.group, rt.plural, name, STALE_OBJECT)
-            return self._prepare_update(rt, old, copy.deepcopy(body), subresource)
+            return self._prepare_update(rt, old, clone(body), subresource)
 
         return await self.guaranteed_update(rt, namespace, name, mutate, ctx, subresource,
                                             precondition=bool(wanted_rv))
@@ -552,7 +558,9 @@ class ResourceStore:
             if kv is None:
                 raise not_found(rt.group, rt.plural, name)
             old = load(rt, kv)
-            new = mutate(copy.deepcopy(old))
+            # A second decode is a private copy for `mutate`, several times cheaper
+            # than copying the first.
+            new = mutate(load(rt, kv))
             if not prepared:
                 new = self._prepare_update(rt, old, new, subresource)
             new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]

@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="serve the API only (no controllers)")
     up.add_argument("--no-scheduler", action="store_true",
                     help="do not run the scheduler (pods stay Pending unless bound by hand)")
+    up.add_argument("--components-metrics-port", type=int, default=0,
+                    help="serve the controllers', scheduler's and sim agent's metrics on "
+                         "127.0.0.1:PORT/metrics (default: not served)")
     up.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
 
     up.add_argument("--node-monitor-grace-period", type=float, default=40.0,
@@ -59,13 +62,17 @@ def _parser() -> argparse.ArgumentParser:
     from skiff.cli.scheduler import add_parser as add_scheduler
 
     add_scheduler(sub)
+    from skiff.cli.components import add_parser as add_components
+
+    add_components(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     args = _parser().parse_args(argv)
-    data_dir: Path = (args.data_dir or default_data_dir()).expanduser().absolute()
+    data_dir: Path = (getattr(args, "data_dir", None)
+                      or default_data_dir()).expanduser().absolute()
     if args.command == "kubeconfig":
         path = data_dir / "kubeconfig"
         if not path.exists():
@@ -73,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(path)
         return 0
+    if args.command == "components":
+        from skiff.cli.components import run_components
+
+        return run_components(args)
     if args.command == "scheduler":
         from skiff.cli.scheduler import run_scheduler
 

@@ -14,6 +14,9 @@ import sys
 import time
 from pathlib import Path
 
+from skiff.cli.components import component_args
+from skiff.cli.components import wanted as components_wanted
+
 log = logging.getLogger("skiff")
 
 
@@ -55,23 +58,11 @@ async def _serve(args: argparse.Namespace, data_dir: Path, started: float) -> in
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    components: list[asyncio.Task[None]] = []
-    if not args.no_controllers:
-        components.append(asyncio.ensure_future(_run_controllers(kubeconfig, stop, args)))
-    if not args.no_scheduler and not args.no_controllers:
-        components.append(asyncio.ensure_future(_run_scheduler(kubeconfig, stop)))
-    # The sim agent runs even without --sim-nodes (it costs two idle watches) so that
-    # `skiff sim-nodes add` works on any cluster; --no-controllers means API only.
-    if args.sim_nodes > 0 or not args.no_controllers:
-        components.append(asyncio.ensure_future(
-            _run_sim_agent(kubeconfig, stop, args.sim_nodes)))
+    components = _start_components(args, kubeconfig) if components_wanted(args) else None
     agents = _start_agents(args, data_dir, url, pki) if args.nodes > 0 else []
     await stop.wait()
     print("skiff: shutting down", flush=True)
-    await _stop_agents(agents)
-    for component in components:
-        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
-            await asyncio.wait_for(component, 5)
+    await _stop_agents([*agents, *([components] if components is not None else [])])
     await server.stop()
     await store.close()
     return 0
@@ -107,7 +98,7 @@ def _start_agents(args: argparse.Namespace, data_dir: Path, url: str,
 
 
 def _die_with_parent() -> None:
-    """In an agent child: get SIGTERM if `skiff up` dies, so no agent outlives it."""
+    """In a child: get SIGTERM if `skiff up` dies, so no agent outlives it."""
     import ctypes
 
     pr_set_pdeathsig = 1
@@ -116,7 +107,7 @@ def _die_with_parent() -> None:
 
 
 async def _stop_agents(procs: list[subprocess.Popen[bytes]]) -> None:
-    """Stop the agents (they stop their containers first) and wait for them."""
+    """Stop child processes (agents stop their containers first) and wait for them."""
     for p in procs:
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
@@ -129,81 +120,15 @@ async def _stop_agents(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait()
 
 
-async def _run_controllers(kubeconfig: Path, stop: asyncio.Event,
-                           args: argparse.Namespace | None = None) -> None:
-    """Run the controller manager as an API client of this server."""
-    try:
-        from skiff.client import Client
-        from skiff.controllers.manager import run_controllers
-    except ImportError as exc:  # pragma: no cover - reported, not hidden
-        log.error("controllers unavailable: %s", exc)
-        return
-    client = Client.from_kubeconfig(str(kubeconfig), component="controller-manager")
-    try:
-        settings = {"node_monitor_grace_period": getattr(args, "node_monitor_grace_period", 40.0),
-                    "hpa_sync_period": getattr(args, "hpa_sync_period", 15.0)}
-        await run_controllers(client, stop, settings)
-    except Exception:  # noqa: BLE001 - the API keeps serving; the failure is logged
-        log.exception("controller manager failed")
-    finally:
-        await client.close()
+def _start_components(args: argparse.Namespace,
+                      kubeconfig: Path) -> subprocess.Popen[bytes]:
+    """Start `skiff components` (controllers, scheduler, sim agent) as one child process.
 
-
-async def _run_scheduler(kubeconfig: Path, stop: asyncio.Event) -> None:
-    """Run the scheduler as an API client of this server until `stop`."""
-    from skiff.client import Client
-    from skiff.scheduler.scheduler import Scheduler
-
-    client = Client.from_kubeconfig(str(kubeconfig), component="scheduler")
-    client.field_manager = "default-scheduler"
-
-    async def supervise() -> None:
-        while True:
-            try:
-                await Scheduler(client).run()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - logged; a fresh scheduler starts over
-                log.exception("scheduler crashed; restarting")
-            await asyncio.sleep(1.0)
-
-    task = asyncio.ensure_future(supervise())
-    try:
-        await stop.wait()
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        await client.close()
-
-
-async def _run_sim_agent(kubeconfig: Path, stop: asyncio.Event, count: int) -> None:
-    """Register `count` simulated nodes, then run the shared sim agent until `stop`."""
-    from skiff.client import Client
-    from skiff.runtime.sim.agent import SimAgent
-    from skiff.runtime.sim.manage import add_nodes, list_nodes, numbered_specs
-    from skiff.runtime.sim.nodes import SimNodeSpec
-
-    client = Client.from_kubeconfig(str(kubeconfig), component="sim-agent")
-    agent = SimAgent(client)
-    task = asyncio.ensure_future(agent.run())
-    try:
-        if count > 0:
-            existing = [n["metadata"]["name"] for n in await list_nodes(client)]
-            # `--sim-nodes M` means M numbered nodes exist; a restart adds none twice.
-            missing = max(0, count - sum(1 for n in existing if n.startswith("sim-node-")))
-            specs = numbered_specs(missing, "sim-node-", existing, SimNodeSpec(name=""))
-            created = await add_nodes(client, specs)
-            if created:
-                print(f"skiff: {len(created)} simulated node(s) added", flush=True)
-        await stop.wait()
-    except Exception:  # noqa: BLE001 - the API keeps serving; the failure is logged
-        log.exception("sim agent failed")
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        await client.close()
+    Apart from the API server they would share its core through the GIL; as a child
+    they get one of their own. It writes to the same output and dies with `skiff up`.
+    """
+    cmd = [sys.executable, "-m", "skiff.cli.main", *component_args(args, kubeconfig)]
+    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
 
 
 def run_up(args: argparse.Namespace, data_dir: Path) -> int:

@@ -13,6 +13,7 @@ import contextlib
 import os
 import ssl
 import tempfile
+import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import orjson
 import yaml
 
 from skiff.api.errors import StatusError
+from skiff.client.metrics import METRICS
 
 Obj = dict[str, Any]
 
@@ -119,6 +121,8 @@ class Client:
             self._ssl = ctx
         self._session = session
         self._own_session = session is None
+        # Connections to keep open at most; every watch holds one for as long as it runs.
+        self.connection_limit = 64
 
     @classmethod
     def from_kubeconfig(
@@ -149,6 +153,15 @@ class Client:
 
     # -- plumbing ---------------------------------------------------------------------------
 
+    @property
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS settings (CA, client certificate) of an https server, else None."""
+        return self._ssl if isinstance(self._ssl, ssl.SSLContext) else None
+
+    def auth_headers(self) -> dict[str, str]:
+        """Headers that carry this client's identity (a bearer token, if it has one)."""
+        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             headers = {"User-Agent": f"skiff-{self.component}/0.1", "Accept": "application/json"}
@@ -156,7 +169,7 @@ class Client:
                 headers["Authorization"] = f"Bearer {self._token}"
             self._session = aiohttp.ClientSession(
                 headers=headers,
-                connector=aiohttp.TCPConnector(ssl=self._ssl, limit=64),
+                connector=aiohttp.TCPConnector(ssl=self._ssl, limit=self.connection_limit),
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
             )
             self._own_session = True
@@ -190,18 +203,25 @@ class Client:
         if body is not None:
             data = body if isinstance(body, bytes) else orjson.dumps(body)
             headers["Content-Type"] = content_type
-        async with self._get_session().request(
-            method,
-            self.server + path,
-            params=_query(params or {}),
-            data=data,
-            headers=headers,
-            timeout=aiohttp.ClientTimeout(total=timeout),
-        ) as resp:
-            raw = await resp.read()
-            if resp.status >= 300:
-                raise status_error(resp.status, raw)
-            return orjson.loads(raw) if raw else None
+        status = 0
+        started = time.perf_counter()
+        try:
+            async with self._get_session().request(
+                method,
+                self.server + path,
+                params=_query(params or {}),
+                data=data,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as resp:
+                raw = await resp.read()
+                status = resp.status
+        finally:
+            METRICS.request(self.component, method, status or "<error>",
+                            time.perf_counter() - started)
+        if status >= 300:
+            raise status_error(status, raw)
+        return orjson.loads(raw) if raw else None
 
     def path(
         self,
@@ -374,6 +394,7 @@ class Client:
             params=_query(params),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
         ) as resp:
+            METRICS.request(self.component, "WATCH", resp.status)
             if resp.status >= 300:
                 raise status_error(resp.status, await resp.read())
             buf = b""

@@ -12,7 +12,10 @@ import asyncio
 import collections
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
+
+from skiff.client.metrics import METRICS
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,7 @@ class WorkQueue:
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._shutting_down = False
+        METRICS.track_queue(self)
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -51,6 +55,7 @@ class WorkQueue:
         if self._shutting_down or key in self._dirty:
             return
         self._dirty.add(key)
+        METRICS.queue_adds[self.name] += 1
         if key in self._processing:
             return
         self._queue.append(key)
@@ -83,6 +88,7 @@ class WorkQueue:
     def add_rate_limited(self, key: str) -> None:
         """Queue `key` after its backoff, which doubles with every consecutive failure."""
         delay = self.backoff(key)
+        METRICS.queue_retries[self.name] += 1
         self._failures[key] = self._failures.get(key, 0) + 1
         self.add_after(key, delay)
 
@@ -151,6 +157,7 @@ async def _worker(queue: WorkQueue, reconcile: Reconcile) -> None:
         key = await queue.get()
         if key is None:
             return
+        started = time.perf_counter()
         try:
             requeue_after = await reconcile(key)
         except asyncio.CancelledError:
@@ -164,6 +171,7 @@ async def _worker(queue: WorkQueue, reconcile: Reconcile) -> None:
             queue.forget(key)
             if requeue_after is not None:
                 queue.add_after(key, requeue_after)
+        METRICS.work_done(queue.name, time.perf_counter() - started)
         queue.done(key)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from skiff.api.errors import StatusError
@@ -47,9 +48,14 @@ class GarbageCollector:
     """Watches everything deletable and collects according to ownerReferences."""
 
     def __init__(
-        self, client: Client, *, workers: int = 4, rediscover_every: float = 30.0
+        self, client: Client, *, workers: int = 4, rediscover_every: float = 30.0,
+        shared: Callable[[str, str, str], Informer | None] | None = None,
     ) -> None:
         self.client = client
+        # Where the collector may find an informer other controllers already run for a
+        # resource (pods, ReplicaSets, …), so that it does not watch those a second time.
+        self._shared = shared or (lambda _g, _v, _p: None)
+        self._borrowed: set[tuple[str, str]] = set()
         self.graph = Graph()
         self.queue = WorkQueue(name="garbage-collector")
         self.resources = ResourceMap([])
@@ -86,9 +92,24 @@ class GarbageCollector:
             self.queue.add(uid)
 
     def _handlers(self, inf: Informer, resource: APIResource) -> None:
-        inf.on_add(lambda obj: self.observe("ADDED", obj, resource))
-        inf.on_update(lambda _old, obj: self.observe("MODIFIED", obj, resource))
-        inf.on_delete(lambda obj: self.observe("DELETED", obj, resource))
+        key = (resource.group, resource.plural)
+
+        def live() -> bool:
+            # A borrowed informer keeps its handlers after the collector lets go of it.
+            return self.informers.get(key) is inf
+
+        inf.on_add(lambda obj: live() and self.observe("ADDED", obj, resource))
+        inf.on_update(lambda _old, obj: live() and self.observe("MODIFIED", obj, resource))
+        inf.on_delete(lambda obj: live() and self.observe("DELETED", obj, resource))
+
+    def _release(self, key: tuple[str, str]) -> Informer:
+        """Stop following a resource (stopping its informer unless it is borrowed)."""
+        inf = self.informers.pop(key)
+        if key in self._borrowed:
+            self._borrowed.discard(key)
+        else:
+            inf.stop()
+        return inf
 
     async def sync_resources(self) -> None:
         """Rediscover resources; start informers for new ones and stop vanished ones."""
@@ -98,8 +119,7 @@ class GarbageCollector:
             if r.supports("list", "watch", "delete") and (r.group, r.plural) not in IGNORED
         }
         for key in [k for k in self.informers if k not in wanted]:
-            inf = self.informers.pop(key)
-            inf.stop()
+            inf = self._release(key)
             gone = self._watched.pop(key)
             for obj in inf.list():
                 self.observe("DELETED", obj, gone)
@@ -108,16 +128,23 @@ class GarbageCollector:
             if inf is not None and inf.version == r.version:
                 continue
             if inf is not None:
-                inf.stop()
-            inf = Informer(self.client, r.group, r.version, r.plural)
+                self._release(key)
+            shared = self._shared(r.group, r.version, r.plural)
+            inf = shared or Informer(self.client, r.group, r.version, r.plural)
+            self.informers[key] = inf
             self._handlers(inf, r)
             if r.group == "apiextensions.k8s.io" and r.plural == "customresourcedefinitions":
                 inf.on_add(lambda _o: self._rediscover.set())
                 inf.on_update(lambda _o, _n: self._rediscover.set())
                 inf.on_delete(lambda _o: self._rediscover.set())
-            self.informers[key] = inf
             self._watched[key] = r
-            inf.start()
+            if shared is None:
+                inf.start()
+                continue
+            self._borrowed.add(key)
+            # What the shared informer has cached already reaches no new handler.
+            for obj in inf.list():
+                self.observe("ADDED", obj, r)
 
     # -- reconciling ----------------------------------------------------------------------------
 
@@ -259,8 +286,8 @@ class GarbageCollector:
                 await asyncio.sleep(0.2)
         finally:
             self.queue.shutdown()
-            for inf in self.informers.values():
-                inf.stop()
+            for key in list(self.informers):
+                self._release(key)
             workers.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await workers

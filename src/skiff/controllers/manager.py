@@ -29,6 +29,12 @@ from skiff.controllers.ttl_after_finished import TTLAfterFinishedController
 
 log = logging.getLogger(__name__)
 
+# Workers of the ReplicaSet and Deployment controllers. Upstream runs 5 of each, but
+# a worker here is a coroutine that mostly waits on the API; with requests taking
+# tens of milliseconds under load, 5 would leave a burst of new Deployments queued
+# while the API server has room for more.
+WORKLOAD_WORKERS = 16
+
 
 class SharedInformers:
     """One informer per resource for every controller that watches it.
@@ -54,6 +60,10 @@ class SharedInformers:
             if self._started:
                 self._tasks.append(inf.start())
         return inf
+
+    def existing(self, group: str, version: str, plural: str) -> Informer | None:
+        """The shared informer for a resource if some controller asked for one."""
+        return self._informers.get((group, version, plural))
 
     def start(self) -> None:
         """Start every informer created so far (and later ones as they are created)."""
@@ -88,12 +98,14 @@ def controller_factories(client: Client, shared: SharedInformers,
     revisions = shared.get("apps", "v1", "controllerrevisions")
     return {
         "namespace": lambda: NamespaceController(client),
-        "garbage-collector": lambda: GarbageCollector(client),
+        "garbage-collector": lambda: GarbageCollector(client, shared=shared.existing),
         "serviceaccounts": lambda: ServiceAccountsController(client),
-        "replicaset": lambda: ReplicaSetController(client, pods=pods, owners=replicasets),
+        "replicaset": lambda: ReplicaSetController(client, pods=pods, owners=replicasets,
+                                                   workers=WORKLOAD_WORKERS),
         "replicationcontroller": lambda: ReplicaSetController(client, REPLICATION_CONTROLLER,
                                                               pods=pods),
-        "deployment": lambda: DeploymentController(client, replicasets=replicasets, pods=pods),
+        "deployment": lambda: DeploymentController(client, replicasets=replicasets, pods=pods,
+                                                   workers=WORKLOAD_WORKERS),
         "disruption": lambda: DisruptionController(client, pods=pods),
         "job": lambda: JobController(client, pods=pods, jobs=jobs),
         "statefulset": lambda: StatefulSetController(client, pods=pods, revisions=revisions),
@@ -102,7 +114,8 @@ def controller_factories(client: Client, shared: SharedInformers,
         "cronjob": lambda: CronJobController(client, jobs=jobs),
         "ttl-after-finished": lambda: TTLAfterFinishedController(client, jobs=jobs),
         "node-lifecycle": lambda: NodeLifecycleController(
-            client, grace_period=float(settings.get("node_monitor_grace_period", 40.0))),
+            client, grace_period=float(settings.get("node_monitor_grace_period", 40.0)),
+            nodes=nodes, pods=pods),
         "horizontal-pod-autoscaler": lambda: HorizontalPodAutoscalerController(
             client, pods=pods, sync_period=float(settings.get("hpa_sync_period", 15.0))),
     }

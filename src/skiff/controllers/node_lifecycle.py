@@ -52,19 +52,33 @@ def _toleration_for(pod: Obj, taint: Obj) -> Obj | None:
     return None
 
 
+def _node_of_pod(pod: Obj) -> list[str]:
+    return [(pod.get("spec") or {}).get("nodeName") or ""]
+
+
 class NodeLifecycleController:
     """Marks unreachable nodes and evicts pods past their tolerations."""
 
     def __init__(self, client: Client, grace_period: float = 40.0,
-                 period: float = MONITOR_PERIOD) -> None:
+                 period: float = MONITOR_PERIOD, *, nodes: Informer | None = None,
+                 pods: Informer | None = None) -> None:
         self.client = client
         self.grace = grace_period
         self.period = period
-        self.nodes = Informer(client, "", "v1", "nodes")
         self.leases = Informer(client, "coordination.k8s.io", "v1", "leases",
                                namespace="kube-node-lease")
-        self.pods = Informer(client, "", "v1", "pods")
-        self.pods.add_index("node", lambda p: [(p.get("spec") or {}).get("nodeName") or ""])
+        # Informers passed in are shared (started and stopped by their owner).
+        self._own = [self.leases]
+        if nodes is None:
+            nodes = Informer(client, "", "v1", "nodes")
+            self._own.append(nodes)
+        if pods is None:
+            pods = Informer(client, "", "v1", "pods")
+            self._own.append(pods)
+        self.nodes = nodes
+        self.pods = pods
+        if not self.pods.has_index("node"):
+            self.pods.add_index("node", _node_of_pod)
         self._observed: dict[str, tuple[str, float]] = {}
         self._evicted: set[str] = set()
 
@@ -83,7 +97,7 @@ class NodeLifecycleController:
 
     async def run(self) -> None:
         """Monitor until cancelled."""
-        tasks = [self.nodes.start(), self.leases.start(), self.pods.start()]
+        tasks = [inf.start() for inf in self._own]
         try:
             for inf in (self.nodes, self.leases, self.pods):
                 await inf.has_synced.wait()
@@ -96,7 +110,7 @@ class NodeLifecycleController:
                     log.exception("node monitoring failed")
                 await asyncio.sleep(self.period)
         finally:
-            for inf in (self.nodes, self.leases, self.pods):
+            for inf in self._own:
                 inf.stop()
             for t in tasks:
                 with contextlib.suppress(asyncio.CancelledError):

@@ -57,6 +57,10 @@ Obj = dict[str, Any]
 BURST_REPLICAS = 500
 SLOW_START_INITIAL_BATCH = 1
 MAX_RETRY_DELAY = 300.0
+# A pod whose status changed (it started, became ready) only changes the owner's
+# status counts; pods of one owner tend to change together, so their owner is synced
+# once this long after the first of them instead of once per pod.
+STATUS_BATCH_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -165,6 +169,19 @@ def replica_status(owner: Obj, pods: list[Obj], manage_error: tuple[str, str] | 
     return status
 
 
+def _only_status_changed(old: Obj, new: Obj) -> bool:
+    """Whether a pod update changed nothing its owner counts by but its status (a
+    binding, which only sets spec.nodeName, counts as status here)."""
+    old_spec, new_spec = old.get("spec") or {}, new.get("spec") or {}
+    if old_spec != new_spec and (
+            {k: v for k, v in old_spec.items() if k != "nodeName"}
+            != {k: v for k, v in new_spec.items() if k != "nodeName"}):
+        return False
+    old_md, new_md = m.metadata(old), m.metadata(new)
+    return all(old_md.get(k) == new_md.get(k) for k in
+               ("labels", "ownerReferences", "deletionTimestamp", "finalizers"))
+
+
 class ReplicaSetController:
     """Reconciles ReplicaSets (or ReplicationControllers) by `namespace/name`."""
 
@@ -270,7 +287,10 @@ class ReplicaSetController:
         owner = self._owner_by_ref(new_ref, m.namespace_of(new))
         if owner is not None:
             key = object_key(owner)
-            self.queue.add(key)
+            if old_ref == new_ref and _only_status_changed(old, new):
+                self.queue.add_after(key, STATUS_BATCH_SECONDS)
+            else:
+                self.queue.add(key)
             # A pod that just became ready turns available after minReadySeconds.
             min_ready = int((owner.get("spec") or {}).get("minReadySeconds") or 0)
             if min_ready > 0 and pod_state.is_ready(new) and not pod_state.is_ready(old):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import queue
@@ -25,6 +26,8 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+
+from sortedcontainers import SortedList
 
 from skiff.store.base import (
     CompactedError,
@@ -90,6 +93,9 @@ class SQLiteStore:
     def __init__(self, path: str) -> None:
         self._path = path
         self._latest: dict[str, KeyValue] = {}
+        # The same keys in order, so a list walks only its prefix's range instead of
+        # scanning (and sorting) every key of the store.
+        self._keys = SortedList()
         # Writes handed to the writer thread but not yet committed: key → value
         # (None for a pending delete) and how many are in flight for that key.
         self._pending: dict[str, tuple[KeyValue | None, int]] = {}
@@ -139,6 +145,7 @@ class SQLiteStore:
         )
         for name, value, rev, crev in cur:
             self._latest[name] = KeyValue(name, bytes(value), rev, crev)
+        self._keys = SortedList(self._latest)
         self._reader = conn
 
     async def close(self) -> None:
@@ -190,7 +197,9 @@ class SQLiteStore:
 
     def _list_latest(self, prefix: str, start_after: str, limit: int) -> ListResult:
         rev = self._committed_revision
-        keys = sorted(k for k in self._latest if k.startswith(prefix) and k > start_after)
+        lo, inclusive = (start_after, False) if start_after >= prefix else (prefix, True)
+        found = self._keys.irange(lo, _prefix_end(prefix), inclusive=(inclusive, False))
+        keys = list(itertools.islice(found, limit + 1)) if limit else list(found)
         more = bool(limit) and len(keys) > limit
         if limit:
             keys = keys[:limit]
@@ -319,9 +328,12 @@ class SQLiteStore:
             r = w.row
             kv = KeyValue(r.key, r.value, r.revision, r.create_revision)
             if r.deleted:
-                self._latest.pop(r.key, None)
+                if self._latest.pop(r.key, None) is not None:
+                    self._keys.discard(r.key)
                 kind = "DELETED"
             else:
+                if r.key not in self._latest:
+                    self._keys.add(r.key)
                 self._latest[r.key] = kv
                 kind = "ADDED" if r.created else "MODIFIED"
             held = self._pending.get(r.key)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from skiff.api.apply import shape
 from skiff.api.apply.fieldset import FieldSet, Path, field, path_string
 from skiff.api.schema.node import SchemaNode
@@ -85,6 +87,18 @@ def granularity(a: Any, b: Any, node: SchemaNode | None) -> str:
     return "leaf"
 
 
+def _identical(a: Any, b: Any) -> bool:
+    """Whether two equal (`==`) JSON values are also the same to `shape.same`.
+
+    `==` takes `true` for `1`; identical encodings rule that out (a difference in key
+    order only costs the walk this check would have saved).
+    """
+    try:
+        return orjson.dumps(a) == orjson.dumps(b)
+    except (TypeError, orjson.JSONEncodeError):
+        return False
+
+
 def _cmp(
     a: Any,
     b: Any,
@@ -94,6 +108,9 @@ def _cmp(
     modified: set[Path],
     removed: set[Path],
 ) -> None:
+    if (isinstance(a, dict | list) and a == b and _identical(a, b)):
+        # Unchanged subtrees (most of an object in a typical update) need no walk.
+        return
     kind = granularity(a, b, node)
     if kind == "leaf":
         if a is shape.MISSING:

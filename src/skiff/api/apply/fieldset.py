@@ -11,9 +11,12 @@ needs is then one Python set operation; the trie shape exists only on the wire.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
+
+import orjson
 
 
 class PathElement(NamedTuple):
@@ -176,12 +179,25 @@ class FieldSet:
         """Decode the `fieldsV1` trie; raises ValueError for a malformed one."""
         if not isinstance(encoded, dict):
             raise ValueError("fieldsV1 must be an object")
+        try:
+            wire = orjson.dumps(encoded)
+        except (TypeError, orjson.JSONEncodeError):
+            return cls._decoded(encoded)
+        # Objects of one template carry the same tries write after write.
+        return _decode_cached(wire)
+
+    @classmethod
+    def _decoded(cls, encoded: dict[str, Any]) -> FieldSet:
         paths: set[Path] = set()
         _decode(encoded, (), paths)
         return cls(paths)
 
     def to_fields_v1(self) -> dict[str, Any]:
         """Encode as the `fieldsV1` trie, ordered as upstream writes it."""
+        # A fresh copy every time: callers store it inside objects they go on editing.
+        return orjson.loads(_encode_cached(self._paths))
+
+    def _to_fields_v1(self) -> dict[str, Any]:
         # Trie entries are [children, is_member]: membership is known while
         # encoding without hashing whole paths again.
         root: dict[PathElement, list[Any]] = {}
@@ -196,6 +212,16 @@ class FieldSet:
             if entry:
                 entry[1] = True
         return _encode(root, include_self=False)
+
+
+@functools.lru_cache(maxsize=4096)
+def _decode_cached(wire: bytes) -> FieldSet:
+    return FieldSet._decoded(orjson.loads(wire))  # noqa: SLF001 - the cached path
+
+
+@functools.lru_cache(maxsize=4096)
+def _encode_cached(paths: frozenset[Path]) -> bytes:
+    return orjson.dumps(FieldSet(paths)._to_fields_v1())  # noqa: SLF001 - the cached path
 
 
 def _decode(obj: dict[str, Any], prefix: Path, out: set[Path]) -> None:

@@ -20,7 +20,12 @@ from skiff.api.errors import StatusError
 from skiff.client.http_client import Client
 from skiff.client.informer import Informer, object_key
 from skiff.client.workqueue import WorkQueue, run_workers
-from skiff.runtime.sim.heartbeat import LEASE_RENEW_INTERVAL, STATUS_REPORT_INTERVAL, Heartbeats
+from skiff.runtime.sim.heartbeat import (
+    LEASE_RENEW_INTERVAL,
+    STATUS_REPORT_INTERVAL,
+    STATUS_UPDATE_FREQUENCY,
+    Heartbeats,
+)
 from skiff.runtime.sim.nodes import SIM_LABEL, internal_ip
 from skiff.runtime.sim.pod_status import next_status
 
@@ -219,7 +224,7 @@ class SimAgent:
         while len(images) > MAX_IMAGES:
             images.pop(next(iter(images)))
         if new:
-            self.heartbeats.status_soon(node)
+            self.heartbeats.status_soon(node, STATUS_UPDATE_FREQUENCY)
 
     def _images_status(self, node: str) -> Obj:
         images = self._images.get(node)

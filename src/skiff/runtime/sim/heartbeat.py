@@ -30,8 +30,10 @@ LEASE_NAMESPACE = "kube-node-lease"
 LEASE_DURATION = 40
 LEASE_RENEW_INTERVAL = 10.0
 STATUS_REPORT_INTERVAL = 300.0
+# How soon a kubelet writes node status that changed (its status sync period).
+STATUS_UPDATE_FREQUENCY = 10.0
 TICK = 0.5
-CONCURRENCY = 16
+CONCURRENCY = 64
 
 LEASE = "lease"
 STATUS = "status"
@@ -75,11 +77,20 @@ class Heartbeats:
         self._push(now + random.uniform(0, self.status_interval), name, STATUS)
         self._wake.set()
 
-    def status_soon(self, name: str) -> None:
-        """Report `name`'s status on the next tick (its images or conditions changed)."""
-        if name in self._nodes:
-            self._push(asyncio.get_running_loop().time(), name, STATUS)
-            self._wake.set()
+    def status_soon(self, name: str, within: float = 0.0) -> None:
+        """Report `name`'s status within `within` seconds (its images or conditions changed).
+
+        A kubelet notices such changes at its next status sync, every 10 s
+        (nodeStatusUpdateFrequency), so changes within one sync go out in one write.
+        """
+        if name not in self._nodes:
+            return
+        due = asyncio.get_running_loop().time() + within
+        current = self._due.get((name, STATUS))
+        if current is not None and current <= due:
+            return
+        self._push(due, name, STATUS)
+        self._wake.set()
 
     def forget(self, name: str) -> None:
         """Stop heartbeating `name` (its due entries are dropped when they come up)."""
