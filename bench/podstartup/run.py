@@ -6,8 +6,10 @@ folder, creates the pods at a steady rate, spread over the nodes by spec.nodeNam
 (no scheduler involved), each running `sleep`, and watches them: a pod's latency is
 the time from just before its create request to the watch event that shows it
 Running with Ready=True. With every pod running it reads each agent's resident
-memory. Prints a table and the same figures as one line of JSON prefixed
-`BENCH_JSON `. Target: p99 under 300 ms.
+memory, and beside it what the node spends on its containers' supervision: the
+agent's shim zygote (resident) and its shims (proportional set size, since shims
+forked from the zygote share most of their pages). Prints a table and the same
+figures as one line of JSON prefixed `BENCH_JSON `. Target: p99 under 300 ms.
 """
 
 from __future__ import annotations
@@ -57,6 +59,41 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional set size of a process in MiB (shared pages split among sharers)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def children(pid: int) -> list[int]:
+    """The pids of a process's children."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
+def helpers(agent_pid: int) -> tuple[float, float, int]:
+    """(zygote RSS, shims' total PSS, number of shims) of one agent, in MiB."""
+    for pid in children(agent_pid):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"zygote.py" in cmdline:
+            shims = children(pid)
+            return rss_mb(pid), sum(pss_mb(s) for s in shims), len(shims)
+    return 0.0, 0.0, 0
 
 
 def cpu_seconds(pid: int) -> float:
@@ -166,8 +203,14 @@ async def run(args: argparse.Namespace, data: Path) -> dict[str, Any]:
                     **{k: cpu_seconds(v) - cpu_before[k] for k, v in agent_pids.items()}}
         await asyncio.sleep(1)
         agents = {}
+        zygotes = {}
+        shims = {}
         for pid_file in sorted((data / "agents").glob("*/agent.pid")):
-            agents[pid_file.parent.name] = rss_mb(int(pid_file.read_text()))
+            agent_pid = int(pid_file.read_text())
+            agents[pid_file.parent.name] = rss_mb(agent_pid)
+            zygote_rss, shims_pss, count = helpers(agent_pid)
+            zygotes[pid_file.parent.name] = zygote_rss
+            shims[pid_file.parent.name] = (shims_pss, count)
         await client.close()
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -180,6 +223,9 @@ async def run(args: argparse.Namespace, data: Path) -> dict[str, Any]:
             "p50_ms": round(percentile(ms, 50), 1), "p90_ms": round(percentile(ms, 90), 1),
             "p99_ms": round(percentile(ms, 99), 1), "max_ms": round(ms[-1], 1),
             "agent_rss_mb": {k: round(v, 1) for k, v in agents.items()},
+            "zygote_rss_mb": {k: round(v, 1) for k, v in zygotes.items()},
+            "shims_pss_mb": {k: round(v[0], 1) for k, v in shims.items()},
+            "shims": {k: v[1] for k, v in shims.items()},
             "cpu_ms_per_pod": {k: round(v * 1000 / args.pods, 1) for k, v in cpu_used.items()},
             "target_p99_ms": TARGET_P99_MS}
 
@@ -204,6 +250,11 @@ def main() -> None:
         print(f"{key:<22}{result[key]:>12}{target:>12}")
     for node, mb in result["agent_rss_mb"].items():
         print(f"{'rss ' + node + ' (MiB)':<22}{mb:>12}")
+    for node, mb in result["zygote_rss_mb"].items():
+        print(f"{'rss zygote ' + node[-1] + ' (MiB)':<22}{mb:>12}")
+    for node, mb in result["shims_pss_mb"].items():
+        label = f"pss {result['shims'][node]} shims {node[-1]}"
+        print(f"{label + ' (MiB)':<22}{mb:>12}")
     for part, ms in result["cpu_ms_per_pod"].items():
         print(f"{'cpu/pod ' + part + ' (ms)':<22}{ms:>12}")
     print("BENCH_JSON " + orjson.dumps(result).decode())

@@ -4,10 +4,11 @@
     python bench/scheduler/run.py --nodes 500          # the 500-node variant
     python bench/scheduler/run.py --variant spread     # topology spread + anti-affinity
 
-The API server (`skiff up --no-controllers`) and the scheduler (`skiff scheduler`)
-run as separate processes pinned to separate cores; this script is the client. As in
-scheduler_perf, nodes are plain Node objects (no kubelet: pods stay bound but not
-Running). Steps:
+The API server (`skiff up --no-controllers --nodes 0`: no controllers, no node agent)
+and the scheduler (`skiff scheduler`) run as separate processes pinned to separate
+cores; this script is the client. As in scheduler_perf, nodes are plain Node objects
+and no kubelet (nor the sim agent) runs: pods stay bound but not Running, and nothing
+else competes with the bindings. Steps:
 
 1. create the nodes; create the initial pods and start the scheduler; wait until
    they are bound (watching pods);
@@ -39,7 +40,14 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
-from bench.api.benchlib import CPUMeter, Server, free_port, percentile, pin  # noqa: E402
+from bench.api.benchlib import (  # noqa: E402
+    CLK_TCK,
+    CPUMeter,
+    Server,
+    free_port,
+    percentile,
+    pin,
+)
 from skiff.client import Client  # noqa: E402
 from skiff.runtime.sim.nodes import SimNodeSpec, node_object  # noqa: E402
 
@@ -125,6 +133,23 @@ def start_scheduler(kubeconfig: Path, cpu: int | None, log: Path,
     return proc
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time process `pid` used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def start_profiler(pid: int, output: str) -> subprocess.Popen[bytes]:
+    """py-spy sampling the scheduler process `pid` into `output` (speedscope JSON, or
+    collapsed stacks when the name ends in .txt)."""
+    fmt = "raw" if output.endswith(".txt") else "speedscope"
+    spy = Path(sys.executable).parent / "py-spy"
+    return subprocess.Popen([str(spy), "record", "-p", str(pid), "-r", "200", "-f", fmt,
+                             "-o", output], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
 def stop_process(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM, then SIGKILL after 10 s (by PID)."""
     if proc.poll() is None:
@@ -158,7 +183,9 @@ def per_second(times: list[float], start: float) -> list[int]:
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     data = Path(tempfile.mkdtemp(prefix="skiff-bench-sched-"))
-    server = Server(data / "server", free_port())
+    # API only: no controllers, no scheduler, and no node agent (as in scheduler_perf,
+    # nodes are bare Node objects; a local agent would also claim a node name).
+    server = Server(data / "server", free_port(), extra_args=("--nodes", "0"))
     cpus = os.cpu_count() or 1
     server.start(0 if cpus > 1 else None)
     kubeconfig = server.data_dir / "kubeconfig"
@@ -210,7 +237,18 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             started = time.perf_counter()
             sched = start_scheduler(kubeconfig, 1 if cpus > 1 else None, sched_log,
                                     not args.no_events)
+            profilers = []
+            if args.profile:
+                profilers.append(start_profiler(sched.pid, args.profile))
+            if args.profile_server:
+                assert server.proc is not None
+                profilers.append(start_profiler(server.proc.pid, args.profile_server))
             done = await wait_bound(watch, args.pods, args.timeout)
+            # The scheduler started in this phase: all its CPU time is this phase's.
+            sched_cpu = cpu_seconds(sched.pid)
+            for profiler in profilers:
+                profiler.send_signal(signal.SIGINT)
+                profiler.wait(30)
         watch_task.cancel()
         times = sorted(watch.times)
         out["bound"] = len(times)
@@ -226,6 +264,10 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             out["p90"] = percentile(steady, 90)
             out["p99"] = percentile(steady, 99)
             out["server_cpu"] = meter.result.get("server_cpu")
+            out["bench_client_cpu"] = meter.result.get("client_cpu")
+            # CPU per pod is what other load on the machine disturbs least.
+            out["scheduler_cpu_ms_per_pod"] = round(sched_cpu * 1000 / len(times), 3)
+            out["server_cpu_ms_per_pod"] = round(meter.server_s * 1000 / len(times), 3)
     finally:
         if sched is not None:
             stop_process(sched)
@@ -251,7 +293,10 @@ def report(out: dict[str, Any]) -> None:
                                             f"(sync {out.get('sync_s')} s)"),
         ("per-second p50 / p90 / p99", f"{out.get('p50')} / {out.get('p90')} / "
                                        f"{out.get('p99')} pods/s"),
-        ("API server CPU while binding", f"{out.get('server_cpu')} cores"),
+        ("API server CPU while binding", f"{out.get('server_cpu')} cores, "
+                                         f"{out.get('server_cpu_ms_per_pod')} ms per pod"),
+        ("scheduler CPU (incl. its sync)", f"{out.get('scheduler_cpu_ms_per_pod')} ms per pod"),
+        ("this client's CPU (watching)", f"{out.get('bench_client_cpu')} cores"),
     ]
     width = max(len(r[0]) for r in rows)
     for label, value in rows:
@@ -266,6 +311,10 @@ def main() -> int:
     p.add_argument("--variant", choices=["basic", "spread"], default="basic")
     p.add_argument("--no-events", action="store_true", help="scheduler records no events")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait per phase")
+    p.add_argument("--profile", metavar="FILE",
+                   help="sample the scheduler with py-spy during the measured phase")
+    p.add_argument("--profile-server", metavar="FILE",
+                   help="sample the API server with py-spy during the measured phase")
     p.add_argument("--keep", action="store_true", help="keep the data folder and logs")
     args = p.parse_args()
     out = asyncio.run(bench(args))

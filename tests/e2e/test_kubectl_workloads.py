@@ -121,9 +121,14 @@ def test_deployment_replaces_a_deleted_pod(kc: Kubectl) -> None:
     eventually(replaced, "the deleted pod is replaced by a running one")
     # The Deployment's status follows its ReplicaSet's, which follows the pods.
     eventually(lambda: "3/3" in kc("get", "deployment", "web", "-n", "heal"),
-               "the deployment reports 3/3 ready again")
-    events = kc("get", "events", "-n", "heal", "--field-selector", "reason=SuccessfulCreate")
-    assert events.count("SuccessfulCreate") >= 4
+               "the deployment reports 3/3 ready")
+
+    def creates_recorded() -> bool:
+        events = kc("get", "events", "-n", "heal", "--field-selector",
+                    "reason=SuccessfulCreate")
+        return events.count("SuccessfulCreate") >= 4
+
+    eventually(creates_recorded, "four SuccessfulCreate events")
 
 
 def test_image_change_rolls_out_with_zero_downtime(kc: Kubectl, sim_cluster: Cluster) -> None:

@@ -314,7 +314,11 @@ class PodSyncer:
             labels={LABEL_POD_UID: md["uid"], LABEL_POD_NAME: md["name"],
                     LABEL_POD_NAMESPACE: md.get("namespace", ""), LABEL_CONTAINER_NAME: name})
         try:
-            cid = await self.runtime.create_container(sandbox_id, config)
+            # The termination-log file need only exist by the start: write it meanwhile.
+            cid, _ = await asyncio.gather(
+                self.runtime.create_container(sandbox_id, config),
+                asyncio.to_thread(_empty_termination_log,
+                                  self.agent.termination_log_path(md["uid"], name, attempt)))
         except RuntimeFailure as exc:
             state.waiting[name] = (exc.reason, exc.message)
             self.events.pod(pod, "Warning", "Failed", f"Error: {exc.message}", fpath)
@@ -383,9 +387,6 @@ class PodSyncer:
             out.append(Mount(str(host), vm.get("mountPath", ""), read_only))
         tpath = c.get("terminationMessagePath") or "/dev/termination-log"
         tfile = self.agent.termination_log_path(pod["metadata"]["uid"], c["name"], attempt)
-        tfile.parent.mkdir(parents=True, exist_ok=True)
-        tfile.write_bytes(b"")
-        tfile.chmod(0o666)
         out.append(Mount(str(tfile), tpath, False))
         return out
 
@@ -533,12 +534,21 @@ class PodSyncer:
                 body[k] = None
         md = pod["metadata"]
         try:
-            await self.client.patch("", "v1", "pods", md["name"], {"status": body},
-                                    md.get("namespace", ""), subresource="status")
+            async with self.events.status_first():
+                await self.client.patch("", "v1", "pods", md["name"], {"status": body},
+                                        md.get("namespace", ""), subresource="status")
             state.last_status = new
         except StatusError as err:
             if err.code != 404:
                 log.warning("status of %s not written: %s", pod_key(pod), err.message)
+
+
+def _empty_termination_log(path: Path) -> None:
+    """The host file behind a container's terminationMessagePath, empty and writable by
+    whatever user the container runs as."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+    path.chmod(0o666)
 
 
 def pod_with_ips(pod: Obj, host_ip: str) -> Obj:

@@ -333,8 +333,11 @@ class APIServer:
             m.set_condition(pod, "PodScheduled", "True")
             return pod
 
+        # As upstream's binding storage (a direct guaranteed update), a binding records no
+        # field ownership: bound pods carry no scheduler entry in managedFields, and the
+        # scheduler's thousand bindings a second skip the field-set comparison.
         bind_ctx = WriteContext(user=ctx.user, groups=ctx.groups, field_manager=ctx.field_manager,
-                                dry_run=ctx.dry_run)
+                                dry_run=ctx.dry_run, managed_fields_done=True)
         await self.objects.guaranteed_update(pods, namespace, name, bind, bind_ctx,
                                              subresource="binding", prepared=True)
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",

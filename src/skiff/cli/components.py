@@ -29,6 +29,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--no-scheduler", action="store_true")
     p.add_argument("--sim-nodes", type=int, default=0)
     p.add_argument("--node-monitor-grace-period", type=float, default=40.0)
+    p.add_argument("--hpa-sync-period", type=float, default=15.0)
     p.add_argument("--metrics-port", type=int, default=0,
                    help="serve Prometheus metrics on 127.0.0.1:PORT (0: none)")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -40,7 +41,8 @@ def component_args(args: argparse.Namespace, kubeconfig: Path) -> list[str]:
     """The `skiff components` command line for a `skiff up` with these flags."""
     cmd = ["components", "--kubeconfig", str(kubeconfig),
            "--sim-nodes", str(args.sim_nodes),
-           "--node-monitor-grace-period", str(args.node_monitor_grace_period)]
+           "--node-monitor-grace-period", str(args.node_monitor_grace_period),
+           "--hpa-sync-period", str(args.hpa_sync_period)]
     if args.no_controllers:
         cmd.append("--no-controllers")
     if args.no_scheduler:
@@ -98,7 +100,8 @@ async def _run_controllers(kubeconfig: Path, stop: asyncio.Event,
     # Dozens of informers each hold a watch connection; the workers need as many again.
     client.connection_limit = 256
     try:
-        settings = {"node_monitor_grace_period": args.node_monitor_grace_period}
+        settings = {"node_monitor_grace_period": args.node_monitor_grace_period,
+                    "hpa_sync_period": args.hpa_sync_period}
         await run_controllers(client, stop, settings)
     except Exception:  # noqa: BLE001 - the API keeps serving; the failure is logged
         log.exception("controller manager failed")

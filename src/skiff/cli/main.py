@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="seconds without a lease renewal before a node is unreachable")
     up.add_argument("--default-toleration-seconds", type=int, default=300,
                     help="how long pods tolerate a not-ready or unreachable node by default")
+    up.add_argument("--hpa-sync-period", type=float, default=15.0,
+                    help="seconds between two passes of the horizontal pod autoscaler over "
+                         "each HPA")
 
     from skiff.cli.agent import add_parser as add_agent_parser
 

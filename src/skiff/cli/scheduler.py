@@ -24,6 +24,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="schedule pods whose spec.schedulerName is this")
     p.add_argument("--no-events", action="store_true",
                    help="do not record Scheduled/FailedScheduling events")
+    p.add_argument("--event-qps", type=float, default=50.0,
+                   help="events written per second at most, after a burst (0: no limit; "
+                        "default 50, kube-scheduler's client rate); beyond a backlog of "
+                        "1,000, events are dropped")
+    p.add_argument("--event-burst", type=int, default=100,
+                   help="events that may be written at once before --event-qps applies")
     p.add_argument("-v", "--verbose", action="store_true")
 
 
@@ -34,7 +40,8 @@ async def _run(args: argparse.Namespace, kubeconfig: Path) -> int:
     client = Client.from_kubeconfig(str(kubeconfig), component="scheduler")
     client.field_manager = args.scheduler_name
     scheduler = Scheduler(client, scheduler_name=args.scheduler_name,
-                          events=not args.no_events)
+                          events=not args.no_events, event_qps=args.event_qps,
+                          event_burst=args.event_burst, manage_gc=True)
     task = asyncio.ensure_future(scheduler.run())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -58,4 +65,6 @@ def run_scheduler(args: argparse.Namespace, data_dir: Path) -> int:
     if not kubeconfig.exists():
         print(f"no kubeconfig at {kubeconfig}", file=sys.stderr)
         return 1
-    return asyncio.run(_run(args, kubeconfig))
+    from skiff.cli.event_loop import run
+
+    return run(_run(args, kubeconfig))

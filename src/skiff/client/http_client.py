@@ -153,6 +153,15 @@ class Client:
 
     # -- plumbing ---------------------------------------------------------------------------
 
+    @property
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS settings (CA, client certificate) of an https server, else None."""
+        return self._ssl if isinstance(self._ssl, ssl.SSLContext) else None
+
+    def auth_headers(self) -> dict[str, str]:
+        """Headers that carry this client's identity (a bearer token, if it has one)."""
+        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             headers = {"User-Agent": f"skiff-{self.component}/0.1", "Accept": "application/json"}

@@ -87,7 +87,8 @@ def controller_factories(client: Client, shared: SharedInformers,
                          ) -> dict[str, Callable[[], Any]]:
     """Name → a function building that controller (each has an async `run()`).
 
-    `settings` tunes cluster-wide timings (`node_monitor_grace_period`).
+    `settings` tunes cluster-wide timings (`node_monitor_grace_period`,
+    `hpa_sync_period`).
     """
     settings = settings or {}
     pods = shared.get("", "v1", "pods")
@@ -115,8 +116,8 @@ def controller_factories(client: Client, shared: SharedInformers,
         "node-lifecycle": lambda: NodeLifecycleController(
             client, grace_period=float(settings.get("node_monitor_grace_period", 40.0)),
             nodes=nodes, pods=pods),
-        "horizontal-pod-autoscaler": lambda: HorizontalPodAutoscalerController(client,
-                                                                               pods=pods),
+        "horizontal-pod-autoscaler": lambda: HorizontalPodAutoscalerController(
+            client, pods=pods, sync_period=float(settings.get("hpa_sync_period", 15.0))),
     }
 
 

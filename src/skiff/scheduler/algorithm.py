@@ -119,6 +119,9 @@ class Decision:
     scores: ScoreResult | None
     diagnosis: Diagnosis
     state: CycleState = field(repr=False, default_factory=CycleState)
+    # Index of the chosen node in `scores`, and how many nodes shared its total.
+    pick: int = -1
+    ties: int = 1
 
 
 class Algorithm:
@@ -147,20 +150,15 @@ class Algorithm:
             state = CycleState()
         start = self.next_start % total
         rotated = np.concatenate([order[start:], order[:start]]) if start else order
-        result = self.framework.find_feasible(state, pod, cache, rotated)
+        wanted = num_feasible_nodes_to_find(total, self.percentage)
+        # Upstream stops once `wanted` feasible nodes are found; the last of them marks
+        # how far this cycle walked, and the next one starts there.
+        result = self.framework.find_feasible(state, pod, cache, rotated, wanted)
         feasible = result.feasible
         if feasible.size == 0:
             statuses = self.framework.statuses(state, pod, cache, result.diagnosis)
             raise FitError(pod, total, result.diagnosis, statuses)
-        wanted = num_feasible_nodes_to_find(total, self.percentage)
-        processed = total
-        if feasible.size > wanted:
-            # Upstream stops once `wanted` feasible nodes are found; the last of them
-            # marks how far this cycle walked, and the next one starts there.
-            feasible = feasible[:wanted]
-            position = np.empty(cache.capacity, dtype=np.int64)
-            position[rotated] = np.arange(total)
-            processed = int(position[feasible[-1]]) + 1
+        processed = result.evaluated
         self.next_start = (start + processed) % total
         if feasible.size == 1:
             node = cache.info_at(int(feasible[0])).name
@@ -169,4 +167,5 @@ class Algorithm:
         best = np.flatnonzero(scores.totals == scores.totals.max())
         pick = int(best[self.rng.randrange(best.size)]) if best.size > 1 else int(best[0])
         node = cache.info_at(int(feasible[pick])).name
-        return Decision(node, processed, int(feasible.size), scores, result.diagnosis, state)
+        return Decision(node, processed, int(feasible.size), scores, result.diagnosis, state,
+                        pick=pick, ties=int(best.size))

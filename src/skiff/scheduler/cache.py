@@ -14,7 +14,6 @@ cycles.
 
 from __future__ import annotations
 
-import copy
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +28,11 @@ from skiff.scheduler.terms import AffinityTerm
 Obj = dict[str, Any]
 
 Array = np.ndarray
+
+# CPU and memory are the first two rows of the per-resource arrays (BASIC's order), so
+# scoring reads both with one slice.
+CPU_MEMORY = slice(0, 2)
+assert BASIC[:2] == (CPU, MEMORY)
 
 MEMO_LIMIT = 4096
 COUNT_INDEXES = 256
@@ -69,6 +73,11 @@ def _images(node: Obj) -> dict[str, int]:
     return out
 
 
+def label_key(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """A hashable form of a label set (memo keys)."""
+    return tuple(sorted(labels.items())) if labels else ()
+
+
 class ClusterCache:
     """Nodes and pods as the scheduler counts them, with array views per resource."""
 
@@ -78,6 +87,9 @@ class ClusterCache:
         self.capacity = capacity
         self.allocatable = np.zeros((len(self.resources), capacity), dtype=np.int64)
         self.requested = np.zeros((len(self.resources), capacity), dtype=np.int64)
+        # allocatable - requested, kept current so that filtering reads one row per
+        # resource rather than computing it for every node each cycle.
+        self.remaining = np.zeros((len(self.resources), capacity), dtype=np.int64)
         # Non-zero CPU and memory requests (scoring's view), rows 0 and 1.
         self.non_zero = np.zeros((2, capacity), dtype=np.int64)
         self.valid = np.zeros(capacity, dtype=bool)
@@ -100,6 +112,14 @@ class ClusterCache:
         self._counts: OrderedDict[Any, tuple[frozenset[str] | None, LabelSelector, Array]] = \
             OrderedDict()
         self.term_counts: dict[tuple[str, int, AffinityTerm], Array] = {}
+        # Which count indexes (and which existing terms) a pod with given namespace and
+        # labels matches, remembered per label set: a Deployment's pods share labels, so
+        # accounting a pod is not a selector match per index. Bumping a generation
+        # (indexes or terms added or dropped, arrays regrown) forgets the answers.
+        self._counts_generation = 0
+        self.terms_generation = 0
+        self._matching: dict[Any, list[Array]] = {}
+        self.pod_memo: dict[Any, Any] = {}
         self.namespace_labels: dict[str, dict[str, str]] = {}
         # Per-node results that depend only on node labels/taints and some pod trait
         # (a toleration list, a node selector), shared by every pod with that trait.
@@ -113,6 +133,8 @@ class ClusterCache:
             [self.allocatable, np.zeros((len(self.resources), extra), dtype=np.int64)], axis=1)
         self.requested = np.concatenate(
             [self.requested, np.zeros((len(self.resources), extra), dtype=np.int64)], axis=1)
+        self.remaining = np.concatenate(
+            [self.remaining, np.zeros((len(self.resources), extra), dtype=np.int64)], axis=1)
         self.non_zero = np.concatenate([self.non_zero, np.zeros((2, extra), dtype=np.int64)],
                                        axis=1)
         self.valid = np.concatenate([self.valid, np.zeros(extra, dtype=bool)])
@@ -120,6 +142,8 @@ class ClusterCache:
             self._counts[key] = (ns, sel, np.concatenate([counts, np.zeros(extra, np.int64)]))
         for key, counts in self.term_counts.items():
             self.term_counts[key] = np.concatenate([counts, np.zeros(extra, np.int64)])
+        self._counts_changed()
+        self._terms_changed()
         self.slots.extend([None] * extra)
         self._free = list(range(self.capacity + extra - 1, self.capacity - 1, -1)) + self._free
         self.capacity += extra
@@ -136,6 +160,7 @@ class ClusterCache:
             zeros = np.zeros((1, self.capacity), dtype=np.int64)
             self.allocatable = np.concatenate([self.allocatable, zeros])
             self.requested = np.concatenate([self.requested, zeros.copy()])
+            self.remaining = np.concatenate([self.remaining, zeros.copy()])
         return row
 
     def _info(self, name: str) -> NodeInfo:
@@ -155,6 +180,7 @@ class ClusterCache:
             self.slots[info.slot] = None
             self.allocatable[:, info.slot] = 0
             self.requested[:, info.slot] = 0
+            self.remaining[:, info.slot] = 0
             self.non_zero[:, info.slot] = 0
             self._free.append(info.slot)
 
@@ -210,6 +236,7 @@ class ClusterCache:
             # The row first: adding one replaces the array being indexed.
             row = self.resource_row(name_)
             self.allocatable[row, info.slot] = quantity(name_, value)
+        self.remaining[:, info.slot] = self.allocatable[:, info.slot] - self.requested[:, info.slot]
         images = _images(node)
         if images != info.images:
             self.image_nodes.subtract(info.images.keys())
@@ -228,6 +255,7 @@ class ClusterCache:
         info.node = None
         self.valid[info.slot] = False
         self.allocatable[:, info.slot] = 0
+        self.remaining[:, info.slot] = -self.requested[:, info.slot]
         self._nodes_changed()
         self.generation += 1
         self._release_if_empty(info)
@@ -239,13 +267,15 @@ class ClusterCache:
         for name, amount in pod.requests.items():
             row = self.resource_row(name)
             self.requested[row, slot] += sign * amount
-        self.requested[self.row[PODS], slot] += sign
+            self.remaining[row, slot] -= sign * amount
+        pods_row = self.row[PODS]
+        self.requested[pods_row, slot] += sign
+        self.remaining[pods_row, slot] -= sign
         self.non_zero[0, slot] += sign * pod.non_zero[0]
         self.non_zero[1, slot] += sign * pod.non_zero[1]
-        if not pod.terminating:
-            for ns, sel, counts in self._counts.values():
-                if (ns is None or pod.namespace in ns) and sel.matches(pod.labels):
-                    counts[slot] += sign
+        if not pod.terminating and self._counts:
+            for counts in self._matching_counts(pod):
+                counts[slot] += sign
         if pod.has_affinity:
             self._account_terms(pod, slot, sign)
         if sign > 0:
@@ -268,9 +298,11 @@ class ClusterCache:
                 if sign < 0:
                     continue
                 counts = self.term_counts[key] = np.zeros(self.capacity, dtype=np.int64)
+                self._terms_changed()
             counts[slot] += sign
             if sign < 0 and not counts.any():
                 del self.term_counts[key]
+                self._terms_changed()
 
     def add_pod(self, pod: PodInfo) -> None:
         """Count an assigned pod on its node (replacing an earlier version or assumption)."""
@@ -302,11 +334,18 @@ class ClusterCache:
 
     def assume(self, pod: PodInfo, node_name: str) -> PodInfo:
         """Count `pod` on `node_name` before its binding is confirmed."""
-        assumed = copy.copy(pod)
-        assumed.node_name = node_name
+        assumed = pod.on_node(node_name)
         self.add_pod(assumed)
         self.assumed.add(pod.key)
         return assumed
+
+    def confirm(self, key: str, pod: Obj) -> PodInfo:
+        """The binding of an assumed pod is confirmed by `pod` (same node): it stays
+        counted as it is, now as a bound pod."""
+        info = self.pods[key]
+        info.pod = pod
+        self.assumed.discard(key)
+        return info
 
     def forget(self, key: str) -> None:
         """Undo an assumption (the binding failed)."""
@@ -357,6 +396,18 @@ class ClusterCache:
         self._columns[key] = (codes, values)
         return codes, values
 
+    def domain_sums(self, key: str, per_node: Array) -> Array:
+        """Per slot: the sum of `per_node` over the present nodes in the same domain of
+        topology key `key` (0 for nodes without the label)."""
+        codes, values = self.label_column(key)
+        present = self.node_memo(("present", key), lambda: (codes >= 0) & self.valid)
+        if self.node_memo(("unique", key), lambda: len(values) == int(present.sum())):
+            # One node per domain (kubernetes.io/hostname): the sum is the node's own.
+            return np.where(present, per_node, 0)
+        slots = self.node_memo(("present-slots", key), lambda: np.flatnonzero(present))
+        sums = np.bincount(codes[slots], weights=per_node[slots], minlength=max(len(values), 1))
+        return np.where(codes >= 0, sums[np.maximum(codes, 0)], 0.0)
+
     def count_matching(self, namespaces: frozenset[str] | None, selector: LabelSelector
                        ) -> Array:
         """Per slot, how many live (not terminating) pods in `namespaces` (None: any)
@@ -377,7 +428,37 @@ class ClusterCache:
         self._counts[key] = (namespaces, selector, counts)
         if len(self._counts) > COUNT_INDEXES:
             self._counts.popitem(last=False)
+        self._counts_changed()
         return counts
+
+    def _counts_changed(self) -> None:
+        self._counts_generation += 1
+        self._matching.clear()
+
+    def _terms_changed(self) -> None:
+        self.terms_generation += 1
+        self.pod_memo.clear()
+
+    def _matching_counts(self, pod: PodInfo) -> list[Array]:
+        """The count arrays of every index that selects `pod` (see count_matching)."""
+        key = (pod.namespace, label_key(pod.labels))
+        found = self._matching.get(key)
+        if found is None:
+            if len(self._matching) > MEMO_LIMIT:
+                self._matching.clear()
+            found = self._matching[key] = [
+                counts for ns, sel, counts in self._counts.values()
+                if (ns is None or pod.namespace in ns) and sel.matches(pod.labels)]
+        return found
+
+    def set_namespace_labels(self, name: str, labels: dict[str, str] | None) -> None:
+        """Record (or, with None, forget) a namespace's labels; namespace selectors of
+        affinity terms match against them."""
+        if labels is None:
+            self.namespace_labels.pop(name, None)
+        else:
+            self.namespace_labels[name] = labels
+        self._terms_changed()
 
     def term_namespaces(self, term: AffinityTerm) -> frozenset[str] | None:
         """The namespaces an affinity term covers (None: all)."""
@@ -391,7 +472,7 @@ class ClusterCache:
 
     def free(self, row: int) -> Array:
         """Allocatable minus requested of one resource, per slot."""
-        return self.allocatable[row] - self.requested[row]
+        return self.remaining[row]
 
     @property
     def cpu_row(self) -> int:

@@ -1,10 +1,13 @@
 """Scheduler events (Scheduled, FailedScheduling, Preempted), written in the background.
 
-Recording never delays scheduling: events go into a bounded buffer that a few
-writers drain; when the buffer is full, events are dropped (upstream's broadcaster
-drops past 1,000 queued events too). A repeat of the same event for the same pod
-bumps the first one's count and lastTimestamp, which is what `kubectl describe`
-prints as "(x3 over 2m)".
+Recording never delays scheduling: events go into a bounded buffer that a writer
+drains; when the buffer is full, events are dropped (upstream's broadcaster drops
+past 1,000 queued events too). As with kube-scheduler, whose events share its API
+client's rate limit (50 requests/s, bursts of 100, by default), the writer sends at most
+`qps` events a second after an initial burst: during a burst of thousands of pods the
+API server's time goes to bindings, and the Scheduled events of the pods beyond the
+buffer are dropped. A repeat of the same event for the same pod bumps the first one's
+count and lastTimestamp, which is what `kubectl describe` prints as "(x3 over 2m)".
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 from skiff.api import meta as m
 from skiff.api.errors import StatusError
 from skiff.client.http_client import Client
+from skiff.client.pipeline import RequestPipeline
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +32,41 @@ COMPONENT = "default-scheduler"
 MAX_PENDING = 1000
 WRITERS = 2
 REMEMBER = 4096
+EVENT_QPS = 50.0
+EVENT_BURST = 100
+
+
+class TokenBucket:
+    """`rate` tokens a second, at most `burst` saved up (rate <= 0: no limit)."""
+
+    def __init__(self, rate: float, burst: int, clock: Any = time.monotonic) -> None:
+        self.rate = rate
+        self.burst = max(burst, 1)
+        self.clock = clock
+        self.tokens = float(self.burst)
+        self.stamp = clock()
+
+    def delay(self) -> float:
+        """Take a token; the seconds to wait before using it (0: now)."""
+        if self.rate <= 0:
+            return 0.0
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        self.tokens -= 1
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
 
 
 class EventRecorder:
     """Queues events about pods and writes them through the API."""
 
-    def __init__(self, client: Client, component: str = COMPONENT) -> None:
+    def __init__(self, client: Client, component: str = COMPONENT, *,
+                 pipeline: RequestPipeline | None = None, qps: float = EVENT_QPS,
+                 burst: int = EVENT_BURST) -> None:
         self.client = client
         self.component = component
+        self.pipeline = pipeline
+        self.bucket = TokenBucket(qps, burst)
         self._pending: collections.deque[Obj] = collections.deque()
         self._wake = asyncio.Event()
         self._recent: collections.OrderedDict[tuple[str, ...], tuple[str, str, int]] = \
@@ -66,6 +97,11 @@ class EventRecorder:
             while not self._pending:
                 self._wake.clear()
                 await self._wake.wait()
+            wait = self.bucket.delay()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if not self._pending:
+                continue
             item = self._pending.popleft()
             try:
                 await self._write(item)
@@ -86,8 +122,9 @@ class EventRecorder:
         if seen is not None:
             name, ev_ns, count = seen
             with contextlib.suppress(StatusError):
-                await self.client.patch("", "v1", "events", name,
-                                        {"count": count + 1, "lastTimestamp": ts}, ev_ns)
+                await self._send("PATCH", self.client.path("", "v1", "events", name, ev_ns),
+                                 {"count": count + 1, "lastTimestamp": ts},
+                                 "application/merge-patch+json")
                 self._recent[key] = (name, ev_ns, count + 1)
                 self._recent.move_to_end(key)
                 return
@@ -101,10 +138,17 @@ class EventRecorder:
             "reportingComponent": self.component, "reportingInstance": self.component,
             "action": item["action"],
         }
-        await self.client.create("", "v1", "events", event, ns)
+        await self._send("POST", self.client.path("", "v1", "events", namespace=ns), event)
         self._recent[key] = (name, ns, 1)
         if len(self._recent) > REMEMBER:
             self._recent.popitem(last=False)
+
+    async def _send(self, method: str, path: str, body: Obj,
+                    content_type: str = "application/json") -> None:
+        if self.pipeline is not None:
+            await self.pipeline.request(method, path, body, content_type)
+        else:
+            await self.client.request(method, path, body=body, content_type=content_type)
 
     async def flush(self, timeout: float = 5.0) -> None:
         """Wait until the buffer is empty (tests, shutdown)."""

@@ -30,7 +30,6 @@ from skiff.scheduler.pod_info import pod_info
 Obj = dict[str, Any]
 
 ANNOTATION = "scheduler.skiff.dev/explanation"
-TOP_CANDIDATES = 3
 EXAMPLE_NODES = 5
 
 
@@ -38,40 +37,42 @@ def _names(cache: ClusterCache, slots: np.ndarray, limit: int) -> list[str]:
     return [cache.info_at(int(s)).name for s in slots[:limit]]
 
 
+def _candidate(decision: Decision, cache: ClusterCache, i: int) -> Obj:
+    scores = decision.scores
+    assert scores is not None
+    return {"node": cache.info_at(int(scores.slots[i])).name, "total": int(scores.totals[i]),
+            "plugins": {p: int(v[i]) for p, v in scores.by_plugin.items() if v[i]}}
+
+
 def scheduled(decision: Decision, cache: ClusterCache, total: int) -> Obj:
-    """The explanation of a binding decision (kept small: it rides on the pod)."""
+    """The explanation of a binding decision (kept small: it rides on the pod).
+
+    `top` holds the chosen node and the best of the others, with each score plugin's
+    weighted share (plugins that gave 0 left out)."""
     out: Obj = {"result": "Scheduled", "node": decision.node, "nodes": total,
                 "evaluated": decision.evaluated, "feasible": decision.feasible}
     rejected = {p: int(s.size) for p, s in decision.diagnosis.rejected.items() if s.size}
     if rejected:
         out["rejectedBy"] = rejected
     scores = decision.scores
-    if scores is None:
+    if scores is None or decision.pick < 0:
         out["why"] = ("the nominated node still fits" if decision.evaluated == 1 and total > 1
                       and decision.feasible == 1 and not rejected
                       else "the only feasible node")
         return out
     totals = scores.totals
-    if totals.size > TOP_CANDIDATES:
-        part = np.argpartition(-totals, TOP_CANDIDATES)[:TOP_CANDIDATES]
-        order = part[np.argsort(-totals[part], kind="stable")]
+    best = int(totals[decision.pick])
+    others = totals.copy()
+    others[decision.pick] = np.iinfo(others.dtype).min
+    second = int(np.argmax(others))
+    out["top"] = [_candidate(decision, cache, decision.pick),
+                  _candidate(decision, cache, second)]
+    if decision.ties > 1:
+        out["why"] = (f"highest total score {best}, shared by {decision.ties} nodes; "
+                      "picked at random")
     else:
-        order = np.argsort(-totals, kind="stable")
-    top = []
-    for i in order:
-        slot = int(scores.slots[i])
-        top.append({"node": cache.info_at(slot).name, "total": int(scores.totals[i]),
-                    "plugins": {p: int(v[i]) for p, v in scores.by_plugin.items()}})
-    out["top"] = top
-    best = int(scores.totals.max())
-    ties = int((scores.totals == best).sum())
-    if ties > 1:
-        out["why"] = f"highest total score {best}, shared by {ties} nodes; picked at random"
-    elif len(top) > 1:
-        out["why"] = (f"highest total score {best} (next: {top[1]['total']} on "
-                      f"{top[1]['node']})")
-    else:
-        out["why"] = f"highest total score {best}"
+        out["why"] = f"highest total score {best} (next: {out['top'][1]['total']} on " \
+                     f"{out['top'][1]['node']})"
     return out
 
 

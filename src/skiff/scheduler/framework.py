@@ -6,9 +6,13 @@ upstream's framework type-asserts interfaces):
 - `pre_filter(state, pod, cache) -> Status | None`: compute what Filter needs once
   per cycle; an UNSCHEDULABLE/UNRESOLVABLE status rejects every node, SKIP skips the
   plugin's filter.
-- `filter(state, pod, cache, slots) -> bool array`: which of the candidate node slots
-  pass. Candidates are only the nodes every earlier filter passed, so, as upstream,
-  a node is rejected by the first filter that fails it.
+- `filter(state, pod, cache, slots) -> bool array`: which of the given node slots pass.
+- `filter_mask(state, pod, cache) -> bool array | None` (optional, preferred by the
+  framework): the same verdict for every slot at once (an array as long as the cache's
+  capacity), or None when the plugin passes every node. Whole-slot masks are cheap
+  (contiguous, often memoised) and are combined before the candidates are looked at;
+  as upstream, a rejected node is attributed to the first filter that fails it, which
+  is worked out only when someone asks (explanations, failures).
 - `filter_status(state, pod, cache, node) -> Status`: why one rejected node failed
   (only asked when a decision is explained).
 - `pre_score(state, pod, cache, slots) -> Status | None` (SKIP skips scoring),
@@ -90,15 +94,50 @@ class Plugin(Protocol):
     name: str
 
 
-@dataclass
 class Diagnosis:
-    """Why nodes were rejected: by which plugin, lazily turned into per-node reasons."""
+    """Why nodes were rejected: by which plugin, lazily turned into per-node reasons.
 
-    total: int = 0
-    pre_filter: Status | None = None
-    # plugin name → slots of the nodes it rejected (in evaluation order)
-    rejected: dict[str, Array] = field(default_factory=dict)
-    _statuses: dict[str, Status] | None = None
+    `rejected` maps a plugin name to the slots of the nodes it rejected first (in
+    evaluation order). Filtering leaves the plugins' masks and the evaluated slots here,
+    and the attribution is made on first access: a successful cycle over nodes that all
+    pass never pays for it.
+    """
+
+    def __init__(self, total: int = 0, pre_filter: Status | None = None,
+                 rejected: dict[str, Array] | None = None) -> None:
+        self.total = total
+        self.pre_filter = pre_filter
+        self._rejected = rejected
+        self._masks: list[tuple[str, Array]] = []
+        self._evaluated: Array | None = None
+        self._statuses: dict[str, Status] | None = None
+
+    def __repr__(self) -> str:
+        return f"<Diagnosis total={self.total} rejected={self.rejected_count()}>"
+
+    def defer(self, masks: list[tuple[str, Array]], evaluated: Array) -> None:
+        """Remember the filters' whole-slot masks and the slots they were applied to."""
+        self._masks = masks
+        self._evaluated = evaluated
+        self._rejected = None
+
+    @property
+    def rejected(self) -> dict[str, Array]:
+        """Plugin name → slots of the nodes it was the first to reject."""
+        if self._rejected is None:
+            out: dict[str, Array] = {}
+            remaining = self._evaluated
+            if remaining is not None:
+                for name, mask in self._masks:
+                    if remaining.size == 0:
+                        break
+                    ok = mask[remaining]
+                    if not ok.all():
+                        out[name] = remaining[~ok]
+                        remaining = remaining[ok]
+            self._rejected = out
+            self._masks = []
+        return self._rejected
 
     @property
     def unschedulable_plugins(self) -> set[str]:
@@ -162,23 +201,56 @@ class Framework:
             return status
         return None
 
+    def filter_masks(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
+                     candidates: Array) -> list[tuple[str, Array]]:
+        """Each filter plugin's whole-slot verdict, in plugin order; plugins that pass every
+        node are left out. A plugin without `filter_mask` is asked about `candidates`."""
+        masks: list[tuple[str, Array]] = []
+        for p in self.filters:
+            if p.name in state.skip_filter:
+                continue
+            if hasattr(p, "filter_mask"):
+                mask = p.filter_mask(state, pod, cache)
+            else:
+                ok = np.asarray(p.filter(state, pod, cache, candidates), dtype=bool)
+                mask = None
+                if not ok.all():
+                    mask = np.ones(cache.capacity, dtype=bool)
+                    mask[candidates] = ok
+            if mask is not None:
+                masks.append((p.name, mask))
+        return masks
+
     def find_feasible(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
-                      candidates: Array) -> FilterResult:
-        """Filter `candidates` (slots in evaluation order) through every Filter plugin."""
-        diagnosis = Diagnosis(total=int(candidates.size))
+                      candidates: Array, wanted: int = 0) -> FilterResult:
+        """Filter `candidates` (slots in evaluation order) through every Filter plugin.
+
+        With `wanted`, only the first `wanted` feasible nodes in that order are returned,
+        and `evaluated` says how many candidates it took to find them (upstream stops
+        searching there; nodes after it are neither feasible nor rejected).
+        """
+        total = int(candidates.size)
+        diagnosis = Diagnosis(total=total)
         status = self.run_pre_filter(state, pod, cache)
         if status is not None:
             diagnosis.pre_filter = status
-            return FilterResult(candidates[:0], diagnosis, int(candidates.size))
-        remaining = candidates
-        for p in self.filters:
-            if p.name in state.skip_filter or remaining.size == 0:
-                continue
-            ok = np.asarray(p.filter(state, pod, cache, remaining), dtype=bool)
-            if not ok.all():
-                diagnosis.rejected[p.name] = remaining[~ok]
-                remaining = remaining[ok]
-        return FilterResult(remaining, diagnosis, int(candidates.size))
+            return FilterResult(candidates[:0], diagnosis, total)
+        masks = self.filter_masks(state, pod, cache, candidates)
+        if not masks:
+            if wanted and total > wanted:
+                return FilterResult(candidates[:wanted], diagnosis, wanted)
+            return FilterResult(candidates, diagnosis, total)
+        combined = masks[0][1]
+        for _, mask in masks[1:]:
+            combined = combined & mask
+        index = np.flatnonzero(combined[candidates])
+        evaluated = total
+        if wanted and index.size > wanted:
+            index = index[:wanted]
+            evaluated = int(index[-1]) + 1
+        if index.size < evaluated:
+            diagnosis.defer(masks, candidates[:evaluated])
+        return FilterResult(candidates[index], diagnosis, evaluated)
 
     def filter_one(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
                    info: NodeInfo) -> Status:

@@ -8,7 +8,8 @@ no CPU or memory counts as 100m and 200Mi, so empty pods still spread out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from skiff.api.quantity import int_value, milli_value
@@ -28,12 +29,24 @@ DEFAULT_MEMORY = 200 * 1024 * 1024
 DEFAULT_SCHEDULER = "default-scheduler"
 
 
-def quantity(name: str, value: Any) -> int:
-    """A request in the unit the scheduler accounts it in (millicores for CPU)."""
+def _parse_quantity(name: str, value: Any) -> int:
     try:
         return milli_value(value) if name == CPU else int_value(value)
     except (ValueError, TypeError):
         return 0
+
+
+# Pods repeat a handful of request strings ("100m", "500Mi"); parsing one costs tens of
+# microseconds (decimal arithmetic), so answers are remembered.
+_remembered_quantity = functools.lru_cache(maxsize=4096)(_parse_quantity)
+
+
+def quantity(name: str, value: Any) -> int:
+    """A request in the unit the scheduler accounts it in (millicores for CPU)."""
+    try:
+        return _remembered_quantity(name, value)
+    except TypeError:  # unhashable (a malformed request): not remembered
+        return _parse_quantity(name, value)
 
 
 def _requests(c: Obj) -> dict[str, int]:
@@ -159,6 +172,17 @@ class PodInfo:
     def scheduler_name(self) -> str:
         """The scheduler the pod asks for."""
         return self.spec.get("schedulerName") or DEFAULT_SCHEDULER
+
+    def on_node(self, node_name: str) -> PodInfo:
+        """A shallow copy placed on `node_name` (what the scheduler assumes)."""
+        new = PodInfo.__new__(PodInfo)
+        for name in _FIELDS:
+            setattr(new, name, getattr(self, name))
+        new.node_name = node_name
+        return new
+
+
+_FIELDS = tuple(f.name for f in fields(PodInfo))
 
 
 def pod_info(pod: Obj) -> PodInfo:

@@ -11,7 +11,13 @@ everything again:
 
 The shim (see `shim.py`) listens on the abstract unix socket `skiff-shim/<id>`; the
 runtime keeps one `wait` request open per running container and turns the answers
-into `ContainerEvent`s.
+into `ContainerEvent`s. Shims are forked from a warm helper process, the zygote
+(see `launcher.py` and `zygote.py`), which ends with the runtime; shims do not.
+
+The files are the truth; the runtime reads them all once when it starts and then
+keeps what they say in memory, updating it as it learns of starts (the shim's
+report) and exits (the answer to `wait`), so a status is not a handful of file
+reads. Only a container no waiter follows is looked up on disk again.
 """
 
 from __future__ import annotations
@@ -24,7 +30,6 @@ import os
 import secrets
 import shutil
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -32,6 +37,7 @@ from typing import Any
 
 from skiff.runtime.cgroups import Cgroups
 from skiff.runtime.process.exec import ProcessExec, start_exec
+from skiff.runtime.process.launcher import ShimLauncher
 from skiff.runtime.protocol import (
     CREATED,
     EXITED,
@@ -48,7 +54,6 @@ from skiff.runtime.protocol import (
 
 log = logging.getLogger(__name__)
 
-SHIM = str(Path(__file__).with_name("shim.py"))
 VERSION = "0.1.0"
 
 
@@ -87,18 +92,25 @@ class ProcessRuntime:
 
     def __init__(self, root: Path, *, host_ip: str = "127.0.0.1",
                  cgroup_parent: str = "skiff", overlay: bool = True,
-                 skip_mounts_under: tuple[str, ...] = ()) -> None:
+                 skip_mounts_under: tuple[str, ...] = (), zygote: bool = True) -> None:
         self.root = Path(root)
         self.host_ip = host_ip
         self.overlay = overlay
         self.skip_mounts_under = skip_mounts_under
         self.cgroups = Cgroups(cgroup_parent)
+        self.launcher = ShimLauncher(use_zygote=zygote, owner=str(self.root))
         self._events: asyncio.Queue[ContainerEvent] = asyncio.Queue()
         self._waiters: dict[str, asyncio.Task[None]] = {}
         self._exited: dict[str, asyncio.Event] = {}
         # sandbox id -> its container ids, so listing one pod's containers does not read
         # every container folder of the node.
         self._by_sandbox: dict[str, set[str]] = {}
+        # What the files say (see the module docstring): sandbox.json by sandbox id;
+        # config.json, started.json and exit.json by container id.
+        self._sandboxes: dict[str, dict[str, Any]] = {}
+        self._configs: dict[str, dict[str, Any]] = {}
+        self._started: dict[str, dict[str, Any]] = {}
+        self._ended: dict[str, dict[str, Any]] = {}
         # Shim starts in flight: they finish even if the caller is cancelled, so a
         # container never runs without the runtime knowing.
         self._starting: set[asyncio.Task[None]] = set()
@@ -118,17 +130,34 @@ class ProcessRuntime:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Create the folders and re-attach to every container still running."""
+        """Read the state folders and re-attach to every container still running."""
+        await asyncio.to_thread(self._load)
+        for cid in self._configs:
+            if cid in self._started and cid not in self._ended:
+                self._watch(cid)
+        self.launcher.start()
+        log.info("process runtime ready (cgroups: %s)", self.cgroups.mode)
+
+    def _load(self) -> None:
         (self.root / "sandboxes").mkdir(parents=True, exist_ok=True)
         (self.root / "containers").mkdir(parents=True, exist_ok=True)
+        for d in (self.root / "sandboxes").iterdir():
+            data = _read_json(d / "sandbox.json")
+            if data is not None:
+                self._sandboxes[data["id"]] = data
         for cdir in (self.root / "containers").iterdir():
             cfg = _read_json(cdir / "config.json")
             if cfg is None:
                 continue
-            self._by_sandbox.setdefault(cfg["sandbox_id"], set()).add(cdir.name)
-            if (cdir / "started.json").exists() and not (cdir / "exit.json").exists():
-                self._watch(cdir.name)
-        log.info("process runtime ready (cgroups: %s)", self.cgroups.mode)
+            cid = cdir.name
+            self._configs[cid] = cfg
+            self._by_sandbox.setdefault(cfg["sandbox_id"], set()).add(cid)
+            started = _read_json(cdir / "started.json")
+            if started is not None:
+                self._started[cid] = started
+            ended = _read_json(cdir / "exit.json")
+            if ended is not None:
+                self._ended[cid] = ended
 
     async def close(self) -> None:
         """Stop following the shims (the containers keep running)."""
@@ -138,22 +167,28 @@ class ProcessRuntime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._waiters.clear()
+        await self.launcher.close()
 
     # -- sandboxes -----------------------------------------------------------------------
 
     async def run_pod_sandbox(self, config: SandboxConfig) -> str:
         """A sandbox is a folder naming the pod; its network is the host's."""
-        for sb in await self.list_pod_sandboxes():
-            if sb.pod_uid == config.pod_uid:
-                return sb.id
+        for data in self._sandboxes.values():
+            if data["podUID"] == config.pod_uid:
+                return str(data["id"])
         sandbox_id = secrets.token_hex(32)
-        d = self._sandbox_dir(sandbox_id)
-        d.mkdir(parents=True)
-        _write_json(d / "sandbox.json", {
+        data = {
             "id": sandbox_id, "podUID": config.pod_uid, "namespace": config.namespace,
             "name": config.name, "hostname": config.hostname, "labels": config.labels,
-            "logDirectory": config.log_directory, "createdAt": time.time()})
+            "logDirectory": config.log_directory, "createdAt": time.time()}
+        await asyncio.to_thread(self._write_sandbox, sandbox_id, data)
+        self._sandboxes[sandbox_id] = data
         return sandbox_id
+
+    def _write_sandbox(self, sandbox_id: str, data: dict[str, Any]) -> None:
+        d = self._sandbox_dir(sandbox_id)
+        d.mkdir(parents=True)
+        _write_json(d / "sandbox.json", data)
 
     async def stop_pod_sandbox(self, sandbox_id: str) -> None:
         """Kill whatever of the sandbox still runs."""
@@ -168,21 +203,14 @@ class ProcessRuntime:
             await self.remove_container(c.id)
         await asyncio.to_thread(shutil.rmtree, self._sandbox_dir(sandbox_id), True)
         self._by_sandbox.pop(sandbox_id, None)
+        self._sandboxes.pop(sandbox_id, None)
 
     async def list_pod_sandboxes(self) -> list[SandboxStatus]:
-        """Every sandbox folder's pod."""
-        out = []
-        base = self.root / "sandboxes"
-        if not base.exists():
-            return out
-        for d in base.iterdir():
-            data = _read_json(d / "sandbox.json")
-            if data is None:
-                continue
-            out.append(SandboxStatus(id=data["id"], pod_uid=data["podUID"],
-                                     namespace=data["namespace"], name=data["name"],
-                                     ready=True, ip=self.host_ip, labels=data.get("labels") or {}))
-        return out
+        """Every sandbox's pod."""
+        return [SandboxStatus(id=data["id"], pod_uid=data["podUID"],
+                              namespace=data["namespace"], name=data["name"], ready=True,
+                              ip=self.host_ip, labels=data.get("labels") or {})
+                for data in list(self._sandboxes.values())]
 
     async def sandbox_ip(self, sandbox_id: str) -> str:
         """The pod's IP: the host's, since process containers share its network."""
@@ -192,19 +220,27 @@ class ProcessRuntime:
 
     async def create_container(self, sandbox_id: str, config: ContainerConfig) -> str:
         """Write the container's folder and cgroups; nothing runs yet."""
-        sandbox = _read_json(self._sandbox_dir(sandbox_id) / "sandbox.json")
+        sandbox = self._sandboxes.get(sandbox_id)
         if sandbox is None:
             raise RuntimeFailure("CreateContainerError", f"sandbox {sandbox_id} not found")
         if not config.command:
             raise RuntimeFailure("CreateContainerError", "no command specified")
         container_id = secrets.token_hex(32)
+        cfg = await asyncio.to_thread(self._create_files, container_id, sandbox_id, sandbox,
+                                      config)
+        self._configs[container_id] = cfg
+        self._by_sandbox.setdefault(sandbox_id, set()).add(container_id)
+        return container_id
+
+    def _create_files(self, container_id: str, sandbox_id: str, sandbox: dict[str, Any],
+                      config: ContainerConfig) -> dict[str, Any]:
         cdir = self._container_dir(container_id)
         cdir.mkdir(parents=True)
         res = config.resources
-        cg = await asyncio.to_thread(self.cgroups.create, container_id, res.memory_limit_bytes,
-                                     res.cpu_limit_millis, res.cpu_request_millis)
+        cg = self.cgroups.create(container_id, res.memory_limit_bytes, res.cpu_limit_millis,
+                                 res.cpu_request_millis)
         Path(config.log_path).parent.mkdir(parents=True, exist_ok=True)
-        _write_json(cdir / "config.json", {
+        cfg = {
             "id": container_id, "sandbox_id": sandbox_id, "name": config.name,
             "attempt": config.attempt, "image": config.image, "command": config.command,
             "env": [list(kv) for kv in config.env], "working_dir": config.working_dir,
@@ -218,9 +254,9 @@ class ProcessRuntime:
             "cgroup_procs": cg.procs_files, "oom_files": cg.oom_files,
             "overlay": self.overlay,
             "skip_mounts_under": [str(self.root), *self.skip_mounts_under],
-            "createdAt": time.time()})
-        self._by_sandbox.setdefault(sandbox_id, set()).add(container_id)
-        return container_id
+            "createdAt": time.time()}
+        _write_json(cdir / "config.json", cfg)
+        return cfg
 
     async def start_container(self, container_id: str) -> None:
         """Start the shim and wait for it to say the process runs (or why not)."""
@@ -236,34 +272,42 @@ class ProcessRuntime:
 
     async def _start_shim(self, container_id: str) -> None:
         cdir = self._container_dir(container_id)
-        if not (cdir / "config.json").exists():
+        if self._config(container_id) is None:
             raise RuntimeFailure("StartError", f"container {container_id} not found")
         self._exited[container_id] = asyncio.Event()
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-S", "-E", SHIM, str(cdir), stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-            start_new_session=True)
-        assert proc.stdout is not None
-        line = await proc.stdout.readline()
-        await proc.wait()
-        try:
-            report = json.loads(line) if line else {"error": "the shim exited without a word"}
-        except ValueError:
-            report = {"error": line.decode(errors="replace")}
+        report = await self.launcher.launch(cdir)
         if "error" in report:
             message = str(report["error"])
-            if not (cdir / "exit.json").exists():
-                _write_json(cdir / "exit.json", {"exitCode": 128, "reason": "StartError",
-                                                 "message": message, "finishedAt": time.time()})
+            ended = _read_json(cdir / "exit.json")
+            if ended is None:
+                ended = {"exitCode": 128, "reason": "StartError", "message": message,
+                         "finishedAt": time.time()}
+                _write_json(cdir / "exit.json", ended)
+            self._ended[container_id] = ended
             self._exited[container_id].set()
             raise RuntimeFailure("StartError", message)
+        # The shim wrote started.json before it reported the same facts.
+        self._started[container_id] = {"pid": int(report.get("pid") or 0),
+                                       "startedAt": float(report.get("startedAt") or 0)}
         self._watch(container_id)
         self._events.put_nowait(ContainerEvent(container_id, self._sandbox_of(container_id),
                                                "started"))
 
     def _sandbox_of(self, container_id: str) -> str:
-        cfg = _read_json(self._container_dir(container_id) / "config.json") or {}
-        return cfg.get("sandbox_id", "")
+        return str((self._config(container_id) or {}).get("sandbox_id", ""))
+
+    def _config(self, container_id: str) -> dict[str, Any] | None:
+        cfg = self._configs.get(container_id)
+        if cfg is None:
+            cfg = _read_json(self._container_dir(container_id) / "config.json")
+            if cfg is not None:
+                self._configs[container_id] = cfg
+        return cfg
+
+    def _followed(self, container_id: str) -> bool:
+        """Whether a waiter follows the container's shim (it reports the exit)."""
+        task = self._waiters.get(container_id)
+        return task is not None and not task.done()
 
     def _watch(self, container_id: str) -> None:
         if container_id in self._waiters and not self._waiters[container_id].done():
@@ -291,15 +335,19 @@ class ProcessRuntime:
             if (cdir / "exit.json").exists():
                 break
             await asyncio.sleep(0.05)
-        if not (cdir / "exit.json").exists() and cdir.exists():
-            started = _read_json(cdir / "started.json") or {}
+        ended = _read_json(cdir / "exit.json")
+        if ended is None and cdir.exists():
+            started = self._started.get(container_id) or \
+                _read_json(cdir / "started.json") or {}
             pid = int(started.get("pid") or 0)
             if pid and _pid_alive(pid):
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
-            _write_json(cdir / "exit.json", {
-                "exitCode": 137, "reason": "Error", "finishedAt": time.time(),
-                "message": "the container's supervisor (shim) ended unexpectedly"})
+            ended = {"exitCode": 137, "reason": "Error", "finishedAt": time.time(),
+                     "message": "the container's supervisor (shim) ended unexpectedly"}
+            _write_json(cdir / "exit.json", ended)
+        if ended is not None:
+            self._ended[container_id] = ended
         self._exited.setdefault(container_id, asyncio.Event()).set()
         self._events.put_nowait(ContainerEvent(container_id, self._sandbox_of(container_id),
                                                "exited"))
@@ -333,19 +381,32 @@ class ProcessRuntime:
             task.cancel()
         self._exited.pop(container_id, None)
         await asyncio.to_thread(self._remove_files, container_id)
-
-    def _remove_files(self, container_id: str) -> None:
         for ids in self._by_sandbox.values():
             ids.discard(container_id)
+        for known in (self._configs, self._started, self._ended):
+            known.pop(container_id, None)
+
+    def _remove_files(self, container_id: str) -> None:
         self.cgroups.remove(container_id)
         shutil.rmtree(self._container_dir(container_id), ignore_errors=True)
 
-    def _status_from(self, cdir: Path) -> ContainerStatus | None:
-        cfg = _read_json(cdir / "config.json")
+    def _status(self, container_id: str) -> ContainerStatus | None:
+        cfg = self._config(container_id)
         if cfg is None:
             return None
-        started = _read_json(cdir / "started.json")
-        ended = _read_json(cdir / "exit.json")
+        cdir = self._container_dir(container_id)
+        started = self._started.get(container_id)
+        if started is None and container_id not in self._ended:
+            # Never started by this runtime (or the agent stopped mid-start): look.
+            started = _read_json(cdir / "started.json")
+            if started is not None:
+                self._started[container_id] = started
+        ended = self._ended.get(container_id)
+        followed = self._followed(container_id)
+        if ended is None and started is not None and not followed:
+            ended = _read_json(cdir / "exit.json")
+            if ended is not None:
+                self._ended[container_id] = ended
         st = ContainerStatus(
             id=cfg["id"], sandbox_id=cfg["sandbox_id"], name=cfg["name"],
             attempt=int(cfg.get("attempt") or 0), state=CREATED,
@@ -361,27 +422,21 @@ class ProcessRuntime:
             st.reason = str(ended.get("reason") or "")
             st.message = str(ended.get("message") or "")
             st.finished_at = float(ended.get("finishedAt") or 0)
-        elif started and not _pid_alive(st.pid):
+        elif started and not followed and not _pid_alive(st.pid):
             # The process is gone but the exit is not written yet (or never will be).
             st.state = UNKNOWN
         return st
 
     async def container_status(self, container_id: str) -> ContainerStatus | None:
-        """Read the container's files."""
-        return self._status_from(self._container_dir(container_id))
+        """The container's state."""
+        return self._status(container_id)
 
     async def list_containers(self, sandbox_id: str = "") -> list[ContainerStatus]:
-        """Every container folder (of one sandbox, if given)."""
-        base = self.root / "containers"
+        """Every container (of one sandbox, if given)."""
+        ids = sorted(self._by_sandbox.get(sandbox_id, ())) if sandbox_id else list(self._configs)
         out = []
-        if sandbox_id:
-            dirs = [base / cid for cid in sorted(self._by_sandbox.get(sandbox_id, ()))]
-        elif base.exists():
-            dirs = list(base.iterdir())
-        else:
-            dirs = []
-        for cdir in dirs:
-            st = self._status_from(cdir)
+        for cid in ids:
+            st = self._status(cid)
             if st is not None and (not sandbox_id or st.sandbox_id == sandbox_id):
                 out.append(st)
         return out
@@ -413,7 +468,7 @@ class ProcessRuntime:
             raise RuntimeFailure("NotFound", f"container {container_id} not found")
         if st.state != RUNNING:
             raise RuntimeFailure("NotRunning", f"container {container_id} is not running")
-        cfg = _read_json(self._container_dir(container_id) / "config.json") or {}
+        cfg = self._config(container_id) or {}
         return await start_exec(st.pid, command, cfg, tty=tty, stdin=stdin)
 
     async def attach_socket(self, container_id: str) -> str:

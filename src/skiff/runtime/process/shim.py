@@ -1,7 +1,8 @@
 """The per-container supervisor (shim) of the process runtime.
 
-Run as `python -S -E shim.py CONTAINER_DIR`: it imports only the standard library, so
-it starts in a few tens of milliseconds and does not depend on skiff being importable.
+Run as `python -S -E shim.py CONTAINER_DIR`, or forked from the zygote (`zygote.py`),
+which has this module imported already: it uses only the standard library, so it
+does not depend on skiff being importable.
 The shim outlives the node agent, which is what lets containers survive an agent
 restart: the agent finds the shim again through the container folder and the shim's
 abstract unix socket.
@@ -92,13 +93,15 @@ def now_rfc3339nano() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
 
 
-def write_json(path: str, data: dict) -> None:
-    """Write a JSON file atomically (readers never see half of it)."""
+def write_json(path: str, data: dict, sync: bool = True) -> None:
+    """Write a JSON file atomically (readers never see half of it); `sync` also makes
+    it durable before it replaces the old one."""
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(data, f)
-        f.flush()
-        os.fsync(f.fileno())
+        if sync:
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
@@ -232,9 +235,11 @@ def child_main(cfg: dict, root: str, use_pidns: bool, stdio: tuple[int, int, int
         os.dup2(stderr_fd, 2)
         if tty:
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-        for procs in cfg.get("cgroup_procs") or ():
-            with open(procs, "w") as f:
-                f.write("0")
+        # Opened now (the host's paths), written just before exec: a BestEffort
+        # container's CPU weight is tiny, and on a busy machine every step taken
+        # after joining its cpu cgroup would wait behind everything else.
+        cgroup_procs = [os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
+                        for procs in cfg.get("cgroup_procs") or ()]
         env = dict(cfg.get("env") or [])
         env.setdefault("PATH", DEFAULT_PATH)
         env.setdefault("HOSTNAME", cfg.get("hostname") or "")
@@ -252,6 +257,9 @@ def child_main(cfg: dict, root: str, use_pidns: bool, stdio: tuple[int, int, int
         except OSError as exc:
             raise OSError(exc.errno, f'chdir to cwd ("{cwd}") set in config.json failed: '
                                      f"{os.strerror(exc.errno or 0).lower()}") from None
+        for fd in cgroup_procs:
+            os.write(fd, b"0")
+            os.close(fd)
         gid = cfg.get("gid")
         uid = cfg.get("uid")
         if gid is not None or uid is not None:
@@ -558,8 +566,11 @@ class Shim:
             os.close(report)
             return
         started = time.time()
+        # Not synced: it is on every start's critical path, and after a crash of the
+        # machine the process it names is gone anyway (a missing or torn file reads
+        # as "never started", and the agent starts the container again).
         write_json(os.path.join(cdir, "started.json"),
-                   {"pid": pid, "startedAt": started, "shimPid": os.getpid()})
+                   {"pid": pid, "startedAt": started, "shimPid": os.getpid()}, sync=False)
         os.write(report, json.dumps({"pid": pid, "startedAt": started}).encode() + b"\n")
         os.close(report)
 
@@ -589,20 +600,35 @@ class Shim:
         self.finish()
 
 
-def main() -> None:
-    """Entry point: detach, then start and supervise the container of CONTAINER_DIR."""
-    cdir = sys.argv[1]
+def load_config(cdir: str) -> dict:
+    """The container's config.json."""
     with open(os.path.join(cdir, "config.json")) as f:
-        cfg = json.load(f)
-    report = os.dup(1)
-    if os.fork() != 0:
-        os._exit(0)
+        return json.load(f)
+
+
+def report_error(report: int, message: str) -> None:
+    """Tell the agent the container did not start."""
+    try:
+        os.write(report, json.dumps({"error": message}).encode() + b"\n")
+    except OSError:
+        pass
+
+
+def supervise(cdir: str, cfg: dict, report: int) -> None:
+    """In the shim: detach, start the container and supervise it until it exits.
+
+    This process was forked for the container, by `main` (whose parent exits at once,
+    so init adopts the shim) or by the zygote (which exits with its agent).
+    """
     os.setsid()
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1):
         os.dup2(null, fd)
+    if null > 2:
+        os.close(null)
     err = os.open(os.path.join(cdir, "shim.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(err, 2)
+    os.close(err)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     shim = Shim(cfg, cdir)
     try:
@@ -613,13 +639,20 @@ def main() -> None:
             shim.exit = {"exitCode": 128, "reason": "StartError", "finishedAt": time.time(),
                          "message": message, "signal": 0}
             write_json(os.path.join(cdir, "exit.json"), shim.exit)
-            try:
-                os.write(report, json.dumps({"error": message}).encode() + b"\n")
-            except OSError:
-                pass
+            report_error(report, message)
         else:
             print(message, file=sys.stderr)
             raise
+
+
+def main() -> None:
+    """Entry point: detach, then start and supervise the container of CONTAINER_DIR."""
+    cdir = sys.argv[1]
+    cfg = load_config(cdir)
+    report = os.dup(1)
+    if os.fork() != 0:
+        os._exit(0)
+    supervise(cdir, cfg, report)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from skiff.scheduler.cache import ClusterCache
+from skiff.scheduler.cache import CPU_MEMORY, ClusterCache
 from skiff.scheduler.framework import MAX_NODE_SCORE, SKIP, CycleState, Status
 from skiff.scheduler.pod_info import CPU, MEMORY, PodInfo
 
@@ -31,16 +31,11 @@ class BalancedAllocation:
     def score(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
               slots: np.ndarray) -> np.ndarray:
         """(1 - |f_cpu - f_mem| / 2) × 100, resources a node lacks left out."""
-        fractions = []
-        present = []
-        for name in (CPU, MEMORY):
-            row = cache.row[name]
-            alloc = cache.allocatable[row, slots].astype(np.float64)
-            used = cache.requested[row, slots] + pod.requests.get(name, 0)
-            has = alloc > 0
-            frac = np.where(has, np.minimum(used / np.where(has, alloc, 1.0), 1.0), 0.0)
-            fractions.append(frac)
-            present.append(has)
-        both = present[0] & present[1]
-        std = np.where(both, np.abs(fractions[0] - fractions[1]) / 2, 0.0)
+        alloc = cache.allocatable[CPU_MEMORY].take(slots, axis=1).astype(np.float64)
+        wanted = np.array([pod.requests.get(CPU, 0), pod.requests.get(MEMORY, 0)],
+                          dtype=np.int64)
+        used = cache.requested[CPU_MEMORY].take(slots, axis=1) + wanted[:, None]
+        has = alloc > 0
+        fractions = np.minimum(used / np.where(has, alloc, 1.0), 1.0)
+        std = np.where(has[0] & has[1], np.abs(fractions[0] - fractions[1]) / 2, 0.0)
         return ((1 - std) * MAX_NODE_SCORE).astype(np.int64)

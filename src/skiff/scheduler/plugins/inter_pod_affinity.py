@@ -21,12 +21,14 @@ from collections.abc import Iterable
 import numpy as np
 
 from skiff.scheduler.cache import (
+    MEMO_LIMIT,
     PREFERRED_AFFINITY,
     PREFERRED_ANTI,
     REQUIRED_AFFINITY,
     REQUIRED_ANTI,
     ClusterCache,
     NodeInfo,
+    label_key,
 )
 from skiff.scheduler.framework import (
     MAX_NODE_SCORE,
@@ -51,10 +53,7 @@ SCORE_STATE = NAME + "/score"
 
 def _domain_hits(cache: ClusterCache, key: str, per_node: np.ndarray) -> np.ndarray:
     """Per slot: the sum of `per_node` over every node in the same `key` domain."""
-    codes, values = cache.label_column(key)
-    valid = np.flatnonzero((codes >= 0) & cache.valid)
-    sums = np.bincount(codes[valid], weights=per_node[valid], minlength=max(len(values), 1))
-    return np.where(codes >= 0, sums[np.maximum(codes, 0)], 0.0)
+    return cache.domain_sums(key, per_node)
 
 
 def _term_counts(cache: ClusterCache, term: AffinityTerm) -> np.ndarray:
@@ -73,6 +72,22 @@ def _existing(cache: ClusterCache, kinds: Iterable[str]
             yield kind, weight, term, counts
 
 
+def _existing_matching(cache: ClusterCache, kinds: tuple[str, ...], pod: PodInfo
+                       ) -> list[tuple[str, int, AffinityTerm, np.ndarray]]:
+    """Existing pods' terms of `kinds` that select `pod`, remembered per label set until
+    the set of terms (or namespace labels) changes: pods of one Deployment share it."""
+    if not cache.term_counts:
+        return []
+    key = (NAME, kinds, pod.namespace, label_key(pod.labels))
+    found = cache.pod_memo.get(key)
+    if found is None:
+        if len(cache.pod_memo) > MEMO_LIMIT:
+            cache.pod_memo.clear()
+        found = cache.pod_memo[key] = [e for e in _existing(cache, kinds)
+                                       if _matches(cache, e[2], pod)]
+    return found
+
+
 class InterPodAffinity:
     """Filter and score by pod (anti-)affinity."""
 
@@ -82,8 +97,7 @@ class InterPodAffinity:
 
     def pre_filter(self, state: CycleState, pod: PodInfo, cache: ClusterCache) -> Status | None:
         """Per-slot verdicts for the three rules."""
-        existing = [(t, c) for _, _, t, c in _existing(cache, [REQUIRED_ANTI])
-                    if _matches(cache, t, pod)]
+        existing = [(t, c) for _, _, t, c in _existing_matching(cache, (REQUIRED_ANTI,), pod)]
         if not pod.required_affinity and not pod.required_anti_affinity and not existing:
             return Status(SKIP)
         cap = cache.capacity
@@ -110,6 +124,11 @@ class InterPodAffinity:
         state[FILTER_STATE] = (affinity_ok, anti_ok, existing_ok)
         return None
 
+    def filter_mask(self, state: CycleState, pod: PodInfo, cache: ClusterCache) -> np.ndarray:
+        """Per slot, whether the node passes all three rules."""
+        affinity_ok, anti_ok, existing_ok = state[FILTER_STATE]
+        return affinity_ok & anti_ok & existing_ok
+
     def filter(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
                slots: np.ndarray) -> np.ndarray:
         """Nodes passing all three rules."""
@@ -131,18 +150,17 @@ class InterPodAffinity:
     def pre_score(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
                   slots: np.ndarray) -> Status | None:
         """Weighted domain hits of every preferred term that involves this pod."""
-        existing = list(_existing(cache, [REQUIRED_AFFINITY, PREFERRED_AFFINITY,
-                                          PREFERRED_ANTI]))
-        if not pod.preferred_affinity and not pod.preferred_anti_affinity and not existing:
+        kinds = (REQUIRED_AFFINITY, PREFERRED_AFFINITY, PREFERRED_ANTI)
+        if (not pod.preferred_affinity and not pod.preferred_anti_affinity
+                and not any(True for _ in _existing(cache, kinds))):
             return Status(SKIP)
+        existing = _existing_matching(cache, kinds, pod)
         score = np.zeros(cache.capacity, dtype=np.float64)
         for weight, t in pod.preferred_affinity:
             score += weight * _domain_hits(cache, t.topology_key, _term_counts(cache, t))
         for weight, t in pod.preferred_anti_affinity:
             score -= weight * _domain_hits(cache, t.topology_key, _term_counts(cache, t))
         for kind, weight, t, counts in existing:
-            if not _matches(cache, t, pod):
-                continue
             w = HARD_POD_AFFINITY_WEIGHT if kind == REQUIRED_AFFINITY else weight
             sign = -1 if kind == PREFERRED_ANTI else 1
             score += sign * w * _domain_hits(cache, t.topology_key, counts.astype(np.float64))

@@ -39,6 +39,11 @@ class NodeAffinity:
 
     name = NAME
 
+    def filter_mask(self, state: CycleState, pod: PodInfo, cache: ClusterCache
+                    ) -> np.ndarray | None:
+        """Per slot, whether the node matches (None: the pod has no node selector)."""
+        return required_mask(pod, cache)
+
     def filter(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
                slots: np.ndarray) -> np.ndarray:
         """Nodes matching nodeSelector and every required term group."""

@@ -17,6 +17,18 @@ class NodeName:
 
     name = NAME
 
+    def filter_mask(self, state: CycleState, pod: PodInfo, cache: ClusterCache
+                    ) -> np.ndarray | None:
+        """Only the named node's slot (None when the pod names no node)."""
+        wanted = pod.spec.get("nodeName")
+        if not wanted:
+            return None
+        mask = np.zeros(cache.capacity, dtype=bool)
+        info = cache.nodes.get(wanted)
+        if info is not None:
+            mask[info.slot] = True
+        return mask
+
     def filter(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
                slots: np.ndarray) -> np.ndarray:
         """All nodes, or just the named one."""

@@ -31,6 +31,17 @@ class NodePorts:
 
     name = NAME
 
+    def filter_mask(self, state: CycleState, pod: PodInfo, cache: ClusterCache
+                    ) -> np.ndarray | None:
+        """Per slot, whether the wanted host ports are free (None: the pod wants none)."""
+        if not pod.ports:
+            return None
+        mask = np.ones(cache.capacity, dtype=bool)
+        for info in cache.nodes.values():
+            if info.ports and conflicts(info, pod.ports):
+                mask[info.slot] = False
+        return mask
+
     def filter(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
                slots: np.ndarray) -> np.ndarray:
         """Nodes where every requested host port is free."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from skiff.scheduler.cache import ClusterCache, NodeInfo
+from skiff.scheduler.cache import CPU_MEMORY, ClusterCache, NodeInfo
 from skiff.scheduler.framework import MAX_NODE_SCORE, CycleState, Status, unschedulable
 from skiff.scheduler.pod_info import CPU, EPHEMERAL, MEMORY, PODS, PodInfo
 
@@ -85,6 +85,25 @@ class NodeResourcesFit:
             state[NOMINATED] = extra
         return None
 
+    def filter_mask(self, state: CycleState, pod: PodInfo, cache: ClusterCache) -> np.ndarray:
+        """Per slot, whether the node has room for the pod (whole rows: no gathers)."""
+        extra = state.get(NOMINATED)
+        wants = [(cache.row[PODS], 1)]
+        wants += [(cache.resource_row(name), amount) for name, amount in pod.requests.items()
+                  if amount > 0 and name != PODS]
+        ok: np.ndarray | None = None
+        for row, amount in wants:
+            free = cache.remaining[row]
+            if extra is not None:
+                free = free - extra[row]
+            fits = free >= amount
+            if ok is None:
+                ok = fits
+            else:
+                ok &= fits
+        assert ok is not None
+        return ok
+
     def filter(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
                slots: np.ndarray) -> np.ndarray:
         """Nodes with room for the pod."""
@@ -103,15 +122,16 @@ class NodeResourcesFit:
 
     def score(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
               slots: np.ndarray) -> np.ndarray:
-        """LeastAllocated (free share) or MostAllocated (used share), CPU and memory averaged."""
-        total = np.zeros(slots.size, dtype=np.int64)
-        for i, row in enumerate((cache.cpu_row, cache.memory_row)):
-            alloc = cache.allocatable[row, slots]
-            used = cache.non_zero[i, slots] + pod.non_zero[i]
-            safe = np.where(alloc == 0, 1, alloc)
-            if self.strategy == MOST_ALLOCATED:
-                part = np.minimum(used, alloc) * MAX_NODE_SCORE // safe
-            else:
-                part = np.where(used > alloc, 0, (alloc - used) * MAX_NODE_SCORE // safe)
-            total += np.where(alloc == 0, 0, part)
-        return total // 2
+        """LeastAllocated (free share) or MostAllocated (used share), CPU and memory averaged.
+
+        Both resources at once: rows CPU_MEMORY of the cache's arrays. A node without
+        the resource scores 0 for it; LeastAllocated gives 0 when the pod does not fit.
+        """
+        alloc = cache.allocatable[CPU_MEMORY].take(slots, axis=1)
+        used = cache.non_zero.take(slots, axis=1) + np.array(pod.non_zero, dtype=np.int64)[:, None]
+        safe = np.maximum(alloc, 1)
+        if self.strategy == MOST_ALLOCATED:
+            part = np.minimum(used, alloc) * MAX_NODE_SCORE // safe
+        else:
+            part = np.maximum(alloc - used, 0) * MAX_NODE_SCORE // safe
+        return part.sum(axis=0) // 2

@@ -23,6 +23,17 @@ class NodeUnschedulable:
 
     name = NAME
 
+    def filter_mask(self, state: CycleState, pod: PodInfo, cache: ClusterCache
+                    ) -> np.ndarray | None:
+        """Every slot but cordoned nodes' (None when none is cordoned or the pod tolerates it)."""
+        if not cache.node_memo((NAME, "any"), lambda: any(
+                info.unschedulable for info in cache.nodes.values() if info.node is not None)):
+            return None
+        if tolerated(pod.spec.get("tolerations") or [], TAINT):
+            return None
+        return cache.node_memo((NAME, "ok"), lambda: ~cache.node_mask(
+            NAME, lambda info: info.unschedulable))
+
     def filter(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
                slots: np.ndarray) -> np.ndarray:
         """Pass every node that is not cordoned (or all, for a tolerating pod)."""

@@ -174,6 +174,16 @@ class PodTopologySpread:
             skewed |= ~lacks & (skew > c.max_skew)
         return missing, skewed
 
+    def filter_mask(self, state: CycleState, pod: PodInfo, cache: ClusterCache) -> np.ndarray:
+        """Per slot, whether the node has every key and keeps every skew within maxSkew."""
+        ok = np.ones(cache.capacity, dtype=bool)
+        for c, domains, minimum, self_match in state[FILTER_STATE]:
+            codes = domains.codes
+            # Slots without the key get count 0 here and are rejected by `codes >= 0`.
+            counts = domains.counts[np.maximum(codes, 0)]
+            ok &= (codes >= 0) & (counts + self_match - minimum <= c.max_skew)
+        return ok
+
     def filter(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
                slots: np.ndarray) -> np.ndarray:
         """Nodes that have every topology key and keep every skew within maxSkew."""

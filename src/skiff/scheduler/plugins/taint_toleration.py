@@ -36,13 +36,24 @@ class TaintToleration:
 
     name = NAME
 
+    def _ok(self, pod: PodInfo, cache: ClusterCache) -> np.ndarray:
+        tolerations = pod.spec.get("tolerations") or []
+        return cache.node_mask((NAME, _signature(tolerations)), lambda info: first_untolerated(
+            info.taints, tolerations, HARD) is None)
+
+    def filter_mask(self, state: CycleState, pod: PodInfo, cache: ClusterCache
+                    ) -> np.ndarray | None:
+        """Per slot, whether the pod tolerates the node's hard taints (None: no node has any)."""
+        if not cache.node_memo((NAME, "any"), lambda: any(
+                t.get("effect") in HARD for info in cache.nodes.values()
+                if info.node is not None for t in info.taints)):
+            return None
+        return self._ok(pod, cache)
+
     def filter(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
                slots: np.ndarray) -> np.ndarray:
         """Nodes whose NoSchedule/NoExecute taints the pod all tolerates."""
-        tolerations = pod.spec.get("tolerations") or []
-        ok = cache.node_mask((NAME, _signature(tolerations)), lambda info: first_untolerated(
-            info.taints, tolerations, HARD) is None)
-        return ok[slots]
+        return self._ok(pod, cache)[slots]
 
     def filter_status(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
                       info: NodeInfo) -> Status:
