@@ -24,12 +24,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 
 from skiff.client.http_client import Client, status_error
+from skiff.client.metrics import METRICS
 
 Obj = dict[str, Any]
 
@@ -159,6 +161,7 @@ class RequestPipeline:
         self.port = url.port or (443 if self.tls else 80)
         self.ssl_context = client.ssl_context if self.tls else None
         self.size = connections
+        self.component = client.component
         self._slots = asyncio.Semaphore(connections * depth)
         self._conns: list[_Connection | None] = [None] * connections
         self._connecting: list[asyncio.Future[_Connection] | None] = [None] * connections
@@ -202,6 +205,19 @@ class RequestPipeline:
                       content_type: str = "application/json") -> Any:
         """Send one request and return its decoded JSON body (StatusError on non-2xx)."""
         data = b"" if body is None else body if isinstance(body, bytes) else orjson.dumps(body)
+        started = time.perf_counter()
+        status = 0
+        try:
+            status, raw = await self._send(method, path, data, content_type)
+        finally:
+            METRICS.request(self.component, method, status or "<error>",
+                            time.perf_counter() - started)
+        if status >= 300:
+            raise status_error(status, raw)
+        return orjson.loads(raw) if raw else None
+
+    async def _send(self, method: str, path: str, data: bytes,
+                    content_type: str) -> tuple[int, bytes]:
         async with self._slots:
             conn = await self._connection()
             assert conn.transport is not None
@@ -210,10 +226,7 @@ class RequestPipeline:
             head = (f"{method} {path} HTTP/1.1\r\nContent-Type: {content_type}\r\n"
                     f"Content-Length: {len(data)}\r\n").encode("latin-1")
             conn.transport.write(head + self._fixed + b"\r\n" + data)
-            status, raw = await fut
-        if status >= 300:
-            raise status_error(status, raw)
-        return orjson.loads(raw) if raw else None
+            return await fut
 
     async def close(self) -> None:
         """Close every connection (requests still waiting fail with ConnectionError)."""
