@@ -67,6 +67,34 @@ async def test_exits_are_seen_and_remembered(tmp_path: Path) -> None:
         await rt.close()
 
 
+async def test_the_container_process_joins_its_cgroups(tmp_path: Path) -> None:
+    rt = ProcessRuntime(tmp_path / "rt")
+    if rt.cgroups.mode == "none":
+        pytest.skip("no cgroups on this machine")
+    await rt.start()
+    sid = await _sandbox(rt, tmp_path)
+    try:
+        cid = await rt.create_container(sid, _config(tmp_path, "c",
+                                                     ["sh", "-c", "sleep 60 & wait"]))
+        await rt.start_container(cid)
+        st = await rt.container_status(cid)
+        assert st is not None and st.state == RUNNING
+        cfg = rt._config(cid) or {}
+        assert cfg["cgroup_procs"]
+        for join in cfg["cgroup_procs"]:
+            # The whole process, and what it starts, is in every one of its cgroups.
+            procs = (Path(join).parent / "cgroup.procs").read_text().split()
+            assert str(st.pid) in procs
+            for _ in range(50):
+                if len((Path(join).parent / "cgroup.procs").read_text().split()) >= 2:
+                    break
+                await asyncio.sleep(0.02)
+            assert len((Path(join).parent / "cgroup.procs").read_text().split()) >= 2
+    finally:
+        await rt.remove_pod_sandbox(sid)
+        await rt.close()
+
+
 async def test_a_new_runtime_finds_what_happened_while_none_ran(tmp_path: Path) -> None:
     rt = ProcessRuntime(tmp_path / "rt")
     await rt.start()

@@ -63,6 +63,8 @@ async def test_containers_start_through_the_zygote_and_outlive_it(tmp_path: Path
     await rt.start()
     zygote = rt.launcher.zygote_pid
     assert zygote and _alive(zygote)
+    # Its command line names whose it is (`ps`, and leak checks by folder, see it).
+    assert str(tmp_path / "rt") in Path(f"/proc/{zygote}/cmdline").read_bytes().decode()
     sid = await _sandbox(rt, tmp_path)
     try:
         cid = await _run(rt, sid, tmp_path, "c", ["sh", "-c", "echo $GREETING; sleep 60"])

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -102,7 +101,6 @@ def _replicas(kubectl: Kubectl) -> tuple[int, int]:
 def test_hpa_scales_a_busy_deployment_up_then_down(kubectl: Kubectl, tmp_path: Path) -> None:
     ctl = tmp_path / "ctl"
     ctl.mkdir()
-    started = time.monotonic()
     kubectl("apply", "-f", "-", input=DEPLOYMENT.format(ctl=ctl))
     eventually(lambda: _replicas(kubectl) == (1, 1), "the first replica is ready")
     kubectl("apply", "-f", "-", input=HPA)
@@ -135,6 +133,5 @@ def test_hpa_scales_a_busy_deployment_up_then_down(kubectl: Kubectl, tmp_path: P
     assert "New size: 1" in kubectl("describe", "hpa", "burner")
     eventually(lambda: len(_get(kubectl, "pods", "-l", "app=burner")["items"]) == 1,
                "the extra pods are gone", timeout=30)
-    assert time.monotonic() - started < 150
     kubectl("delete", "hpa", "burner")
     kubectl("delete", "deployment", "burner", "--wait=false")

@@ -178,7 +178,8 @@ def test_exec_errors(pods: Pods) -> None:
 def _run_in_pty(argv: list[str], env: dict[str, str], steps: list[tuple[bytes, str]],
                 timeout: float = 20) -> tuple[str, int]:
     """Drive `argv` through a pseudo-terminal: type each input once the previous
-    expectation showed up (a ("", "resize") step resizes the terminal)."""
+    expectation showed up (a ("", "resize") step resizes the terminal; an expectation
+    starting with `~` has its input typed again until it shows up)."""
     pid, fd = pty.fork()
     if pid == 0:  # pragma: no cover - the child
         os.execvpe(argv[0], argv, env)
@@ -202,12 +203,29 @@ def _run_in_pty(argv: list[str], env: dict[str, str], steps: list[tuple[bytes, s
                 out += chunk
         return False
 
+    def read_until_within(pattern: str, seconds: float) -> bool:
+        nonlocal deadline
+        saved, deadline = deadline, min(deadline, time.monotonic() + seconds)
+        try:
+            return read_until(pattern)
+        finally:
+            deadline = saved
+
     reaped = False
     try:
         for data, expect in steps:
             if expect == "resize":
                 fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
                 os.kill(pid, signal.SIGWINCH)
+                continue
+            if expect.startswith("~"):
+                # Typed again until seen: the resize travels apart from the keystrokes.
+                expect = expect[1:]
+                seen = False
+                while not seen and time.monotonic() < deadline:
+                    os.write(fd, data)
+                    seen = read_until_within(expect, 0.5)
+                assert seen, f"{expect!r} not seen in {out!r}"
                 continue
             if data:
                 os.write(fd, data)
@@ -233,7 +251,7 @@ def test_exec_interactive_terminal_with_resize(kubectl: Kubectl, pods: Pods,
         [(b"", r"# "),
          (b"stty size; tty; echo marker-$((6*7))\r", r"marker-42\r\n"),
          (b"", "resize"),
-         (b"stty size\r", r"40 120"),
+         (b"stty size\r", r"~40 120"),
          (b"exit 5\r", r"exit code 5")])
     assert "33 111" in out and "/dev/pts/" in out
     assert code == 5

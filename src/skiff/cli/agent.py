@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import gc
 import logging
 import os
 import signal
@@ -73,6 +74,9 @@ async def _run(args: argparse.Namespace, data_dir: Path) -> int:
         loop.add_signal_handler(sig, stop.set)
     (state / "agent.pid").write_text(str(os.getpid()))
     await agent.start()
+    # What startup imported and built lives as long as the agent: keep it out of every
+    # later full collection (each one stalled pod starts for tens of milliseconds).
+    gc.freeze()
     print(f"skiff agent: node {args.name} joined {args.server} (runtime {runtime_name}, {why}; "
           f"serving on https://{args.listen}:{agent.server.port})", flush=True)
     try:

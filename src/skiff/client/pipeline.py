@@ -206,27 +206,30 @@ class RequestPipeline:
                       content_type: str = "application/json") -> Any:
         """Send one request and return its decoded JSON body (StatusError on non-2xx)."""
         data = b"" if body is None else body if isinstance(body, bytes) else orjson.dumps(body)
-        code: int | str = "<error>"
         started = time.perf_counter()
+        status = 0
         try:
-            async with self._slots:
-                conn = self._least_busy()
-                if isinstance(conn, int):
-                    conn = await self._open(conn)
-                loop = asyncio.get_running_loop()
-                fut: asyncio.Future[tuple[int, bytes]] = loop.create_future()
-                conn.waiters.append(fut)
-                head = (f"{method} {path} HTTP/1.1\r\nContent-Type: {content_type}\r\n"
-                        f"Content-Length: {len(data)}\r\n").encode("latin-1")
-                conn.transport.write(head + self._fixed + b"\r\n" + data)
-                status, raw = await fut
-                code = status
+            status, raw = await self._send(method, path, data, content_type)
         finally:
             # Counted with the client's other requests (rest_client_requests_total).
-            METRICS.request(self.component, method, code, time.perf_counter() - started)
+            METRICS.request(self.component, method, status or "<error>",
+                            time.perf_counter() - started)
         if status >= 300:
             raise status_error(status, raw)
         return orjson.loads(raw) if raw else None
+
+    async def _send(self, method: str, path: str, data: bytes,
+                    content_type: str) -> tuple[int, bytes]:
+        async with self._slots:
+            conn = self._least_busy()
+            if isinstance(conn, int):
+                conn = await self._open(conn)
+            fut: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+            conn.waiters.append(fut)
+            head = (f"{method} {path} HTTP/1.1\r\nContent-Type: {content_type}\r\n"
+                    f"Content-Length: {len(data)}\r\n").encode("latin-1")
+            conn.transport.write(head + self._fixed + b"\r\n" + data)
+            return await fut
 
     async def close(self) -> None:
         """Close every connection (requests still waiting fail with ConnectionError)."""

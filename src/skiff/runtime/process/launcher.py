@@ -81,8 +81,11 @@ async def _writable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> Non
 class ShimLauncher:
     """Starts shims (see the module docstring)."""
 
-    def __init__(self, use_zygote: bool = True) -> None:
+    def __init__(self, use_zygote: bool = True, owner: str = "") -> None:
         self.use_zygote = use_zygote
+        # Shown on the zygote's command line, so `ps` (and a test looking for leftovers
+        # of a cluster) can tell whose zygote it is.
+        self.owner = owner
         self._proc: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
         self._closed = False
@@ -100,7 +103,8 @@ class ShimLauncher:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-S", "-E", ZYGOTE], stdin=theirs.fileno(),
+                [sys.executable, "-S", "-E", ZYGOTE, *([self.owner] if self.owner else [])],
+                stdin=theirs.fileno(),
                 stdout=subprocess.DEVNULL, start_new_session=True, cwd="/")
         except OSError as exc:
             log.warning("shim zygote not started (%s); containers start slower", exc)

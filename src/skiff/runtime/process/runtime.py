@@ -98,7 +98,7 @@ class ProcessRuntime:
         self.overlay = overlay
         self.skip_mounts_under = skip_mounts_under
         self.cgroups = Cgroups(cgroup_parent)
-        self.launcher = ShimLauncher(use_zygote=zygote)
+        self.launcher = ShimLauncher(use_zygote=zygote, owner=str(self.root))
         self._events: asyncio.Queue[ContainerEvent] = asyncio.Queue()
         self._waiters: dict[str, asyncio.Task[None]] = {}
         self._exited: dict[str, asyncio.Event] = {}

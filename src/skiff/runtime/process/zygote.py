@@ -6,7 +6,8 @@ container's start time. The runtime therefore keeps one zygote per agent: a
 standard-library-only process that has imported `shim` already and forks a shim
 for each container, the way Android's zygote forks apps.
 
-Run as `python -S -E zygote.py` with fd 0 a SOCK_SEQPACKET unix socket to the agent.
+Run as `python -S -E zygote.py [OWNER]` with fd 0 a SOCK_SEQPACKET unix socket to
+the agent (OWNER, the runtime's state folder, only labels the process for `ps`).
 Each request is one message: the container folder's path as payload and, as
 SCM_RIGHTS, the write end of a pipe on which the shim reports (the same one JSON
 line a shim started directly writes on its stdout). The zygote forks, and the
