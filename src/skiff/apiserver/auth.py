@@ -1,14 +1,16 @@
 """Authentication: who is making a request.
 
-Client certificates signed by the cluster CA (CN = user, O = groups) and bearer
-tokens the cluster issued are accepted. Every authenticated user is allowed every
-operation until RBAC lands.
+Client certificates signed by the cluster CA (CN = user, O = groups), bearer
+tokens the cluster issued, and service account tokens (JWTs the API server signed,
+checked by a `TokenAuthenticator`) are accepted. Every authenticated user is allowed
+every operation until RBAC lands.
 """
 
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -23,6 +25,13 @@ class User:
 
     name: str
     groups: tuple[str, ...] = ()
+    uid: str = ""
+    # Upstream's UserInfo.Extra (e.g. the pod a service account token is bound to).
+    extra: dict[str, list[str]] = field(default_factory=dict, compare=False)
+
+
+# A second opinion on bearer tokens the static table does not know.
+TokenCheck = Callable[[str], "User | None"]
 
 
 class Authenticator:
@@ -30,10 +39,15 @@ class Authenticator:
 
     def __init__(self, tokens: dict[str, User] | None = None) -> None:
         self._tokens = dict(tokens or {})
+        self._token_checks: list[TokenCheck] = []
 
     def add_token(self, token: str, user: User) -> None:
         """Accept `token` as `user` from now on."""
         self._tokens[token] = user
+
+    def add_token_check(self, check: TokenCheck) -> None:
+        """Ask `check` about bearer tokens that are not in the static table."""
+        self._token_checks.append(check)
 
     def authenticate(self, request: web.Request) -> User | None:
         """The request's user, or None if it presented no valid credentials."""
@@ -43,6 +57,10 @@ class Authenticator:
             for known, user in self._tokens.items():
                 if hmac.compare_digest(known, token):
                     return user
+            for check in self._token_checks:
+                found = check(token)
+                if found is not None:
+                    return found
             return None
         transport = request.transport
         if transport is None:

@@ -1,5 +1,5 @@
-"""The cluster's certificates: a CA, the API server's serving certificate, and the
-admin's client certificate.
+"""The cluster's certificates: a CA, the API server's serving certificate, the
+admin's client certificate, and the key that signs service account tokens.
 
 They are made once, on the first start, and kept in the data folder; later starts
 reuse them, so kubeconfigs written earlier stay valid.
@@ -35,6 +35,8 @@ class ClusterPKI:
     admin_cert: Path
     admin_key: Path
     admin_token: str
+    # Signs service account tokens (kubeadm's sa.key); its public half verifies them.
+    sa_key: Path | None = None
 
     def pem(self, path: Path) -> bytes:
         """The bytes of one of the PEM files."""
@@ -142,7 +144,10 @@ def ensure_pki(folder: Path, extra_names: tuple[str, ...] = ()) -> ClusterPKI:
         admin_cert=folder / "admin.crt",
         admin_key=folder / "admin.key",
         admin_token=_ensure_token(folder / "admin.token"),
+        sa_key=folder / "sa.key",
     )
+    # Clusters made before tokens were served get their signing key on the next start.
+    _ensure_signing_key(folder / "sa.key")
     if all(f.exists() for f in (p.ca_cert, p.ca_key, p.server_cert, p.server_key,
                                 p.admin_cert, p.admin_key)):
         return p
@@ -171,6 +176,12 @@ def ensure_pki(folder: Path, extra_names: tuple[str, ...] = ()) -> ClusterPKI:
         _write_private(p.admin_key, _key_pem(k))
         p.admin_cert.write_bytes(c.public_bytes(serialization.Encoding.PEM))
     return p
+
+
+def _ensure_signing_key(path: Path) -> None:
+    if path.exists():
+        return
+    _write_private(path, _key_pem(_key()))
 
 
 def _ensure_token(path: Path) -> str:

@@ -25,6 +25,7 @@ from skiff.apiserver.negotiation import TABLE_CONTENT_TYPE, negotiate
 from skiff.apiserver.paths import Target
 from skiff.apiserver.resource_store import DeleteOptions, WriteContext
 from skiff.apiserver.scale import scale_of, set_replicas
+from skiff.apiserver.token_request import create_token
 from skiff.apiserver.watch_stream import stream_watch
 
 if TYPE_CHECKING:
@@ -347,6 +348,11 @@ class ResourceHandlers:
             body = await self._body(request, rt)
             ctx = self._context(request)
             out = await self.server.bind_pod(target.namespace, target.name, body, ctx)
+            return self._respond(request, rt, out, 201)
+        elif sub == "token" and method == "POST" and rt.key == "core/serviceaccounts":
+            raw = await request.read()
+            body = codec.decode_body(raw, request.headers.get("Content-Type"), "TokenRequest")
+            out = await create_token(self.server, target.namespace, target.name, body)
             return self._respond(request, rt, out, 201)
         elif sub == "eviction" and method == "POST":
             body = await self._body(request, rt)

@@ -11,6 +11,7 @@ import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from skiff.api import meta as m
@@ -42,6 +43,7 @@ from skiff.apiserver.paths import Target, parse_resource_path
 from skiff.apiserver.pki import ClusterPKI
 from skiff.apiserver.resource_handlers import ResourceHandlers
 from skiff.apiserver.resource_store import ResourceStore, WriteContext
+from skiff.apiserver.sa_tokens import TokenAuthenticator, TokenSigner
 from skiff.apiserver.schemas import SchemaCatalog
 from skiff.apiserver.server_hooks import ServerHooks
 from skiff.apiserver.stream_proxy import STREAM_RELAYS
@@ -108,6 +110,10 @@ class APIServer:
         if pki is not None:
             self.auth.add_token(pki.admin_token, User("admin", ("system:masters",
                                                                 "system:authenticated")))
+        # Service account tokens: signed with the PKI's key (a key in memory without one).
+        self.token_signer = TokenSigner(pki.sa_key if pki is not None else None)
+        self.token_authenticator = TokenAuthenticator(self.token_signer, self._lookup_core)
+        self.auth.add_token_check(self._service_account_user)
         self.stopping = asyncio.Event()
         self.ready = False
         self._runner: web.AppRunner | None = None
@@ -132,6 +138,22 @@ class APIServer:
         self.metrics = MetricsAPI(self)
         for rt in METRICS_TYPES:
             self.registry.register(rt)
+
+    # -- service account tokens ------------------------------------------------
+
+    def _lookup_core(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """A stored core/v1 object, read synchronously (authentication runs per request)."""
+        rt = self.registry.get("", "v1", plural)
+        if rt is None or not name:
+            return None
+        kv = self.store.get_now(keys.object_key(rt, namespace, name))
+        return orjson.loads(kv.value) if kv is not None else None
+
+    def _service_account_user(self, token: str) -> User | None:
+        found = self.token_authenticator.authenticate(token)
+        if found is None:
+            return None
+        return User(found.name, found.groups, found.uid, found.extra)
 
     # -- lifecycle -------------------------------------------------------------
 
