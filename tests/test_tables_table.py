@@ -6,7 +6,7 @@ from typing import Any
 import orjson
 import pytest
 
-from skiff.api.builtin_kinds import BUILTIN
+from skiff.api.builtin_kinds import BUILTIN, VIRTUAL
 from skiff.api.tables import to_table
 from skiff.api.tables.table import PRINTERS
 
@@ -61,7 +61,7 @@ def test_include_object_modes() -> None:
 
 def test_every_builtin_kind_has_a_printer_or_the_default() -> None:
     keys = {rt.key for rt in BUILTIN}
-    special = keys - {"core/bindings", "authorization.k8s.io/selfsubjectaccessreviews"}
+    special = keys - VIRTUAL
     assert special <= set(PRINTERS)
 
 

@@ -139,6 +139,10 @@ BUILTIN: tuple[ResourceType, ...] = (
     ResourceType("authorization.k8s.io", "v1", "SelfSubjectAccessReview",
                  "selfsubjectaccessreviews", namespaced=False, verbs=("create",),
                  has_status=False),
+    ResourceType("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews",
+                 namespaced=False, verbs=("create",), has_status=False),
+    ResourceType("authentication.k8s.io", "v1", "TokenReview", "tokenreviews",
+                 namespaced=False, verbs=("create",), has_status=False),
 )
 
 
@@ -149,4 +153,5 @@ def register_builtins(registry: Registry) -> None:
 
 
 # Resources that are served but never stored: their create is a computation.
-VIRTUAL = {"core/bindings", "authorization.k8s.io/selfsubjectaccessreviews"}
+VIRTUAL = {"core/bindings", "authorization.k8s.io/selfsubjectaccessreviews",
+           "authentication.k8s.io/selfsubjectreviews", "authentication.k8s.io/tokenreviews"}

@@ -97,6 +97,7 @@ class Identity:
     groups: tuple[str, ...]
     uid: str
     extra: dict[str, list[str]] = field(compare=False)
+    audiences: tuple[str, ...] = ()
 
 
 class TokenSigner:
@@ -181,8 +182,13 @@ class TokenAuthenticator:
             self._verified.popitem(last=False)
         return claims
 
-    def authenticate(self, token: str, now: float | None = None) -> Identity | None:
-        """Who a valid token names; None for any other token."""
+    def authenticate(self, token: str, now: float | None = None,
+                     audiences: tuple[str, ...] | None = None) -> Identity | None:
+        """Who a valid token names; None for any other token.
+
+        `audiences` (default: the API server's) are those the token must be meant for
+        at least one of; the identity lists the ones it matched.
+        """
         if not jws.looks_like_jws(token):
             return None
         claims = self._claims(token)
@@ -196,7 +202,8 @@ class TokenAuthenticator:
             return None
         aud = claims.get("aud")
         auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
-        if not set(auds) & set(self.audiences):
+        matched = [a for a in (audiences or self.audiences) if a in auds]
+        if not matched:
             return None
         private = claims.get("kubernetes.io")
         if not isinstance(private, dict):
@@ -233,7 +240,7 @@ class TokenAuthenticator:
             extra[EXTRA_NODE_NAME] = [node_ref.get("name", "")]
             extra[EXTRA_NODE_UID] = [node_ref.get("uid", "")]
         return Identity(username(namespace, str(sa_ref.get("name", ""))), groups(namespace),
-                        str(sa_ref.get("uid", "")), extra)
+                        str(sa_ref.get("uid", "")), extra, tuple(matched))
 
 
 def _same(obj: Obj, ref: Obj) -> bool:

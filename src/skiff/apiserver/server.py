@@ -31,6 +31,7 @@ from skiff.api.tables import to_table
 from skiff.apiserver import codec, discovery, keys
 from skiff.apiserver.admission import AdmissionSettings
 from skiff.apiserver.auth import PUBLIC_PATHS, Authenticator, User
+from skiff.apiserver.authn_reviews import self_subject_review, token_review
 from skiff.apiserver.crds import CRDManager
 from skiff.apiserver.event_ttl import run_event_ttl
 from skiff.apiserver.eviction import evict
@@ -125,6 +126,8 @@ class APIServer:
         self._virtual: dict[str, VirtualCreate] = {
             "authorization.k8s.io/selfsubjectaccessreviews": self._self_subject_access_review,
             "core/bindings": self._binding_collection,
+            "authentication.k8s.io/selfsubjectreviews": self._self_subject_review,
+            "authentication.k8s.io/tokenreviews": self._token_review,
         }
         self._background: list[asyncio.Task[None]] = []
         self.admission = AdmissionSettings()
@@ -313,6 +316,14 @@ class APIServer:
         # Every authenticated user may do everything until RBAC is served.
         out["status"] = {"allowed": True, "reason": "no authorization policy restricts this user"}
         return out
+
+    async def _self_subject_review(self, request: web.Request, target: Target, body: Any,
+                                   ctx: WriteContext) -> dict[str, Any]:
+        return self_subject_review(request.get("user"), body)
+
+    async def _token_review(self, request: web.Request, target: Target, body: Any,
+                            ctx: WriteContext) -> dict[str, Any]:
+        return token_review(self, body)
 
     async def _binding_collection(self, request: web.Request, target: Target, body: Any,
                                   ctx: WriteContext) -> dict[str, Any]:
