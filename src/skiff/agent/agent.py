@@ -28,6 +28,7 @@ from skiff.agent.pod_workers import PodWorkers
 from skiff.agent.probes import TITLE, ProbeManager
 from skiff.agent.server import AgentServer
 from skiff.agent.streams import StreamTargets
+from skiff.agent.token_manager import TokenManager
 from skiff.agent.volumes import VolumeManager
 from skiff.api import meta as m
 from skiff.api.errors import StatusError
@@ -79,7 +80,8 @@ class NodeAgent:
         self.node_uid = ""
         self.events = EventRecorder(client, self.node_name)
         self.backoff = Backoff()
-        self.volumes = VolumeManager(self.state_dir, self.fetch_object, self.request_token,
+        self.tokens = TokenManager(self.request_token)
+        self.volumes = VolumeManager(self.state_dir, self.fetch_object, self.tokens.token,
                                      self.allocatable)
         self.probes = ProbeManager(runtime, self._probe_changed, self._probe_failed)
         self.pods = Informer(client, "", "v1", "pods",
@@ -387,13 +389,13 @@ class NodeAgent:
                 return None
             raise
 
-    async def request_token(self, namespace: str, sa: str, spec: Obj) -> str:
-        """A bound service account token (TokenRequest)."""
+    async def request_token(self, namespace: str, sa: str, spec: Obj) -> Obj:
+        """A bound service account token: the TokenRequest the API answers with."""
         body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
                 "spec": spec}
         path = self.client.path("", "v1", "serviceaccounts", sa, namespace, "token")
         out = await self.client.request("POST", path, body=body)
-        return str(((out or {}).get("status") or {}).get("token") or "")
+        return out if isinstance(out, dict) else {}
 
     def pod_log_dir(self, pod: Obj) -> Path:
         """Where a pod's container logs go."""

@@ -159,7 +159,8 @@ class PodSyncer:
                             f'MountVolume.SetUp failed for volume "{exc.volume}" : {exc.message}')
             await self._write_status(pod, state, await self._containers(sandbox_id),
                                      initialized=False, sandbox_ready=True)
-            return min(2.0 * (2 ** min(state.mount_failures, 6)), 120.0)
+            # As the kubelet's volume operations: 0.5 s doubling to two minutes.
+            return min(0.5 * 2 ** min(state.mount_failures - 1, 8), 120.0)
         containers = await self._containers(sandbox_id)
         policy = spec.get("restartPolicy") or "Always"
 
@@ -485,6 +486,7 @@ class PodSyncer:
             await self.runtime.remove_pod_sandbox(sid)
         self._sandboxes.pop(uid, None)
         await self.volumes.teardown(uid)
+        self.agent.tokens.forget_pod(uid)
         for d in self.agent.log_dirs_of(uid):
             await asyncio.to_thread(shutil.rmtree, d, True)
         self.backoff.forget(f"{uid}/")

@@ -111,6 +111,8 @@ class Client:
         self.component = component
         self.field_manager = field_manager or f"skiff-{component}"
         self._token = token
+        # The CA the server is verified with (the root CA controllers publish).
+        self.ca_data = ca_data
         self._ssl: ssl.SSLContext | bool = True
         if self.server.startswith("https://"):
             ctx = ssl.create_default_context(

@@ -23,6 +23,7 @@ from skiff.controllers.replicaset import (
     REPLICATION_CONTROLLER,
     ReplicaSetController,
 )
+from skiff.controllers.root_ca_publisher import RootCAPublisher
 from skiff.controllers.serviceaccounts import ServiceAccountsController
 from skiff.controllers.statefulset import StatefulSetController
 from skiff.controllers.ttl_after_finished import TTLAfterFinishedController
@@ -100,6 +101,7 @@ def controller_factories(client: Client, shared: SharedInformers,
         "namespace": lambda: NamespaceController(client),
         "garbage-collector": lambda: GarbageCollector(client, shared=shared.existing),
         "serviceaccounts": lambda: ServiceAccountsController(client),
+        "root-ca-cert-publisher": lambda: RootCAPublisher(client),
         "replicaset": lambda: ReplicaSetController(client, pods=pods, owners=replicasets,
                                                    workers=WORKLOAD_WORKERS),
         "replicationcontroller": lambda: ReplicaSetController(client, REPLICATION_CONTROLLER,

@@ -8,7 +8,7 @@ from typing import Any
 
 from skiff.api.resources import ResourceType
 from skiff.apiserver import keys
-from skiff.apiserver.admission import priority, service_allocation
+from skiff.apiserver.admission import priority, service_account, service_allocation
 from skiff.apiserver.admission.default_tolerations import add_default_tolerations
 from skiff.store.sqlite import SQLiteStore
 
@@ -34,11 +34,7 @@ async def admit(store: SQLiteStore, rt: ResourceType, obj: dict[str, Any],
         if "kubernetes" not in finalizers:
             spec["finalizers"] = [*finalizers, "kubernetes"]
     elif rt.key == "core/pods" and old is None:
-        spec = obj.setdefault("spec", {})
-        # The ServiceAccount admission plugin's default.
-        if not spec.get("serviceAccountName"):
-            spec["serviceAccountName"] = spec.get("serviceAccount") or "default"
-        spec.setdefault("serviceAccount", spec["serviceAccountName"])
+        service_account.admit_pod(store, obj)
         add_default_tolerations(obj, (settings or AdmissionSettings()).default_toleration_seconds)
         priority.admit_pod(store, obj)
     elif rt.key == "scheduling.k8s.io/priorityclasses":

@@ -127,6 +127,38 @@ def _ensure_target(path: str, source: str) -> None:
             open(path, "a").close()
 
 
+def join_in_root(root: str, path: str) -> str:
+    """`path` as seen inside `root`: symlinks on the way resolve within the root.
+
+    A container path such as /var/run/secrets must land under the container's own
+    /run when /var/run links to /run, not under the host's (what runc's securejoin
+    does); an absolute link restarts from the root, and `..` never climbs above it.
+    """
+    if root == "/":
+        return path
+    pending = [p for p in path.split("/") if p]
+    done: list[str] = []
+    hops = 0
+    while pending:
+        part = pending.pop(0)
+        if part == ".":
+            continue
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        current = os.path.join(root, *done, part)
+        if os.path.islink(current) and hops < 40:
+            hops += 1
+            link = os.readlink(current)
+            if link.startswith("/"):
+                done = []
+            pending = [p for p in link.split("/") if p] + pending
+            continue
+        done.append(part)
+    return os.path.join(root, *done)
+
+
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 
 
@@ -200,7 +232,7 @@ def build_root(cfg: dict, cdir: str) -> str:
         build_dev(root)
     for m in cfg.get("mounts") or ():
         src, dst = m["host_path"], m["container_path"]
-        target = os.path.join(root, dst.lstrip("/"))
+        target = join_in_root(root, dst) if root != "/" else dst
         if root == "/" and not os.path.exists(target):
             raise OSError(errno.ENOENT, f"mount point {dst} does not exist on the host and "
                                         f"the process runtime has no overlay to create it")
