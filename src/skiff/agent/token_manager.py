@@ -52,7 +52,8 @@ class TokenManager:
     def __init__(self, request: RequestToken, clock: Callable[[], float] = time.time) -> None:
         self.request = request
         self.clock = clock
-        self._cache: dict[str, Obj] = {}
+        # key → (uid of the pod the request bound the token to, the TokenRequest)
+        self._cache: dict[str, tuple[str, Obj]] = {}
 
     @staticmethod
     def _key(namespace: str, sa: str, spec: Obj) -> str:
@@ -62,7 +63,7 @@ class TokenManager:
         """A valid token for `sa` with this TokenRequest spec (raises if none can be had)."""
         key = self._key(namespace, sa, spec)
         now = self.clock()
-        cached = self._cache.get(key)
+        cached = self._cache[key][1] if key in self._cache else None
         if cached is not None and not requires_refresh(cached, now):
             return str(cached["status"]["token"])
         try:
@@ -76,16 +77,16 @@ class TokenManager:
             return str(cached["status"]["token"])
         if not (fresh.get("status") or {}).get("token"):
             raise ValueError("the API returned a TokenRequest without a token")
-        self._cache[key] = fresh
+        bound = (spec.get("boundObjectRef") or {}).get("uid") or ""
+        self._cache[key] = (str(bound), fresh)
         self._prune(now)
         return str(fresh["status"]["token"])
 
     def forget_pod(self, uid: str) -> None:
         """Drop the tokens bound to a pod that is gone from this node."""
-        for key in [k for k, tr in self._cache.items()
-                    if ((tr.get("spec") or {}).get("boundObjectRef") or {}).get("uid") == uid]:
+        for key in [k for k, (bound, _tr) in self._cache.items() if bound == uid]:
             del self._cache[key]
 
     def _prune(self, now: float) -> None:
-        for key in [k for k, tr in self._cache.items() if (_expiry(tr) or 0) <= now]:
+        for key in [k for k, (_b, tr) in self._cache.items() if (_expiry(tr) or 0) <= now]:
             del self._cache[key]
