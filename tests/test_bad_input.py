@@ -71,6 +71,8 @@ def api(cluster: Cluster) -> RawClient:  # noqa: F811 - the imported fixture
         r = c.post(path, body)
         assert r.status in (201, 409), r.text()
     assert c.wait_for(WIDGETS).status == 200, "the CRD was not served in time"
+    # The root CA publisher adds its ConfigMap to the new namespace: before, not during, a test.
+    assert c.wait_for(f"{CMS}/kube-root-ca.crt").status == 200, "kube-root-ca.crt is missing"
     r = c.post(WIDGETS, {"apiVersion": f"{GROUP}/v1", "kind": "Widget",
                          "metadata": {"name": "w1"}, "spec": {"size": 1}})
     assert r.status in (201, 409), r.text()
