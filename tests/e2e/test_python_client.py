@@ -53,12 +53,21 @@ def ns(core: client.CoreV1Api) -> Iterator[str]:
     """A fresh namespace per test, so tests never see each other's objects."""
     name = f"py-{uuid.uuid4().hex[:8]}"
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    # Every namespace gets the root CA ConfigMap (as upstream); wait for it so that
+    # the tests' lists and watches start after that write.
+    deadline = time.monotonic() + 15
+    while ROOT_CA not in [c.metadata.name for c in core.list_namespaced_config_map(name).items]:
+        assert time.monotonic() < deadline, f"{ROOT_CA} was not published in {name}"
+        time.sleep(0.05)
     yield name
     try:
         core.delete_namespace(name)
     except ApiException as exc:
         if exc.status != 404:
             raise
+
+
+ROOT_CA = "kube-root-ca.crt"
 
 
 def _cm(name: str, data: dict[str, str] | None = None, **meta: Any) -> client.V1ConfigMap:
@@ -382,10 +391,10 @@ def test_list_paging_is_a_consistent_snapshot(core: client.CoreV1Api, ns: str) -
             # Writes after the first page do not show up in the later pages.
             core.create_namespaced_config_map(ns, _cm("cm-late"))
             core.patch_namespaced_config_map("cm-6", ns, {"data": {"i": "changed"}})
-    assert pages == [["cm-0", "cm-1"], ["cm-2", "cm-3"], ["cm-4", "cm-5"], ["cm-6"]]
+    assert pages == [["cm-0", "cm-1"], ["cm-2", "cm-3"], ["cm-4", "cm-5"], ["cm-6", ROOT_CA]]
     assert len(versions) == 1
     fresh = core.list_namespaced_config_map(ns)
-    assert len(fresh.items) == 8
+    assert len(fresh.items) == 9
     assert int(fresh.metadata.resource_version) > int(versions.pop())
 
 
@@ -564,7 +573,7 @@ def test_dynamic_client_get_create_server_side_apply(api: client.ApiClient, ns: 
     assert created.metadata.name == "dyn"
     got = cms.get(name="dyn", namespace=ns)
     assert got.data.a == "1" and got.metadata.uid == created.metadata.uid
-    assert [i.metadata.name for i in cms.get(namespace=ns).items] == ["dyn"]
+    assert [i.metadata.name for i in cms.get(namespace=ns).items] == ["dyn", ROOT_CA]
 
     applied = cms.server_side_apply(
         namespace=ns, field_manager="dyn-apply",
