@@ -66,7 +66,7 @@ async def _run(args: argparse.Namespace, data_dir: Path) -> int:
     config = AgentConfig(node_name=args.name, state_dir=state, host_ip=args.host_ip,
                          server_host=args.listen, server_port=args.port, client_ca=ca_path,
                          zone=args.zone, cpu=args.cpu, memory=args.memory,
-                         max_pods=args.max_pods)
+                         max_pods=args.max_pods, lease_interval=args.lease_interval)
     agent = NodeAgent(client, runtime, config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -111,6 +111,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--cpu", default="", help="CPU capacity to report (default: the machine's)")
     p.add_argument("--memory", default="", help="memory capacity to report")
     p.add_argument("--max-pods", type=int, default=110, help="pods this node accepts")
+    p.add_argument("--lease-interval", type=float, default=10.0,
+                   help="seconds between Lease renewals (the kubelet's 10 s; keep it well "
+                        "under the cluster's node monitor grace period)")
     p.add_argument("--stop-containers-on-exit", action="store_true",
                    help="kill this node's containers when the agent stops (as `skiff up` "
                         "does for its own agents); by default they keep running and the "

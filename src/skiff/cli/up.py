@@ -87,7 +87,10 @@ def _start_agents(args: argparse.Namespace, data_dir: Path, url: str,
         cmd = [sys.executable, "-m", "skiff.cli.main", "agent", "--server", url,
                "--token-file", str(data_dir / "pki" / "admin.token"), "--name", name,
                "--data-dir", str(state), "--ca-cert", str(data_dir / "pki" / "ca.crt"),
-               "--runtime", runtime, "--stop-containers-on-exit"]
+               "--runtime", runtime, "--stop-containers-on-exit",
+               # A quarter of the grace period, as the kubelet's 10 s is of 40 s, so a
+               # shortened grace period does not see healthy nodes go stale.
+               "--lease-interval", str(min(10.0, args.node_monitor_grace_period / 4))]
         if args.verbose:
             cmd.append("-v")
         procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
