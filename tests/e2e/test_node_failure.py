@@ -185,3 +185,52 @@ spec:
                              for t in node()["spec"].get("taints") or []), timeout=20)
     assert "Running" in kubectl("get", "pod", "tolerant")
     kubectl("delete", "pod", "tolerant", "--grace-period=1")
+
+
+def test_pods_of_a_dead_node_are_replaced_on_another(
+        two_nodes: tuple[Cluster, Kubectl]) -> None:
+    cluster, kubectl = two_nodes
+    kubectl("apply", "-f", "-", input="""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: movers}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: movers}}
+  template:
+    metadata: {labels: {app: movers}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      affinity:
+        podAntiAffinity:
+          preferredDuringSchedulingIgnoredDuringExecution:
+          - weight: 100
+            podAffinityTerm:
+              topologyKey: kubernetes.io/hostname
+              labelSelector: {matchLabels: {app: movers}}
+      containers: [{name: c, image: busybox, command: [sleep, "3600"]}]
+""")
+    kubectl("rollout", "status", "deployment/movers", "--timeout=60s")
+
+    def movers() -> list[dict[str, Any]]:
+        return json.loads(kubectl("get", "pods", "-l", "app=movers", "-o", "json"))["items"]
+
+    placed = {p["metadata"]["name"]: p["spec"]["nodeName"] for p in movers()}
+    assert sorted(placed.values()) == ["node-1", "node-2"]
+    victim = next(name for name, node in placed.items() if node == "node-2")
+    pid, cmd = _agent_cmdline(cluster, "node-2")
+    os.kill(pid, signal.SIGKILL)
+
+    # node-2 goes unreachable, its pod is evicted after the 2 s default toleration, the
+    # ReplicaSet makes a replacement, and the scheduler (node-2 is tainted) puts it on node-1.
+    def replaced() -> bool:
+        live = [p for p in movers() if not p["metadata"].get("deletionTimestamp")]
+        return (len(live) == 2 and victim not in {p["metadata"]["name"] for p in live}
+                and all(p["spec"].get("nodeName") == "node-1" and
+                        (p.get("status") or {}).get("phase") == "Running" for p in live))
+
+    wait_for(replaced, timeout=60)
+    # The node comes back and finishes the evicted pod's deletion.
+    _restart_agent(cluster, cmd)
+    kubectl("wait", "--for=delete", f"pod/{victim}", "--timeout=30s")
+    kubectl("delete", "deployment", "movers", "--wait=true", "--timeout=60s")
