@@ -115,8 +115,10 @@ class Hooks:
     def default(self, rt: ResourceType, obj: Obj) -> None:
         """Fill in defaulted fields."""
 
-    def validate(self, rt: ResourceType, obj: Obj, old: Obj | None) -> list[dict[str, str]]:
-        """Field causes for an invalid object (empty when valid)."""
+    def validate(self, rt: ResourceType, obj: Obj, old: Obj | None,
+                 subresource: str = "") -> list[dict[str, str]]:
+        """Field causes for an invalid object (empty when valid); `subresource` is the
+        endpoint an update came through."""
         return []
 
     async def admit(self, rt: ResourceType, obj: Obj, old: Obj | None, ctx: WriteContext) -> None:
@@ -168,9 +170,13 @@ def load(rt: ResourceType, kv: KeyValue) -> Obj:
     return conv[0](obj) if conv else obj
 
 
-def _json_copy(obj: Obj) -> Obj:
-    """A deep copy of an object decoded from JSON (a round trip is faster than deepcopy)."""
-    return orjson.loads(orjson.dumps(obj))
+def _json_copy(obj: Any) -> Any:
+    """A deep copy of a JSON value (a round trip is faster than deepcopy)."""
+    try:
+        return orjson.loads(orjson.dumps(obj))
+    except (TypeError, orjson.JSONEncodeError):
+        # Values orjson cannot write (integers beyond 64 bits) are copied the slow way.
+        return clone(obj)
 
 
 def _loads(rt: ResourceType, raw: bytes) -> Obj:
@@ -449,8 +455,13 @@ class ResourceStore:
     # -- update ----------------------------------------------------------------
 
     def _prepare_update(
-        self, rt: ResourceType, old: Obj, new: Any, subresource: str
+        self, rt: ResourceType, old: Obj, new: Any, subresource: str, *, old_private: bool = False
     ) -> Obj:
+        """The object an update of `old` with body `new` stores (before defaulting).
+
+        With `old_private` the caller hands over a copy of the stored object nobody else
+        holds, which a status write may then edit instead of copying it again.
+        """
         self._check_type(rt, new)
         old_md = old["metadata"]
         new_md = m.metadata(new)
@@ -467,17 +478,17 @@ class ResourceStore:
                 "request"
             )
         if subresource == "status":
-            result = _json_copy(old)
+            # As upstream's status strategies: only status (and labels, annotations and
+            # managedFields) come from the body; the body is copied only where taken.
+            result = old if old_private else _json_copy(old)
             if "status" in new:
-                result["status"] = new["status"]
+                result["status"] = _json_copy(new["status"])
             else:
                 result.pop("status", None)
             rmd = result["metadata"]
-            for k in ("labels", "annotations"):
+            for k in ("labels", "annotations", "managedFields"):
                 if k in new_md:
-                    rmd[k] = new_md[k]
-            if "managedFields" in new_md:
-                rmd["managedFields"] = new_md["managedFields"]
+                    rmd[k] = _json_copy(new_md[k])
             return result
         if subresource == "finalize":
             result = _json_copy(old)
@@ -530,6 +541,9 @@ class ResourceStore:
         def mutate(old: Obj) -> Obj:
             if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
                 raise conflict(rt.group, rt.plural, name, STALE_OBJECT)
+            if subresource == "status":
+                # `old` is guaranteed_update's private copy and the body is only read.
+                return self._prepare_update(rt, old, body, subresource, old_private=True)
             return self._prepare_update(rt, old, clone(body), subresource)
 
         return await self.guaranteed_update(rt, namespace, name, mutate, ctx, subresource,
@@ -569,7 +583,8 @@ class ResourceStore:
                 self.hooks.default(rt, new)
             # A binding is the scheduler's one sanctioned change to an immutable
             # pod spec; it is checked by the binding handler instead.
-            causes = [] if subresource == "binding" else self.hooks.validate(rt, new, old)
+            causes = [] if subresource == "binding" else self.hooks.validate(rt, new, old,
+                                                                            subresource)
             if causes:
                 raise invalid(rt.group, rt.kind, name, causes)
             await self.hooks.admit(rt, new, old, ctx)

@@ -35,10 +35,11 @@ class ServerHooks(Hooks):
         if node is not None:
             apply_custom_defaults(obj, node.raw)
 
-    def validate(self, rt: ResourceType, obj: Obj, old: Obj | None) -> list[dict[str, str]]:
+    def validate(self, rt: ResourceType, obj: Obj, old: Obj | None,
+                 subresource: str = "") -> list[dict[str, str]]:
         """Field causes for an invalid object."""
         if not rt.crd:
-            return validate_builtin(rt, obj, old)
+            return validate_builtin(rt, obj, old, subresource)
         md = obj.get("metadata") or {}
         causes = validate_object_meta(md, rt.namespaced)
         node = self.server.schemas.node(rt)

@@ -437,14 +437,29 @@ class ClusterCache:
             self._counts.move_to_end(key)
             return entry[2]
         counts = np.zeros(self.capacity, dtype=np.int64)
-        for (ns, _), (labels, per_slot) in self._label_sets.items():
-            if (namespaces is None or ns in namespaces) and selector.matches(labels):
+        matched: set[Any] = set()
+        for set_key, (labels, per_slot) in self._label_sets.items():
+            if (namespaces is None or set_key[0] in namespaces) and selector.matches(labels):
+                matched.add(set_key)
                 for slot, n in per_slot.items():
                     counts[slot] += n
         self._counts[key] = (namespaces, selector, counts)
+        evicted = None
         if len(self._counts) > COUNT_INDEXES:
-            self._counts.popitem(last=False)
-        self._counts_changed()
+            evicted = self._counts.popitem(last=False)[1][2]
+        # Keep the per-label-set answers rather than forgetting them all: with a new
+        # selector every Deployment, forgetting would re-match every index per pod.
+        # The scan above already decided which live label sets the new index selects.
+        for set_key in list(self._matching):
+            found = self._matching[set_key]
+            if set_key not in self._label_sets:
+                del self._matching[set_key]
+                continue
+            if evicted is not None:
+                found = self._matching[set_key] = [c for c in found if c is not evicted]
+            if set_key in matched:
+                found.append(counts)
+        self._counts_generation += 1
         return counts
 
     def _count_label_set(self, pod: PodInfo, slot: int, sign: int) -> None:

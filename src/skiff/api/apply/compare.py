@@ -111,6 +111,10 @@ def _cmp(
     if (isinstance(a, dict | list) and a == b and _identical(a, b)):
         # Unchanged subtrees (most of an object in a typical update) need no walk.
         return
+    if a is shape.MISSING and path:
+        # A new subtree (a first status report): every path in it is added.
+        _all_paths(b, node, path, added)
+        return
     kind = granularity(a, b, node)
     if kind == "leaf":
         if a is shape.MISSING:

@@ -36,6 +36,7 @@ from skiff.api.validation.core import (
 from skiff.api.validation.field import Cause
 from skiff.api.validation.metadata import validate_object_meta, validate_object_meta_update
 from skiff.api.validation.names import dns1123_label, dns1123_subdomain, rfc1035_label
+from skiff.api.validation.pod_status import validate_pod_status
 from skiff.api.validation.policy import validate_pdb
 from skiff.api.validation.scheduling import validate_priorityclass
 from skiff.api.validation.services import validate_service
@@ -75,10 +76,22 @@ NAME_VALIDATORS: dict[str, Callable[[str], list[str]]] = {
 }
 
 
+# Kinds whose status subresource writes are checked by their own rules instead of
+# the kind's (the spec a status write cannot change is not validated again).
+STATUS_VALIDATORS: dict[str, KindValidator] = {
+    "core/pods": validate_pod_status,
+}
+
+
 def validate(
-    rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None = None
+    rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None = None,
+    subresource: str = "",
 ) -> list[Cause]:
-    """All causes why `obj` may not be stored (replacing `old` on update); [] when valid."""
+    """All causes why `obj` may not be stored (replacing `old` on update); [] when valid.
+
+    `subresource` names the endpoint written through (`status` checks only what a
+    status write may change, where the kind has such rules).
+    """
     if not isinstance(obj, dict):
         return [field.type_invalid("", obj, "object")]
     meta = obj.get("metadata")
@@ -97,6 +110,8 @@ def validate(
         old_meta = old.get("metadata") if isinstance(old.get("metadata"), dict) else {}
         errs += validate_object_meta_update(meta, old_meta)
     validator = VALIDATORS.get(rt.key) if not rt.crd else None
+    if subresource == "status" and old is not None and rt.key in STATUS_VALIDATORS:
+        validator = STATUS_VALIDATORS[rt.key]
     if validator is not None:
         errs += validator(obj, old)
     return errs
