@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import KUBECTL, Cluster, Kubectl, start_cluster
+from tests.e2e.conftest import Cluster, Kubectl, new_kubectl, start_cluster
 
 pytestmark = pytest.mark.skipif(
     subprocess.run(["id", "-u"], capture_output=True, text=True).stdout.strip() != "0",
@@ -54,12 +54,7 @@ def agent_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]
 @pytest.fixture(scope="module")
 def kubectl(agent_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
     """kubectl bound to the agent cluster, once its node is Ready."""
-    if KUBECTL is None:
-        pytest.skip("kubectl is not installed")
-    home = tmp_path_factory.mktemp("kubectl-agent")
-    cache = home / ".kube" / "cache"
-    cache.mkdir(parents=True)
-    k = Kubectl(agent_cluster, cache)
+    k = new_kubectl(agent_cluster, tmp_path_factory)
     wait_for(lambda: " Ready " in k("get", "nodes", "--no-headers"))
     return k
 

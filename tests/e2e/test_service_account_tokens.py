@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import KUBECTL, Cluster, Kubectl, start_cluster
+from tests.e2e.conftest import Cluster, Kubectl, new_kubectl, start_cluster
 from tests.e2e.test_node_agent import wait_for
 
 pytestmark = pytest.mark.skipif(
@@ -40,12 +40,7 @@ def token_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]
 @pytest.fixture(scope="module")
 def kubectl(token_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
     """kubectl bound to the cluster, once its node is Ready."""
-    if KUBECTL is None:
-        pytest.skip("kubectl is not installed")
-    home = tmp_path_factory.mktemp("kubectl-tokens")
-    cache = home / ".kube" / "cache"
-    cache.mkdir(parents=True)
-    k = Kubectl(token_cluster, cache)
+    k = new_kubectl(token_cluster, tmp_path_factory)
     wait_for(lambda: " Ready " in k("get", "nodes", "--no-headers"))
     return k
 
