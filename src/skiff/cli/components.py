@@ -17,6 +17,10 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from skiff.client.shared_informers import SharedInformers
 
 log = logging.getLogger("skiff")
 
@@ -67,31 +71,46 @@ async def _serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     kubeconfig: Path = args.kubeconfig
+    from skiff.client import Client
+    from skiff.client.shared_informers import SharedInformers
+
+    # One watch per resource for the whole process: the controllers, the scheduler
+    # and the sim agent all take their pod informer (and more) from here, so every
+    # pod change crosses the wire and is decoded once instead of three times.
+    informer_client = Client.from_kubeconfig(str(kubeconfig), component="shared-informers")
+    shared = SharedInformers(informer_client)
     tasks: list[asyncio.Task[None]] = []
     if not args.no_controllers:
-        tasks.append(asyncio.ensure_future(_run_controllers(kubeconfig, stop, args)))
+        tasks.append(asyncio.ensure_future(_run_controllers(kubeconfig, stop, args, shared)))
         if not args.no_scheduler:
-            tasks.append(asyncio.ensure_future(_run_scheduler(kubeconfig, stop)))
+            tasks.append(asyncio.ensure_future(_run_scheduler(kubeconfig, stop, shared)))
     if wanted(args):
-        tasks.append(asyncio.ensure_future(_run_sim_agent(kubeconfig, stop, args.sim_nodes)))
+        tasks.append(asyncio.ensure_future(
+            _run_sim_agent(kubeconfig, stop, args.sim_nodes, shared)))
     metrics = None
     if args.metrics_port:
         from skiff.cli.component_metrics import serve_metrics
 
         metrics = await serve_metrics("127.0.0.1", args.metrics_port)
+    # Let every component build itself and register its handlers before the shared
+    # informers list (a late handler would be replayed the cache; this saves that).
+    await asyncio.sleep(0)
+    shared.start()
     # Everything imported and built so far lives as long as the process.
     gc.freeze()
     await stop.wait()
     for task in tasks:
         with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
             await asyncio.wait_for(task, 5)
+    await shared.stop()
+    await informer_client.close()
     if metrics is not None:
         await metrics.cleanup()
     return 0
 
 
 async def _run_controllers(kubeconfig: Path, stop: asyncio.Event,
-                           args: argparse.Namespace) -> None:
+                           args: argparse.Namespace, shared: SharedInformers) -> None:
     """Run the controller manager as an API client of the server."""
     from skiff.client import Client
     from skiff.controllers.manager import run_controllers
@@ -102,14 +121,15 @@ async def _run_controllers(kubeconfig: Path, stop: asyncio.Event,
     try:
         settings = {"node_monitor_grace_period": args.node_monitor_grace_period,
                     "hpa_sync_period": args.hpa_sync_period}
-        await run_controllers(client, stop, settings)
+        await run_controllers(client, stop, settings, shared)
     except Exception:  # noqa: BLE001 - the API keeps serving; the failure is logged
         log.exception("controller manager failed")
     finally:
         await client.close()
 
 
-async def _run_scheduler(kubeconfig: Path, stop: asyncio.Event) -> None:
+async def _run_scheduler(kubeconfig: Path, stop: asyncio.Event,
+                         shared: SharedInformers) -> None:
     """Run the scheduler as an API client of the server until `stop`."""
     from skiff.client import Client
     from skiff.scheduler.scheduler import Scheduler
@@ -120,7 +140,7 @@ async def _run_scheduler(kubeconfig: Path, stop: asyncio.Event) -> None:
     async def supervise() -> None:
         while True:
             try:
-                await Scheduler(client).run()
+                await Scheduler(client, shared=shared).run()
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - logged; a fresh scheduler starts over
@@ -137,7 +157,8 @@ async def _run_scheduler(kubeconfig: Path, stop: asyncio.Event) -> None:
         await client.close()
 
 
-async def _run_sim_agent(kubeconfig: Path, stop: asyncio.Event, count: int) -> None:
+async def _run_sim_agent(kubeconfig: Path, stop: asyncio.Event, count: int,
+                         shared: SharedInformers) -> None:
     """Register `count` simulated nodes, then run the shared sim agent until `stop`."""
     from skiff.client import Client
     from skiff.runtime.sim.agent import SimAgent
@@ -145,7 +166,7 @@ async def _run_sim_agent(kubeconfig: Path, stop: asyncio.Event, count: int) -> N
     from skiff.runtime.sim.nodes import SimNodeSpec
 
     client = Client.from_kubeconfig(str(kubeconfig), component="sim-agent")
-    agent = SimAgent(client)
+    agent = SimAgent(client, shared=shared)
     task = asyncio.ensure_future(agent.run())
     try:
         if count > 0:

@@ -83,8 +83,19 @@ class Informer:
     # -- handlers and cache -----------------------------------------------------------------
 
     def on_add(self, fn: Handler) -> Handler:
-        """Call `fn(obj)` for every new object (usable as a decorator)."""
+        """Call `fn(obj)` for every new object (usable as a decorator).
+
+        Objects already cached (a shared informer that listed before this handler
+        came) are added to `fn` at once, as client-go does for a late handler.
+        """
         self._add.append(fn)
+        for obj in list(self._cache.values()):
+            try:
+                result = fn(obj)
+                if inspect.isawaitable(result):
+                    asyncio.ensure_future(result)
+            except Exception:
+                log.exception("%r: event handler %r failed", self, fn)
         return fn
 
     def on_update(self, fn: Handler) -> Handler:
@@ -96,6 +107,12 @@ class Informer:
         """Call `fn(obj)` with the last known state of every removed object."""
         self._delete.append(fn)
         return fn
+
+    def remove_handler(self, fn: Handler) -> None:
+        """Stop calling `fn` (a component leaving a shared informer)."""
+        for handlers in (self._add, self._update, self._delete):
+            while fn in handlers:
+                handlers.remove(fn)
 
     def add_index(self, name: str, fn: IndexFunc) -> None:
         """Maintain an index of the cache by the values `fn(obj)` returns."""

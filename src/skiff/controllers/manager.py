@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from skiff.client.http_client import Client
-from skiff.client.informer import Informer
+from skiff.client.shared_informers import SharedInformers
 from skiff.controllers.cronjob import CronJobController
 from skiff.controllers.daemonset import DaemonSetController
 from skiff.controllers.deployment import DeploymentController
@@ -35,52 +35,6 @@ log = logging.getLogger(__name__)
 # tens of milliseconds under load, 5 would leave a burst of new Deployments queued
 # while the API server has room for more.
 WORKLOAD_WORKERS = 16
-
-
-class SharedInformers:
-    """One informer per resource for every controller that watches it.
-
-    Pods are watched by most workload controllers; one cache and one watch stream
-    instead of one per controller keeps memory and API load flat as they are added.
-    A controller restarted after a crash registers its handlers again; the old
-    handlers only reach the dead controller's shut-down queue, so they are inert.
-    """
-
-    def __init__(self, client: Client) -> None:
-        self.client = client
-        self._informers: dict[tuple[str, str, str], Informer] = {}
-        self._tasks: list[asyncio.Task[None]] = []
-        self._started = False
-
-    def get(self, group: str, version: str, plural: str) -> Informer:
-        """The shared informer for a resource (started with the others)."""
-        key = (group, version, plural)
-        inf = self._informers.get(key)
-        if inf is None:
-            inf = self._informers[key] = Informer(self.client, group, version, plural)
-            if self._started:
-                self._tasks.append(inf.start())
-        return inf
-
-    def existing(self, group: str, version: str, plural: str) -> Informer | None:
-        """The shared informer for a resource if some controller asked for one."""
-        return self._informers.get((group, version, plural))
-
-    def start(self) -> None:
-        """Start every informer created so far (and later ones as they are created)."""
-        self._started = True
-        for inf in self._informers.values():
-            self._tasks.append(inf.start())
-
-    async def stop(self) -> None:
-        """Stop every informer and wait for their tasks."""
-        for inf in self._informers.values():
-            inf.stop()
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
 
 
 def controller_factories(client: Client, shared: SharedInformers,
@@ -124,13 +78,17 @@ def controller_factories(client: Client, shared: SharedInformers,
 
 
 async def run_controllers(client: Client, stop: asyncio.Event,
-                          settings: dict[str, float] | None = None) -> None:
+                          settings: dict[str, float] | None = None,
+                          shared: SharedInformers | None = None) -> None:
     """Run every controller until `stop` is set, then cancel and await them all.
 
     A controller that crashes is logged and restarted after a pause rather than
-    taking the others down with it.
+    taking the others down with it. `shared` is a process-wide informer factory
+    (its owner starts and stops it); without one the controllers get their own.
     """
-    shared = SharedInformers(client)
+    owned = shared is None
+    if shared is None:
+        shared = SharedInformers(client)
     factories = controller_factories(client, shared, settings)
 
     async def supervise(name: str) -> None:
@@ -153,4 +111,5 @@ async def run_controllers(client: Client, stop: asyncio.Event,
         for t in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
-        await shared.stop()
+        if owned:
+            await shared.stop()

@@ -24,6 +24,7 @@ from skiff.api.selectors.labels import LabelSelector, from_label_selector_dict
 from skiff.client.http_client import Client
 from skiff.client.informer import Informer, object_key
 from skiff.client.pipeline import RequestPipeline
+from skiff.client.shared_informers import SharedInformers
 from skiff.scheduler import explain
 from skiff.scheduler.algorithm import Algorithm, Decision, FitError, default_framework
 from skiff.scheduler.cache import ClusterCache
@@ -85,7 +86,7 @@ class Scheduler:
     def __init__(self, client: Client, *, scheduler_name: str = DEFAULT_SCHEDULER,
                  events: bool = True, percentage_of_nodes_to_score: int = 0,
                  event_qps: float = EVENT_QPS, event_burst: int = EVENT_BURST,
-                 manage_gc: bool = False) -> None:
+                 manage_gc: bool = False, shared: SharedInformers | None = None) -> None:
         self.client = client
         # A process of its own may tune the garbage collector to the scheduler's heap.
         self.manage_gc = manage_gc
@@ -100,18 +101,30 @@ class Scheduler:
         self.recorder = EventRecorder(client, pipeline=self.pipeline, qps=event_qps,
                                       burst=event_burst) if events else None
         self.preemptor = Preemptor(self)
-        self.pods = Informer(client, "", "v1", "pods")
-        self.nodes = Informer(client, "", "v1", "nodes")
+        # Pods, nodes and ReplicaSets come from the process's shared informers when the
+        # scheduler runs beside the controllers (`skiff components`); those it neither
+        # starts nor stops.
+        self._shared: list[Informer] = []
+        if shared is not None:
+            self._shared = [shared.get("", "v1", "pods"), shared.get("", "v1", "nodes"),
+                            shared.get("apps", "v1", "replicasets")]
+            self.pods, self.nodes, self.replicasets = self._shared
+        else:
+            self.pods = Informer(client, "", "v1", "pods")
+            self.nodes = Informer(client, "", "v1", "nodes")
+            self.replicasets = Informer(client, "apps", "v1", "replicasets")
         self.namespaces = Informer(client, "", "v1", "namespaces")
         # Owners whose selectors drive default topology spreading.
         self.services = Informer(client, "", "v1", "services")
-        self.replicasets = Informer(client, "apps", "v1", "replicasets")
         self.statefulsets = Informer(client, "apps", "v1", "statefulsets")
         for inf in (self.services, self.replicasets, self.statefulsets):
+            if inf.has_index("namespace"):
+                continue  # a shared informer, indexed the same way by a controller
             inf.add_index("namespace", lambda o: [(o.get("metadata") or {}).get("namespace",
                                                                                 "")])
         for inf in (self.replicasets, self.statefulsets):
-            inf.add_index(_SELECTOR_INDEX, _selector_key)
+            if not inf.has_index(_SELECTOR_INDEX):
+                inf.add_index(_SELECTOR_INDEX, _selector_key)
         # PodDisruptionBudgets, once the API serves them (preemption prefers to keep them).
         self.pdbs: Informer | None = None
         self.background: set[asyncio.Task[Any]] = set()
@@ -387,6 +400,14 @@ class Scheduler:
             await asyncio.sleep(FLUSH_UNSCHEDULABLE_EVERY)
             self.queue.flush_unschedulable()
 
+    def _leave_shared(self) -> None:
+        """Take this scheduler's handlers off the shared informers it used."""
+        handlers = (self._pod_added, self._pod_updated, self._pod_deleted,
+                    self._node_added, self._node_updated, self._node_deleted)
+        for inf in self._shared:
+            for fn in handlers:
+                inf.remove_handler(fn)
+
     async def run(self) -> None:
         """Sync the informers, then schedule until cancelled."""
         informers = [self.nodes, self.namespaces, self.services, self.replicasets,
@@ -397,7 +418,7 @@ class Scheduler:
             informers.append(self.pdbs)
         except StatusError:
             self.pdbs = None
-        tasks = [inf.start() for inf in informers]
+        tasks = [inf.start() for inf in informers if inf not in self._shared]
         helpers = [asyncio.ensure_future(self._flush_unschedulable())]
         if self.recorder is not None:
             helpers.append(asyncio.ensure_future(self.recorder.run()))
@@ -424,7 +445,9 @@ class Scheduler:
         finally:
             self.queue.close()
             for inf in informers:
-                inf.stop()
+                if inf not in self._shared:
+                    inf.stop()
+            self._leave_shared()
             for t in [*tasks, *helpers, *self._tasks, *self.background]:
                 t.cancel()
             for t in [*tasks, *helpers, *list(self._tasks), *list(self.background)]:

@@ -19,6 +19,7 @@ from skiff.api import meta as m
 from skiff.api.errors import StatusError
 from skiff.client.http_client import Client
 from skiff.client.informer import Informer, object_key
+from skiff.client.shared_informers import SharedInformers
 from skiff.client.workqueue import WorkQueue, run_workers
 from skiff.runtime.sim.heartbeat import (
     LEASE_RENEW_INTERVAL,
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 WORKERS = 32
+# The pod index by node name (named apart from the controllers' on a shared informer).
+_NODE_INDEX = "sim-agent:node"
 # Upstream's kubelet reports at most 50 images per node.
 MAX_IMAGES = 50
 # Simulated images have no size; ImageLocality scoring wants one.
@@ -103,11 +106,20 @@ class SimAgent:
 
     def __init__(self, client: Client, *, workers: int = WORKERS,
                  lease_interval: float = LEASE_RENEW_INTERVAL,
-                 status_interval: float = STATUS_REPORT_INTERVAL) -> None:
+                 status_interval: float = STATUS_REPORT_INTERVAL,
+                 shared: SharedInformers | None = None) -> None:
         self.client = client
         self.nodes = Informer(client, "", "v1", "nodes", label_selector=f"{SIM_LABEL}=true")
-        self.pods = Informer(client, "", "v1", "pods", field_selector="spec.nodeName!=")
-        self.pods.add_index("node", lambda p: [_node_name(p)])
+        # Beside the scheduler and the controllers (`skiff components`) the process's
+        # shared pod informer, which also holds unbound pods and pods of other nodes:
+        # every use below looks the pod's node up among the sim nodes first.
+        self._shared_pods = shared is not None
+        if shared is not None:
+            self.pods = shared.get("", "v1", "pods")
+        else:
+            self.pods = Informer(client, "", "v1", "pods", field_selector="spec.nodeName!=")
+        if not self.pods.has_index(_NODE_INDEX):
+            self.pods.add_index(_NODE_INDEX, lambda p: [_node_name(p)])
         self.queue = WorkQueue(name="sim-pods")
         self.workers = workers
         self.heartbeats = Heartbeats(client, self.nodes.get, lease_interval=lease_interval,
@@ -119,8 +131,9 @@ class SimAgent:
         self.nodes.on_add(self._node_added)
         self.nodes.on_update(lambda _old, new: self._node_added(new))
         self.nodes.on_delete(self._node_deleted)
+        self._pod_handlers = (self._pod_changed, self._pod_updated, self._pod_deleted)
         self.pods.on_add(self._pod_changed)
-        self.pods.on_update(lambda _old, new: self._pod_changed(new))
+        self.pods.on_update(self._pod_updated)
         self.pods.on_delete(self._pod_deleted)
 
     # -- events ------------------------------------------------------------------------------
@@ -132,7 +145,7 @@ class SimAgent:
             self._images[name] = {n: None for img in (node.get("status") or {}).get("images")
                                   or [] for n in (img.get("names") or [])[:1]}
         self.heartbeats.track(name)
-        for pod in self.pods.by_index("node", name):
+        for pod in self.pods.by_index(_NODE_INDEX, name):
             self._pod_changed(pod)
 
     def _node_deleted(self, node: Obj) -> None:
@@ -153,6 +166,9 @@ class SimAgent:
         if ip:
             self._addresses.claim(node, key, ip)
         self.queue.add(key)
+
+    def _pod_updated(self, _old: Obj, pod: Obj) -> None:
+        self._pod_changed(pod)
 
     def _pod_deleted(self, pod: Obj) -> None:
         self._addresses.release(object_key(pod))
@@ -204,7 +220,7 @@ class SimAgent:
         self._addresses.release(object_key(pod))
 
     async def _delete_pods_of(self, node: str) -> None:
-        for pod in self.pods.by_index("node", node):
+        for pod in self.pods.by_index(_NODE_INDEX, node):
             md = pod.get("metadata") or {}
             with contextlib.suppress(StatusError):
                 await self.client.delete("", "v1", "pods", md.get("name", ""),
@@ -236,14 +252,20 @@ class SimAgent:
 
     async def run(self) -> None:
         """Watch and reconcile until cancelled."""
-        tasks = [self.nodes.start(), self.pods.start(),
+        tasks = [self.nodes.start(),
                  asyncio.create_task(self.heartbeats.run(), name="sim-heartbeats")]
+        if not self._shared_pods:
+            tasks.append(self.pods.start())
         try:
             await run_workers(self.queue, self.reconcile, self.workers)
         finally:
             self.queue.shutdown()
             self.nodes.stop()
-            self.pods.stop()
+            if self._shared_pods:
+                for fn in self._pod_handlers:
+                    self.pods.remove_handler(fn)
+            else:
+                self.pods.stop()
             for t in [*tasks, *self._cleanups]:
                 t.cancel()
             for t in [*tasks, *self._cleanups]:
