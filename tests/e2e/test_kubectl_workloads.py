@@ -185,8 +185,10 @@ def test_rollout_history_and_undo(kc: Kubectl) -> None:
     assert back["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"] == "1"
     history = kc("rollout", "history", "deployment/app", "-n", ns)
     assert "2         second image" in history and "3         first image" in history
-    images = {p["spec"]["containers"][0]["image"] for p in running_pods(kc, ns, "app=app")}
-    assert images == {"nginx:1"}
+    # The old ReplicaSet's last pod may still be on its way out.
+    eventually(lambda: {p["spec"]["containers"][0]["image"]
+                        for p in running_pods(kc, ns, "app=app")} == {"nginx:1"},
+               "only nginx:1 pods run")
 
 
 def test_rollout_pause_resume_and_restart(kc: Kubectl) -> None:
