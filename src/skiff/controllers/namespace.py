@@ -9,7 +9,6 @@ namespace stuck in Terminating.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import copy
 import logging
@@ -20,7 +19,8 @@ from skiff.api.errors import StatusError
 from skiff.client.discovery import APIResource, discover
 from skiff.client.http_client import Client
 from skiff.client.informer import Informer
-from skiff.client.workqueue import WorkQueue, run_workers
+from skiff.client.workqueue import WorkQueue
+from skiff.controllers.informers import run_controller
 
 log = logging.getLogger(__name__)
 
@@ -154,14 +154,7 @@ class NamespaceController:
 
     async def run(self) -> None:
         """Watch namespaces and reconcile terminating ones until cancelled."""
-        inf = self.informer.start()
-        try:
-            await run_workers(self.queue, self.reconcile, self.workers)
-        finally:
-            self.queue.shutdown()
-            self.informer.stop()
-            with contextlib.suppress(asyncio.CancelledError):
-                await inf
+        await run_controller(self.queue, self.reconcile, self.workers, [self.informer])
 
 
 def _qualified(r: APIResource) -> str:

@@ -9,14 +9,13 @@ put back.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from typing import Any
 
 from skiff.api.errors import StatusError
 from skiff.client.http_client import Client
 from skiff.client.informer import Informer
-from skiff.client.workqueue import WorkQueue, run_workers
+from skiff.client.workqueue import WorkQueue
+from skiff.controllers.informers import run_controller
 
 Obj = dict[str, Any]
 
@@ -91,13 +90,5 @@ class RootCAPublisher:
 
     async def run(self) -> None:
         """Watch namespaces and the published ConfigMaps until cancelled."""
-        tasks = [self.namespaces.start(), self.configmaps.start()]
-        try:
-            await run_workers(self.queue, self.reconcile, self.workers)
-        finally:
-            self.queue.shutdown()
-            self.namespaces.stop()
-            self.configmaps.stop()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
+        await run_controller(self.queue, self.reconcile, self.workers,
+                             [self.namespaces, self.configmaps])
