@@ -54,7 +54,7 @@ def _deployment(obj: dict[str, Any], now: datetime) -> list[Any]:
     ]
 
 
-def _replicaset(obj: dict[str, Any], now: datetime) -> list[Any]:
+def _replica_rows(obj: dict[str, Any], now: datetime, selector: str) -> list[Any]:
     status = sub(obj, "status")
     return [
         _name(obj),
@@ -63,21 +63,17 @@ def _replicaset(obj: dict[str, Any], now: datetime) -> list[Any]:
         integer(status.get("readyReplicas")),
         age(obj, now),
         *container_cells(_template_spec(obj)),
-        format_label_selector(sub(obj, "spec").get("selector")),
+        selector,
     ]
+
+
+def _replicaset(obj: dict[str, Any], now: datetime) -> list[Any]:
+    return _replica_rows(obj, now, format_label_selector(sub(obj, "spec").get("selector")))
 
 
 def _replication_controller(obj: dict[str, Any], now: datetime) -> list[Any]:
-    status = sub(obj, "status")
-    return [
-        _name(obj),
-        _desired(obj),
-        integer(status.get("replicas")),
-        integer(status.get("readyReplicas")),
-        age(obj, now),
-        *container_cells(_template_spec(obj)),
-        format_labels(sub(obj, "spec").get("selector")),
-    ]
+    # A ReplicationController's selector is a plain label map.
+    return _replica_rows(obj, now, format_labels(sub(obj, "spec").get("selector")))
 
 
 def _statefulset(obj: dict[str, Any], now: datetime) -> list[Any]:
