@@ -68,8 +68,6 @@ class Server:
     startup_s: float = 0.0
     log_path: Path | None = None
     env: dict[str, str] | None = None
-    # More `skiff up` arguments (e.g. ("--nodes", "0") for a server without node agents).
-    extra_args: tuple[str, ...] = ()
 
     def compile_bytecode(self, cache_dir: Path) -> None:
         """Have the server's modules compiled once into `cache_dir`, as an installed
@@ -92,7 +90,7 @@ class Server:
                 pin({cpu})
 
         cmd = [*skiff_command(), "up", "--no-controllers", "--nodes", "0",
-               "--data-dir", str(self.data_dir), "--port", str(self.port), *self.extra_args]
+               "--data-dir", str(self.data_dir), "--port", str(self.port)]
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
                                      preexec_fn=preexec, env=self.env)

@@ -183,9 +183,9 @@ def per_second(times: list[float], start: float) -> list[int]:
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     data = Path(tempfile.mkdtemp(prefix="skiff-bench-sched-"))
-    # API only: no controllers, no scheduler, and no node agent (as in scheduler_perf,
-    # nodes are bare Node objects; a local agent would also claim a node name).
-    server = Server(data / "server", free_port(), extra_args=("--nodes", "0"))
+    # API only (Server starts it without controllers, scheduler or node agents): as in
+    # scheduler_perf, nodes are bare Node objects.
+    server = Server(data / "server", free_port())
     cpus = os.cpu_count() or 1
     server.start(0 if cpus > 1 else None)
     kubeconfig = server.data_dir / "kubeconfig"
