@@ -9,12 +9,7 @@ from aiohttp import web
 
 from skiff.api.errors import StatusError, bad_request
 from skiff.api.resources import ResourceType
-from skiff.api.schema.fields import (
-    duplicate_fields,
-    prune_unknown,
-    type_errors,
-    unknown_fields,
-)
+from skiff.api.schema.fields import duplicate_fields, field_problems, prune_unknown
 from skiff.apiserver.codec import JSON, media_type
 from skiff.apiserver.resource_store import WriteContext
 
@@ -49,7 +44,7 @@ class FieldChecker:
             return
         # Custom resources report wrong types as 422 field errors from schema
         # validation, as upstream does; built-ins fail decoding with a 400.
-        errors = [] if rt.crd else type_errors(obj, node)
+        errors, unknown = field_problems(obj, node, types=not rt.crd)
         if errors:
             detail = "; ".join(f"{c['field']}: {c['message']}" for c in errors[:10])
             raise bad_request(
@@ -59,9 +54,10 @@ class FieldChecker:
         if raw is not None and mode != IGNORE and media_type(content_type) in ("", JSON):
             problems += [f'duplicate field "{d}"' for d in duplicate_fields(raw, obj)]
         if mode == IGNORE:
-            prune_unknown(obj, node)
+            if unknown:
+                prune_unknown(obj, node)
             return
-        problems += [f'unknown field "{p}"' for p in unknown_fields(obj, node)]
+        problems += [f'unknown field "{p}"' for p in unknown]
         if not problems:
             return
         if mode == STRICT:

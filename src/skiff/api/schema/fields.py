@@ -108,6 +108,51 @@ def _collect(value: Any, path: str, found: list[str]) -> Any:
     return value
 
 
+# Top-level values remembered per schema node, and the largest one worth remembering.
+_MEMO_ENTRIES = 1024
+_MEMO_MAX_BYTES = 32 * 1024
+
+
+def field_problems(obj: dict[str, Any], node: SchemaNode,
+                   types: bool = True) -> tuple[list[dict[str, str]], list[str]]:
+    """`type_errors` (unless `types` is false) and `unknown_fields` of an object at once.
+
+    The answer for each top-level field depends only on its value, and most values
+    repeat: a ReplicaSet's pods share their spec, and a status write sends back the
+    stored spec and metadata unchanged. An identical encoding (which also tells `1`
+    from `true`) gets the remembered answer instead of a walk through the schema.
+    """
+    memo: dict[tuple[str, bool, bytes], tuple[list[dict[str, str]], list[str]]]
+    memo = node.memo.setdefault("problems", {})
+    type_out: list[dict[str, str]] = []
+    unknown_out: list[str] = []
+    for k, v in obj.items():
+        key = None
+        if isinstance(v, dict | list) and v:
+            try:
+                encoded = orjson.dumps(v)
+            except (TypeError, orjson.JSONEncodeError):
+                encoded = b""
+            if encoded and len(encoded) <= _MEMO_MAX_BYTES:
+                key = (k, types, encoded)
+        found = memo.get(key) if key is not None else None
+        if found is None:
+            part = {k: v}
+            t: list[dict[str, str]] = []
+            u: list[str] = []
+            if types:
+                _walk_types(part, node, "", t)
+            _walk_unknown(part, node, "", u, drop=False)
+            found = (t, u)
+            if key is not None:
+                if len(memo) >= _MEMO_ENTRIES:
+                    memo.clear()
+                memo[key] = found
+        type_out += found[0]
+        unknown_out += found[1]
+    return type_out, unknown_out
+
+
 def unknown_fields(obj: dict[str, Any], node: SchemaNode) -> list[str]:
     """Dotted paths of fields the schema does not declare (strict decoding)."""
     out: list[str] = []
