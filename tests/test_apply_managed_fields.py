@@ -250,3 +250,30 @@ def test_unplaceable_lists_keep_the_stored_managed_fields() -> None:
     new["spec"]["items"] = [{"other": 1}]
     update_managed_fields(old, new, "n", "Update", node, T1)
     assert new["metadata"]["managedFields"] == old["metadata"]["managedFields"]
+
+
+def test_untouched_entries_are_carried_over_as_stored() -> None:
+    # A status writer leaves the creator's entry alone: same content, same time, same
+    # order (oldest first), whether or not the body sends managedFields back.
+    old = created()
+    for sent in (True, False):
+        new = copy.deepcopy(old)
+        if not sent:
+            del new["metadata"]["managedFields"]
+        new["status"] = {"replicas": 1}
+        ignored = reset_fields(("status",), "status")
+        update_managed_fields(old, new, "agent", "Update", DEPLOY, T1, "status",
+                              ignored=ignored)
+        assert [e["manager"] for e in entries(new)] == ["kubectl-create", "agent"]
+        assert entries(new)[0] == entries(old)[0]
+
+
+def test_an_entry_losing_a_field_is_re_encoded() -> None:
+    old = created()
+    new = copy.deepcopy(old)
+    new["spec"]["replicas"] = 5
+    update_managed_fields(old, new, "scaler", "Update", DEPLOY, T1)
+    m = by_manager(new)
+    assert "f:replicas" not in m["kubectl-create"]["fieldsV1"].get("f:spec", {})
+    assert m["scaler"]["fieldsV1"] == {"f:spec": {"f:replicas": {}}}
+    assert m["kubectl-create"]["time"] == T0

@@ -13,7 +13,8 @@ from typing import Any
 
 from skiff.api.apply import managers as mf
 from skiff.api.apply.compare import compare
-from skiff.api.apply.fieldset import Path
+from skiff.api.apply.created import created_fields
+from skiff.api.apply.fieldset import FieldSet, Path
 from skiff.api.apply.shape import SchemaMismatch
 from skiff.api.schema.node import SchemaNode
 
@@ -77,7 +78,13 @@ def update_managed_fields(
     `old` is the stored object (None on create), `new` the object about to be
     stored; `ignored` are fields this endpoint resets (see `managers.reset_fields`).
     """
-    managed = _starting_point(old, new, subresource)
+    if not old and (new.get("metadata") or {}).get("managedFields") is None:
+        tops = frozenset(r[0].text for r in ignored if len(r) == 1 and r[0].kind == "f")
+        if len(tops) == len(ignored):
+            trie = created_fields(new, node, tops)
+            if trie is not None:
+                _record_created(new, trie, manager, operation, now)
+                return
     old_obj = _without_managed_fields(old)
     new_obj = _without_managed_fields(new)
     for root in ignored:
@@ -99,16 +106,74 @@ def update_managed_fields(
             meta.pop("managedFields", None)
         return
     changed = diff.changed()
+    current = mf.ManagerEntry(manager, operation, api_version, changed, now, subresource)
+    kept, managed = _split_stored(old, new, subresource, changed | diff.removed,
+                                  current.identity)
     for entry in managed.values():
         entry.fields = entry.fields - changed - diff.removed
     mf.drop_empty(managed)
 
-    current = mf.ManagerEntry(manager, operation, api_version, changed, now, subresource)
     mf.strip_untracked(current, ignored)
     if current.fields:
         previous = managed.get(current.identity)
         if previous is not None:
             current.fields = current.fields | previous.fields
         managed[current.identity] = current
+    if kept and _updaters(managed, kept) > mf.MAX_UPDATE_MANAGERS:
+        # Folding old updaters together needs every entry decoded (rare).
+        managed.update(mf.decode(kept))
+        kept = []
     mf.cap_updaters(managed)
-    set_managed_fields(new, managed)
+    if not kept:
+        set_managed_fields(new, managed)
+        return
+    meta = new.setdefault("metadata", {})
+    meta["managedFields"] = mf.merge_encoded(kept, mf.encode(managed))
+
+
+def _record_created(new: dict[str, Any], trie: dict[str, Any], manager: str,
+                    operation: str, now: str) -> None:
+    meta = new.setdefault("metadata", {})
+    if not trie:
+        meta.pop("managedFields", None)
+        return
+    meta["managedFields"] = [{"manager": manager, "operation": operation,
+                              "apiVersion": str(new.get("apiVersion") or ""), "time": now,
+                              "fieldsType": "FieldsV1", "fieldsV1": trie}]
+
+
+def _split_stored(
+    old: dict[str, Any] | None, new: dict[str, Any], subresource: str,
+    touched: FieldSet, writer: mf.Identity,
+) -> tuple[list[dict[str, Any]], mf.Managed]:
+    """The starting ownership: stored entries the write leaves alone, kept as they are
+    stored, and the rest decoded.
+
+    A status write by one agent does not touch what the controller that created the
+    object owns; its stored entry (written by this server, so canonically encoded) is
+    carried over without decoding and encoding its field set again.
+    """
+    stored = ((old or {}).get("metadata") or {}).get("managedFields")
+    sent = (new.get("metadata") or {}).get("managedFields")
+    from_store = isinstance(stored, list) and stored and (
+        subresource or sent is None or sent == stored)
+    if not from_store:
+        return [], _starting_point(old, new, subresource)
+    assert isinstance(stored, list)
+    kept: list[dict[str, Any]] = []
+    rest: list[Any] = []
+    for entry in stored:
+        if (isinstance(entry, dict) and mf.raw_identity(entry) != writer
+                and mf.owns_none(entry.get("fieldsV1"), touched)):
+            kept.append(entry)
+        else:
+            rest.append(entry)
+    try:
+        return kept, mf.decode(rest)
+    except ValueError:
+        return [], _starting_point(old, new, subresource)
+
+
+def _updaters(managed: mf.Managed, kept: list[dict[str, Any]]) -> int:
+    return (sum(1 for e in managed.values() if e.operation == mf.UPDATE)
+            + sum(1 for e in kept if e.get("operation") == mf.UPDATE))

@@ -114,11 +114,10 @@ def is_reset(entries: Any) -> bool:
 def encode(managed: Managed) -> list[dict[str, Any]]:
     """The managedFields list, sorted as upstream sorts it (appliers first, then by age)."""
 
-    def order(e: ManagerEntry) -> tuple[str, str, str, str, str]:
-        return (e.operation, e.time or "", e.manager, e.api_version, e.subresource)
-
     out: list[dict[str, Any]] = []
-    for e in sorted(managed.values(), key=order):
+    for e in sorted(managed.values(),
+                    key=lambda e: _order(e.operation, e.time, e.manager, e.api_version,
+                                         e.subresource)):
         if not e.fields:
             continue
         d: dict[str, Any] = {"manager": e.manager, "operation": e.operation}
@@ -131,6 +130,48 @@ def encode(managed: Managed) -> list[dict[str, Any]]:
             d["subresource"] = e.subresource
         out.append(d)
     return out
+
+
+def _order(operation: str, time: str | None, manager: str, api_version: str,
+           subresource: str) -> tuple[str, str, str, str, str]:
+    # Upstream's order: appliers before updaters, then oldest first.
+    return (operation, time or "", manager, api_version, subresource)
+
+
+def raw_identity(entry: dict[str, Any]) -> Identity:
+    """The identity of an entry still in its wire form (see `ManagerEntry.identity`)."""
+    op = entry.get("operation", "")
+    version = "" if op == APPLY else str(entry.get("apiVersion", ""))
+    return (str(entry.get("manager", "")), op, version, str(entry.get("subresource", "")))
+
+
+def owns_none(fields_v1: Any, paths: FieldSet) -> bool:
+    """Whether an encoded `fieldsV1` trie, as this server writes it, has none of `paths`.
+
+    A member is a trie node that is a leaf or carries the `.` marker.
+    """
+    if not isinstance(fields_v1, dict):
+        return False
+    for path in paths.paths:
+        trie: Any = fields_v1
+        for pe in path:
+            trie = trie.get(f"{pe.kind}:{pe.text}")
+            if trie is None:
+                break
+        else:
+            if not trie or "." in trie:
+                return False
+    return True
+
+
+def merge_encoded(kept: list[dict[str, Any]],
+                  encoded: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stored entries carried over unchanged and freshly encoded ones, in upstream's order."""
+    both = [*kept, *encoded]
+    both.sort(key=lambda d: _order(str(d.get("operation", "")), d.get("time"),
+                                   str(d.get("manager", "")), str(d.get("apiVersion", "")),
+                                   str(d.get("subresource", ""))))
+    return both
 
 
 def drop_empty(managed: Managed) -> None:
