@@ -38,7 +38,7 @@ from skiff.api.resources import ResourceType
 from skiff.apiserver import keys
 from skiff.apiserver.list_options import ListOptions, decode_continue, encode_continue
 from skiff.apiserver.object_filter import ObjectFilter
-from skiff.apiserver.shared_events import SharedEvents
+from skiff.apiserver.shared_events import Raw, SharedEvents
 from skiff.store.base import (
     CompactedError,
     FutureRevisionError,
@@ -301,12 +301,14 @@ class ResourceStore:
                 yield item
 
     async def watch_batches(
-        self, rt: ResourceType, namespace: str, opts: ListOptions
-    ) -> AsyncIterator[list[tuple[str, Obj]]]:
+        self, rt: ResourceType, namespace: str, opts: ListOptions, raw: bool = False
+    ) -> AsyncIterator[list[tuple[str, Any]]]:
         """The pairs `watch` yields, grouped as they became available.
 
         Objects of changes are decoded once and shared by every watcher of the
-        change: consumers must not modify them.
+        change: consumers must not modify them. With `raw`, changes that need no
+        decoding to be filtered (no selectors, no conversion) come as `Raw` instead,
+        for a consumer that only forwards them.
         """
         flt = ObjectFilter.for_request(rt, opts)
         prefix = keys.collection_prefix(rt, namespace)
@@ -332,9 +334,15 @@ class ResourceStore:
         elif not start:
             start = self.store.revision
         try:
+            forward = raw and flt.everything and _conversion(rt) is None
             async for events in self.store.watch_batches(prefix, start):
-                out: list[tuple[str, Obj]] = []
+                out: list[tuple[str, Any]] = []
                 for ev in events:
+                    if forward:
+                        out.append((("DELETED" if ev.kind == "DELETED" else
+                                     "MODIFIED" if ev.prev_value is not None else "ADDED"),
+                                    Raw(rt, ev)))
+                        continue
                     obj = self.shared.current(rt, ev)
                     now_matches = flt.matches(obj)
                     if ev.kind == "DELETED":
@@ -579,7 +587,8 @@ class ResourceStore:
                 new = self._prepare_update(rt, old, new, subresource)
             new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
             _drop_empty_meta(new)
-            if subresource != "status":
+            if subresource not in ("status", "binding"):
+                # A binding only sets the node; the rest was defaulted when stored.
                 self.hooks.default(rt, new)
             # A binding is the scheduler's one sanctioned change to an immutable
             # pod spec; it is checked by the binding handler instead.

@@ -31,6 +31,35 @@ def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
             del cache[old]
 
 
+_METADATA = b'"metadata":{'
+
+
+def with_resource_version(stored: bytes, revision: int) -> bytes | None:
+    """A stored object's JSON with its resourceVersion put back, without decoding it.
+
+    Stored values are compact orjson output without resourceVersion (the revision is
+    the row's). Its top-level `"metadata":{` is the first one with no `{` or `[`
+    before it: the quote around `metadata` could not be part of a string, where quotes
+    are escaped. None when the value does not have that shape.
+    """
+    i = stored.find(_METADATA)
+    if i < 0 or stored.find(b"{", 1, i) >= 0 or stored.find(b"[", 1, i) >= 0:
+        return None
+    j = i + len(_METADATA)
+    rv = b'"resourceVersion":"%d"' % revision
+    return stored[:j] + rv + (b"" if stored[j:j + 1] == b"}" else b",") + stored[j:]
+
+
+class Raw:
+    """A change whose object a watcher forwards as stored, without decoding it."""
+
+    __slots__ = ("rt", "event")
+
+    def __init__(self, rt: ResourceType, event: Event) -> None:
+        self.rt = rt
+        self.event = event
+
+
 class SharedEvents:
     """Caches of decoded event objects and encoded watch lines."""
 
@@ -58,6 +87,18 @@ class SharedEvents:
             obj = self._loads(rt, ev.prev_value)
             _remember(self._objects, key, obj)
         return obj
+
+    def raw_line(self, kind: str, raw: Raw) -> bytes:
+        """The watch line of a change forwarded as stored (see `Raw`)."""
+        key = (raw.rt.key, kind, str(raw.event.revision))
+        line = self._lines.get(key)
+        if line is None:
+            obj = with_resource_version(raw.event.value, raw.event.revision)
+            if obj is None:
+                return self.line(raw.rt, kind, self.current(raw.rt, raw.event))
+            line = b'{"type":"' + kind.encode() + b'","object":' + obj + b"}\n"
+            _remember(self._lines, key, line)
+        return line
 
     def line(self, rt: ResourceType, kind: str, obj: Obj) -> bytes:
         """`{"type": kind, "object": obj}` and a newline, as a JSON watch stream sends it."""

@@ -14,6 +14,7 @@ from skiff.api.errors import StatusError
 from skiff.api.resources import ResourceType
 from skiff.apiserver.list_options import ListOptions
 from skiff.apiserver.negotiation import TABLE_CONTENT_TYPE, negotiate
+from skiff.apiserver.shared_events import Raw
 from skiff.store.watch_hub import WatcherTooSlow
 
 if TYPE_CHECKING:
@@ -29,13 +30,13 @@ async def stream_watch(
 ) -> web.StreamResponse:
     """Serve `?watch=true`: events until the timeout, the client leaves, or shutdown."""
     rep = negotiate(request.headers.get("Accept"))
-    batches = server.objects.watch_batches(rt, namespace, opts)
+    batches = server.objects.watch_batches(rt, namespace, opts, raw=not rep.table)
     shared = server.objects.shared
     # Errors that happen before the first event (bad selectors) are ordinary
     # Status responses. An expired resourceVersion is not: as upstream, once the
     # request is accepted it is reported as an ERROR event in a 200 stream, which
     # is what informers and the Python client's Watch look for to relist.
-    first: list[tuple[str, dict[str, Any]]] | None = None
+    first: list[tuple[str, Any]] | None = None
     expired: StatusError | None = None
     first_task = asyncio.ensure_future(batches.__anext__())
     done, _ = await asyncio.wait({first_task}, timeout=0.05)
@@ -58,8 +59,10 @@ async def stream_watch(
     include = request.query.get("includeObject", "Metadata")
     headers_sent = False
 
-    def encode(kind: str, obj: dict[str, Any]) -> bytes:
+    def encode(kind: str, obj: Any) -> bytes:
         nonlocal headers_sent
+        if isinstance(obj, Raw):
+            return shared.raw_line(kind, obj)
         if rep.table and kind != "BOOKMARK" and kind != "ERROR":
             table = server.table(rt, [obj], include, None)
             if headers_sent:
@@ -68,7 +71,7 @@ async def stream_watch(
             return orjson.dumps({"type": kind, "object": table}) + b"\n"
         return shared.line(rt, kind, obj)
 
-    async def send(batch: list[tuple[str, dict[str, Any]]]) -> None:
+    async def send(batch: list[tuple[str, Any]]) -> None:
         # One write per burst of changes rather than one per change.
         await resp.write(b"".join(encode(kind, obj) for kind, obj in batch))
 
