@@ -8,6 +8,7 @@ Forbidden. Only one PriorityClass may be the global default.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import orjson
@@ -21,9 +22,15 @@ PREFIX = "/registry/scheduling.k8s.io/priorityclasses/"
 DEFAULT_PREEMPTION = "PreemptLowerPriority"
 
 
+@functools.lru_cache(maxsize=256)
+def _decoded(key: str, revision: int, value: bytes) -> Obj:
+    # Every pod create looks at the classes; they hardly ever change. Read-only.
+    return orjson.loads(value)
+
+
 def _classes(store: SQLiteStore) -> list[Obj]:
     res = store._list_latest(PREFIX, "", 0)  # noqa: SLF001 - same-process fast path
-    return [orjson.loads(kv.value) for kv in res.items]
+    return [_decoded(kv.key, kv.mod_revision, kv.value) for kv in res.items]
 
 
 def _class(store: SQLiteStore, name: str) -> Obj | None:

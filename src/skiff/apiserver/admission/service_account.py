@@ -15,11 +15,11 @@ pod created before its namespace's `default` account appears still starts.
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 import orjson
 
+from skiff.api import meta as m
 from skiff.store.sqlite import SQLiteStore
 
 Obj = dict[str, Any]
@@ -32,8 +32,6 @@ ROOT_CA_CONFIGMAP = "kube-root-ca.crt"
 TOKEN_EXPIRATION_SECONDS = 3607
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 _PREFIX = "/registry/core/serviceaccounts/"
-# utilrand's alphabet: no vowels or look-alike digits, so names never spell words.
-_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
 def _service_account(store: SQLiteStore, namespace: str, name: str) -> Obj | None:
@@ -87,7 +85,8 @@ def admit_pod(store: SQLiteStore, pod: Obj) -> None:
     taken = {v.get("name") for v in volumes if isinstance(v, dict)}
     name = ""
     while not name or name in taken:
-        name = VOLUME_PREFIX + "".join(secrets.choice(_ALPHABET) for _ in range(5))
+        # A name, not a secret: upstream draws the suffix like generateName's.
+        name = m.generate_name(VOLUME_PREFIX)
     volumes.append(api_access_volume(name))
     for c in needing:
         mounts = c.get("volumeMounts")
