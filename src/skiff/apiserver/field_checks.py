@@ -37,14 +37,20 @@ class FieldChecker:
         return value
 
     def check(self, rt: ResourceType, obj: dict[str, Any], mode: str, ctx: WriteContext,
-              raw: bytes | None = None, content_type: str | None = JSON) -> None:
-        """Reject, warn about or drop unknown fields; reject wrongly typed values."""
+              raw: bytes | None = None, content_type: str | None = JSON,
+              stored: dict[str, Any] | None = None) -> None:
+        """Reject, warn about or drop unknown fields; reject wrongly typed values.
+
+        `stored` is the object an update replaces (parts sent back unchanged are not
+        checked again); custom resources ignore it, as their schema may have changed.
+        """
         node = self.schemas.node(rt)
         if node is None:
             return
         # Custom resources report wrong types as 422 field errors from schema
         # validation, as upstream does; built-ins fail decoding with a 400.
-        errors, unknown = field_problems(obj, node, types=not rt.crd)
+        errors, unknown = field_problems(obj, node, types=not rt.crd,
+                                         stored=None if rt.crd else stored)
         if errors:
             detail = "; ".join(f"{c['field']}: {c['message']}" for c in errors[:10])
             raise bad_request(

@@ -162,13 +162,15 @@ class ResourceHandlers:
         return codec.decode_body(raw, request.headers.get("Content-Type"), rt.kind)
 
     async def _checked_body(self, request: web.Request, rt: ResourceType,
-                            ctx: WriteContext) -> Any:
-        """A create/update body, decoded and put through the request's field validation."""
+                            ctx: WriteContext, stored: dict[str, Any] | None = None) -> Any:
+        """A create/update body, decoded and put through the request's field validation
+        (`stored`: the object an update replaces, if any)."""
         raw = await request.read()
         content_type = request.headers.get("Content-Type")
         body = codec.decode_body(raw, content_type, rt.kind)
         if isinstance(body, dict):
-            self.fields.check(rt, body, self.fields.mode(request), ctx, raw, content_type)
+            self.fields.check(rt, body, self.fields.mode(request), ctx, raw, content_type,
+                              stored)
         return body
 
     # -- dispatch --------------------------------------------------------------
@@ -236,7 +238,8 @@ class ResourceHandlers:
         """PUT on an object or its status/finalize subresource."""
         rt = target.rt
         ctx = self._context(request)
-        body = await self._checked_body(request, rt, ctx)
+        stored = self.objects.current(rt, target.namespace, target.name)
+        body = await self._checked_body(request, rt, ctx, stored)
         obj = await self.objects.update(rt, target.namespace, target.name, body, ctx,
                                         subresource=target.subresource)
         return self._respond(request, rt, obj, 200, ctx)

@@ -403,6 +403,11 @@ class ResourceStore:
                     f"namespace {namespace} because it is being terminated"
                 )
 
+    def current(self, rt: ResourceType, namespace: str, name: str) -> Obj | None:
+        """The object as stored now (decoded, private to the caller), or None."""
+        kv = self.store.get_now(keys.object_key(rt, namespace, name))
+        return load(rt, kv) if kv is not None else None
+
     async def create(self, rt: ResourceType, namespace: str, obj: Any, ctx: WriteContext) -> Obj:
         """Store a new object; 409 if the name is taken."""
         self._check_type(rt, obj)
@@ -463,13 +468,16 @@ class ResourceStore:
     # -- update ----------------------------------------------------------------
 
     def _prepare_update(
-        self, rt: ResourceType, old: Obj, new: Any, subresource: str, *, old_private: bool = False
+        self, rt: ResourceType, old: Obj, new: Any, subresource: str, *, old_private: bool = False,
+        new_private: bool = False,
     ) -> Obj:
         """The object an update of `old` with body `new` stores (before defaulting).
 
         With `old_private` the caller hands over a copy of the stored object nobody else
-        holds, which a status write may then edit instead of copying it again.
+        holds, which a status write may then edit instead of copying it again; with
+        `new_private` the same holds for the body, whose parts a status write may take.
         """
+        take = (lambda v: v) if new_private else _json_copy
         self._check_type(rt, new)
         old_md = old["metadata"]
         new_md = m.metadata(new)
@@ -490,13 +498,13 @@ class ResourceStore:
             # managedFields) come from the body; the body is copied only where taken.
             result = old if old_private else _json_copy(old)
             if "status" in new:
-                result["status"] = _json_copy(new["status"])
+                result["status"] = take(new["status"])
             else:
                 result.pop("status", None)
             rmd = result["metadata"]
             for k in ("labels", "annotations", "managedFields"):
                 if k in new_md:
-                    rmd[k] = _json_copy(new_md[k])
+                    rmd[k] = take(new_md[k])
             return result
         if subresource == "finalize":
             result = _json_copy(old)
@@ -541,17 +549,27 @@ class ResourceStore:
         ctx: WriteContext,
         subresource: str = "",
     ) -> Obj:
-        """Replace an object (PUT); honours a resourceVersion precondition in the body."""
+        """Replace an object (PUT); honours a resourceVersion precondition in the body.
+
+        The body is the caller's to give: a status write stores parts of it as they are.
+        """
         if not isinstance(body, dict):
             raise bad_request("the request body must be a JSON or YAML object")
         wanted_rv = str((body.get("metadata") or {}).get("resourceVersion") or "")
 
+        body_taken = False
+
         def mutate(old: Obj) -> Obj:
+            nonlocal body_taken
             if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
                 raise conflict(rt.group, rt.plural, name, STALE_OBJECT)
             if subresource == "status":
-                # `old` is guaranteed_update's private copy and the body is only read.
-                return self._prepare_update(rt, old, body, subresource, old_private=True)
+                # `old` is guaranteed_update's private copy. The body is the request's
+                # own: the first attempt may take its parts, a retry copies them.
+                result = self._prepare_update(rt, old, body, subresource, old_private=True,
+                                              new_private=not body_taken)
+                body_taken = True
+                return result
             return self._prepare_update(rt, old, clone(body), subresource)
 
         return await self.guaranteed_update(rt, namespace, name, mutate, ctx, subresource,

@@ -114,8 +114,13 @@ def _value_order(v: Any) -> tuple[Any, ...]:
     return (4, canonical_json(v))
 
 
+@functools.lru_cache(maxsize=8192)
 def element_order(pe: PathElement) -> tuple[Any, ...]:
-    """A sort key putting fields first, then keys, values and indexes, each in order."""
+    """A sort key putting fields first, then keys, values and indexes, each in order.
+
+    Remembered: the same list items (condition types, container names) are sorted
+    write after write, and their keys would otherwise be parsed each time.
+    """
     if pe.kind == "f":
         return (0, pe.text)
     if pe.kind == "k":

@@ -87,15 +87,18 @@ def update_managed_fields(
                 return
     old_obj = _without_managed_fields(old)
     new_obj = _without_managed_fields(new)
+    deeper: list[Path] = []
     for root in ignored:
         if len(root) == 1 and root[0].kind == "f":
             # A whole top-level field this endpoint resets (a status write's spec)
             # would only be compared to be dropped again: leave it out of the walk.
             old_obj.pop(root[0].text, None)
             new_obj.pop(root[0].text, None)
+        else:
+            deeper.append(root)
     api_version = str(new.get("apiVersion") or (old or {}).get("apiVersion") or "")
     try:
-        diff = compare(old_obj, new_obj, node).without_subtrees(ignored)
+        diff = compare(old_obj, new_obj, node).without_subtrees(tuple(deeper))
     except SchemaMismatch:
         # Upstream never fails a write over bookkeeping; it keeps what was stored.
         fallback = ((old or {}).get("metadata") or {}).get("managedFields")
@@ -113,7 +116,7 @@ def update_managed_fields(
         entry.fields = entry.fields - changed - diff.removed
     mf.drop_empty(managed)
 
-    mf.strip_untracked(current, ignored)
+    mf.strip_untracked(current, tuple(deeper))
     if current.fields:
         previous = managed.get(current.identity)
         if previous is not None:

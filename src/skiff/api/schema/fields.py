@@ -113,8 +113,9 @@ _MEMO_ENTRIES = 1024
 _MEMO_MAX_BYTES = 32 * 1024
 
 
-def field_problems(obj: dict[str, Any], node: SchemaNode,
-                   types: bool = True) -> tuple[list[dict[str, str]], list[str]]:
+def field_problems(obj: dict[str, Any], node: SchemaNode, types: bool = True,
+                   stored: dict[str, Any] | None = None,
+                   ) -> tuple[list[dict[str, str]], list[str]]:
     """`type_errors` (unless `types` is false) and `unknown_fields` of an object at once.
 
     The answer for each top-level field depends only on its value, and most values
@@ -122,35 +123,69 @@ def field_problems(obj: dict[str, Any], node: SchemaNode,
     stored spec and metadata unchanged. An identical encoding (which also tells `1`
     from `true`) gets the remembered answer instead of a walk through the schema.
     """
-    memo: dict[tuple[str, bool, bytes], tuple[list[dict[str, str]], list[str]]]
+    memo: dict[tuple[str, str, bool, bytes], tuple[list[dict[str, str]], list[str]]]
     memo = node.memo.setdefault("problems", {})
     type_out: list[dict[str, str]] = []
     unknown_out: list[str] = []
+    stored = stored or {}
     for k, v in obj.items():
-        key = None
-        if isinstance(v, dict | list) and v:
-            try:
-                encoded = orjson.dumps(v)
-            except (TypeError, orjson.JSONEncodeError):
-                encoded = b""
-            if encoded and len(encoded) <= _MEMO_MAX_BYTES:
-                key = (k, types, encoded)
-        found = memo.get(key) if key is not None else None
-        if found is None:
-            part = {k: v}
-            t: list[dict[str, str]] = []
-            u: list[str] = []
-            if types:
-                _walk_types(part, node, "", t)
-            _walk_unknown(part, node, "", u, drop=False)
-            found = (t, u)
-            if key is not None:
-                if len(memo) >= _MEMO_ENTRIES:
-                    memo.clear()
-                memo[key] = found
+        if k in stored and _same(v, stored[k]):
+            continue
+        if k == "metadata" and isinstance(v, dict):
+            # Metadata as a whole is unique to each object (name, uid, times), but
+            # its labels, owners and managed fields repeat: remember those one by one.
+            stored_md = stored.get(k)
+            if not isinstance(stored_md, dict):
+                stored_md = {}
+            for mk, mv in v.items():
+                if mk in stored_md and _same(mv, stored_md[mk]):
+                    continue
+                found = _remembered(memo, k, mk, {k: {mk: mv}}, mv, node, types)
+                type_out += found[0]
+                unknown_out += found[1]
+            continue
+        found = _remembered(memo, k, "", {k: v}, v, node, types)
         type_out += found[0]
         unknown_out += found[1]
     return type_out, unknown_out
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, and spelled the same (`==` takes `true` for `1`)."""
+    if a != b:
+        return False
+    if not isinstance(a, dict | list | float | int):
+        return type(a) is type(b)
+    try:
+        return orjson.dumps(a) == orjson.dumps(b)
+    except (TypeError, orjson.JSONEncodeError):
+        return False
+
+
+def _remembered(memo: dict[Any, Any], k: str, sub: str, part: dict[str, Any], value: Any,
+                node: SchemaNode, types: bool) -> tuple[list[dict[str, str]], list[str]]:
+    """The problems of `part` (one field of an object, holding `value` below it)."""
+    key = None
+    if isinstance(value, dict | list) and value:
+        try:
+            encoded = orjson.dumps(value)
+        except (TypeError, orjson.JSONEncodeError):
+            encoded = b""
+        if encoded and len(encoded) <= _MEMO_MAX_BYTES:
+            key = (k, sub, types, encoded)
+    found = memo.get(key) if key is not None else None
+    if found is None:
+        t: list[dict[str, str]] = []
+        u: list[str] = []
+        if types:
+            _walk_types(part, node, "", t)
+        _walk_unknown(part, node, "", u, drop=False)
+        found = (t, u)
+        if key is not None:
+            if len(memo) >= _MEMO_ENTRIES:
+                memo.clear()
+            memo[key] = found
+    return found
 
 
 def unknown_fields(obj: dict[str, Any], node: SchemaNode) -> list[str]:
