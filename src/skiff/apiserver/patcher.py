@@ -80,7 +80,7 @@ class Patcher:
             new_rv = str((md.get("resourceVersion") if isinstance(md, dict) else "") or "")
             if new_rv and new_rv != old_rv:
                 raise conflict(rt.group, rt.plural, target.name, STALE_OBJECT)
-            fields.check(rt, new, mode, ctx)
+            fields.check(rt, new, mode, ctx, stored=old)
             return new
 
         return await self.objects.guaranteed_update(
