@@ -446,8 +446,11 @@ class ResourceStore:
         causes = self.hooks.validate(rt, obj, None)
         if causes:
             raise invalid(rt.group, rt.kind, md.get("name") or md.get("generateName", ""), causes)
-        await self.hooks.admit(rt, obj, None, ctx)
+        # As upstream, ownership is recorded before admission: what admission adds (a
+        # pod's service-account volume and default tolerations, a cluster IP) belongs
+        # to no manager.
         self.hooks.managed_fields(rt, None, obj, ctx, "")
+        await self.hooks.admit(rt, obj, None, ctx)
         if ctx.dry_run:
             if self.store.get_now(keys.object_key(rt, namespace, md["name"])) is not None:
                 raise already_exists(rt.group, rt.plural, md["name"])

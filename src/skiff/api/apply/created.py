@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from skiff.api.apply import shape
 from skiff.api.apply.fieldset import element_order
 from skiff.api.schema.node import SchemaNode
@@ -19,6 +21,11 @@ from skiff.api.schema.node import SchemaNode
 _UNTRACKED_TOP = frozenset({"apiVersion", "kind"})
 _UNTRACKED_META = frozenset({"name", "namespace", "creationTimestamp", "selfLink", "uid",
                              "clusterName", "generation", "managedFields", "resourceVersion"})
+
+
+# Subtrees remembered per schema node, and the largest value worth remembering.
+_MEMO_ENTRIES = 1024
+_MEMO_MAX_BYTES = 32 * 1024
 
 
 def created_fields(obj: dict[str, Any], node: SchemaNode | None,
@@ -34,19 +41,43 @@ def created_fields(obj: dict[str, Any], node: SchemaNode | None,
             if k in _UNTRACKED_TOP or k in ignored_tops:
                 continue
             v = obj[k]
-            child = shape.child(node, k)
             if k == "metadata":
                 if not isinstance(v, dict):
                     return None
-                meta = {f"f:{mk}": _below(v[mk], shape.child(child, mk))
-                        for mk in sorted(v) if mk not in _UNTRACKED_META}
-                if meta:
-                    trie["f:metadata"] = meta
-                continue
-            trie[f"f:{k}"] = _below(v, child)
+                v = {mk: v[mk] for mk in v if mk not in _UNTRACKED_META}
+                if not v:
+                    continue
+            entry = _remembered(node, k, v)
+            if k == "metadata":
+                # Metadata itself is untracked: its entry has no `.` member marker.
+                entry.pop(".", None)
+            trie[f"f:{k}"] = entry
     except shape.SchemaMismatch:
         return None
     return trie
+
+
+def _remembered(node: SchemaNode | None, k: str, value: Any) -> dict[str, Any]:
+    """`_below` for a top-level field, remembered by the value's encoding: the pods a
+    ReplicaSet creates share their spec and (but for the name) their metadata."""
+    child = shape.child(node, k)
+    if node is None or not isinstance(value, dict | list):
+        return _below(value, child)
+    try:
+        encoded = orjson.dumps(value)
+    except (TypeError, orjson.JSONEncodeError):
+        return _below(value, child)
+    if len(encoded) > _MEMO_MAX_BYTES:
+        return _below(value, child)
+    memo: dict[tuple[str, bytes], bytes] = node.memo.setdefault("created_fields", {})
+    found = memo.get((k, encoded))
+    if found is None:
+        found = orjson.dumps(_below(value, child))
+        if len(memo) >= _MEMO_ENTRIES:
+            memo.clear()
+        memo[(k, encoded)] = found
+    # A fresh copy: the caller stores it inside an object it goes on editing.
+    return orjson.loads(found)
 
 
 def _below(value: Any, node: SchemaNode | None) -> dict[str, Any]:
