@@ -436,19 +436,28 @@ class Client:
             METRICS.request(self.component, "WATCH", resp.status)
             if resp.status >= 300:
                 raise status_error(resp.status, await resp.read())
-            buf = b""
-            # Lines are split by hand: objects can exceed aiohttp's readline limit.
+            # Lines are split by hand: objects can exceed aiohttp's readline limit. A
+            # chunk is split once; the unfinished last line waits in `partial` (a list,
+            # so an object spread over many chunks is joined once, not re-copied each).
+            partial: list[bytes] = []
             async for chunk in resp.content.iter_any():
-                buf += chunk
-                while True:
-                    nl = buf.find(b"\n")
-                    if nl < 0:
-                        break
-                    line, buf = buf[:nl].strip(), buf[nl + 1:]
-                    if line:
+                if b"\n" not in chunk:
+                    partial.append(chunk)
+                    continue
+                if partial:
+                    partial.append(chunk)
+                    chunk = b"".join(partial)
+                    partial.clear()
+                lines = chunk.split(b"\n")
+                tail = lines.pop()
+                if tail:
+                    partial.append(tail)
+                for line in lines:
+                    if line and not line.isspace():
                         yield _event(line)
-            if buf.strip():
-                yield _event(buf.strip())
+            rest = b"".join(partial)
+            if rest.strip():
+                yield _event(rest)
 
 
 def _event(line: bytes) -> tuple[str, Obj]:

@@ -164,11 +164,29 @@ class Informer:
                     if not keys:
                         del index[value]
 
+    def _index_update(self, key: str, old: Obj, new: Obj) -> None:
+        """Move `key` between index values where `old` and `new` differ (most updates
+        change no index value; removing and re-adding would churn the sets)."""
+        for name, fn in self._indexers.items():
+            before, after = fn(old), fn(new)
+            if before == after:
+                continue
+            index = self._indexes[name]
+            for value in before:
+                keys = index.get(value)
+                if keys is not None:
+                    keys.discard(key)
+                    if not keys:
+                        del index[value]
+            for value in after:
+                index.setdefault(value, set()).add(key)
+
     async def _emit(self, handlers: list[Handler], *args: Obj) -> None:
         for fn in handlers:
             try:
                 result = fn(*args)
-                if inspect.isawaitable(result):
+                # Most handlers are plain functions returning None.
+                if result is not None and inspect.isawaitable(result):
                     await result
             except Exception:
                 log.exception("%r: event handler %r failed", self, fn)
@@ -183,13 +201,12 @@ class Informer:
             self._index_remove(key, old)
             await self._emit(self._delete, obj)
             return
-        if old is not None:
-            self._index_remove(key, old)
         self._cache[key] = obj
-        self._index_add(key, obj)
         if old is None:
+            self._index_add(key, obj)
             await self._emit(self._add, obj)
         else:
+            self._index_update(key, old, obj)
             await self._emit(self._update, old, obj)
 
     # -- list and watch ---------------------------------------------------------------------
