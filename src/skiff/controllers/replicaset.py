@@ -18,7 +18,6 @@ The two kinds differ only in their API location and how their selector is writte
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -116,9 +115,9 @@ def pod_from_template(owner: Obj, template: Obj) -> Obj:
                "ownerReferences": [owner_reference(owner)]}
     for key in ("labels", "annotations", "finalizers"):
         if tmeta.get(key):
-            md[key] = copy.deepcopy(tmeta[key])
+            md[key] = m.deep_copy(tmeta[key])
     return {"apiVersion": "v1", "kind": "Pod", "metadata": md,
-            "spec": copy.deepcopy(template.get("spec") or {})}
+            "spec": m.deep_copy(template.get("spec") or {})}
 
 
 def _namespace_index(obj: Obj) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 from typing import Any
@@ -94,7 +95,12 @@ class _Addresses:
 
 
 def _cidr(node: Obj) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
-    cidr = (node.get("spec") or {}).get("podCIDR") or ""
+    return _parse_cidr((node.get("spec") or {}).get("podCIDR") or "")
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_cidr(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    # Parsed once per CIDR (every pod status write asks): networks are immutable.
     try:
         return ipaddress.ip_network(cidr)
     except ValueError:
