@@ -45,13 +45,19 @@ class DeploymentController:
     """Reconciles Deployments by `namespace/name`."""
 
     def __init__(self, client: Client, *, workers: int = 4,
-                 replicasets: Informer | None = None, pods: Informer | None = None) -> None:
+                 replicasets: Informer | None = None, pods: Informer | None = None,
+                 deployments: Informer | None = None) -> None:
         self.client = client
         self.workers = workers
-        self.deployments = Informer(client, "apps", "v1", "deployments")
-        self.deployments.add_index(UID_INDEX, lambda d: [m.uid_of(d)])
-        self.deployments.add_index("namespace", _namespace_index)
-        self._own = [self.deployments]
+        self._own: list[Informer] = []
+        if deployments is None:
+            deployments = Informer(client, "apps", "v1", "deployments")
+            self._own.append(deployments)
+        self.deployments = deployments
+        if not self.deployments.has_index(UID_INDEX):
+            self.deployments.add_index(UID_INDEX, lambda d: [m.uid_of(d)])
+        if not self.deployments.has_index("namespace"):
+            self.deployments.add_index("namespace", _namespace_index)
         if replicasets is None:
             replicasets = Informer(client, "apps", "v1", "replicasets")
             self._own.append(replicasets)
