@@ -232,11 +232,17 @@ class Client:
         body: Any = None,
         content_type: str = "application/json",
         timeout: float | None = 60.0,
+        decode: bool = True,
     ) -> Any:
-        """Send one request and return the decoded JSON body, raising StatusError on non-2xx."""
+        """Send one request and return the decoded JSON body, raising StatusError on non-2xx.
+
+        With `decode=False` the body of a successful response is not decoded and None is
+        returned (for writes whose caller has no use for the stored object).
+        """
         if self._pipeline is not None:
             return await self._pipeline.request(
-                method, _with_query(path, params), body, content_type, timeout=timeout)
+                method, _with_query(path, params), body, content_type, timeout=timeout,
+                decode=decode)
         data: bytes | None = None
         headers: dict[str, str] = {}
         if body is not None:
@@ -260,7 +266,7 @@ class Client:
                             time.perf_counter() - started)
         if status >= 300:
             raise status_error(status, raw)
-        return orjson.loads(raw) if raw else None
+        return orjson.loads(raw) if raw and decode else None
 
     def path(
         self,
@@ -307,22 +313,25 @@ class Client:
         )
 
     async def create(
-        self, group: str, version: str, plural: str, obj: Obj, namespace: str = ""
+        self, group: str, version: str, plural: str, obj: Obj, namespace: str = "", *,
+        decode: bool = True,
     ) -> Obj:
-        """Create an object in the collection."""
+        """Create an object in the collection (`decode=False`: return None, not it)."""
         ns = namespace or obj.get("metadata", {}).get("namespace", "")
         return await self.request(
             "POST",
             resource_path(group, version, plural, namespace=ns),
             params={"fieldManager": self.field_manager},
             body=obj,
+            decode=decode,
         )
 
     async def update(
         self, group: str, version: str, plural: str, obj: Obj, namespace: str = "",
-        subresource: str = "",
+        subresource: str = "", *, decode: bool = True,
     ) -> Obj:
-        """Replace an object; the server refuses it if resourceVersion is stale."""
+        """Replace an object; the server refuses it if resourceVersion is stale.
+        (`decode=False`: return None rather than the stored object.)"""
         md = obj.get("metadata", {})
         ns = namespace or md.get("namespace", "")
         return await self.request(
@@ -330,13 +339,16 @@ class Client:
             resource_path(group, version, plural, md.get("name", ""), ns, subresource),
             params={"fieldManager": self.field_manager},
             body=obj,
+            decode=decode,
         )
 
     async def update_status(
-        self, group: str, version: str, plural: str, obj: Obj, namespace: str = ""
+        self, group: str, version: str, plural: str, obj: Obj, namespace: str = "", *,
+        decode: bool = True,
     ) -> Obj:
         """Replace an object's status subresource."""
-        return await self.update(group, version, plural, obj, namespace, subresource="status")
+        return await self.update(group, version, plural, obj, namespace, subresource="status",
+                                 decode=decode)
 
     async def patch(
         self,
@@ -350,8 +362,11 @@ class Client:
         field_manager: str | None = None,
         force: bool = False,
         subresource: str = "",
+        *,
+        decode: bool = True,
     ) -> Obj:
-        """Patch an object; `apply` is server-side apply under this component's manager."""
+        """Patch an object; `apply` is server-side apply under this component's manager.
+        (`decode=False`: return None rather than the stored object.)"""
         body: Any = patch
         if patch_type == "apply" and not isinstance(patch, bytes | str):
             body = orjson.dumps(patch)
@@ -363,6 +378,7 @@ class Client:
             params={"fieldManager": field_manager or self.field_manager, "force": force},
             body=body,
             content_type=PATCH_CONTENT_TYPES[patch_type],
+            decode=decode,
         )
 
     async def delete(

@@ -209,8 +209,9 @@ class RequestPipeline:
 
     async def request(self, method: str, path: str, body: Any = None,
                       content_type: str = "application/json",
-                      timeout: float | None = None) -> Any:
-        """Send one request and return its decoded JSON body (StatusError on non-2xx).
+                      timeout: float | None = None, decode: bool = True) -> Any:
+        """Send one request and return its decoded JSON body (StatusError on non-2xx;
+        None for `decode=False`).
 
         After `timeout` seconds without an answer it raises TimeoutError; the answer,
         should it still come, is read and dropped, so the connection stays in step.
@@ -226,7 +227,7 @@ class RequestPipeline:
                             time.perf_counter() - started)
         if status >= 300:
             raise status_error(status, raw)
-        return orjson.loads(raw) if raw else None
+        return orjson.loads(raw) if raw and decode else None
 
     async def _send(self, method: str, path: str, data: bytes, content_type: str,
                     timeout: float | None = None) -> tuple[int, bytes]:

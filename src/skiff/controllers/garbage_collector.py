@@ -73,6 +73,9 @@ class GarbageCollector:
 
     def observe(self, kind: str, obj: Obj, resource: APIResource) -> None:
         """Fold one informer event into the graph and queue the uids it may affect."""
+        if kind != "DELETED" and _unchanged(self.graph, obj, resource):
+            # Most updates (status, spec) leave owners, deletion and finalizers alone.
+            return
         node = node_from(obj, resource)
         if node is None:
             return
@@ -291,6 +294,20 @@ class GarbageCollector:
             workers.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await workers
+
+
+def _unchanged(graph: Graph, obj: Obj, resource: APIResource) -> bool:
+    """Whether `obj` is in the graph, seen through the same resource, with the same
+    owners, deletion and finalizers (what `Node.same_decision_inputs` compares),
+    checked without building a Node."""
+    md = obj.get("metadata") or {}
+    node = graph.get(md.get("uid") or "")
+    if node is None or (node.resource is not resource and node.resource != resource):
+        return False
+    return (node.deleting == bool(md.get("deletionTimestamp"))
+            and node.finalizers == tuple(md.get("finalizers") or ())
+            and node.owners == [r for r in md.get("ownerReferences") or []
+                                if isinstance(r, dict)])
 
 
 def _raise_unless_gone(err: StatusError) -> None:

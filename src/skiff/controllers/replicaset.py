@@ -328,7 +328,7 @@ class ReplicaSetController:
         if needs_sync and not m.metadata(owner).get("deletionTimestamp"):
             manage_error = await self._manage(key, owner, pods)
         status = replica_status(owner, pods, manage_error)
-        await write_status(self.client, self.kind.gvr, owner, status)
+        await write_status(self.client, self.kind.gvr, owner, status, decode=False)
         spec = owner.get("spec") or {}
         min_ready = int(spec.get("minReadySeconds") or 0)
         replicas = int(spec.get("replicas", 1) or 0)

@@ -242,7 +242,8 @@ class SimAgent:
         if status is not None:
             body = {**pod, "status": status}
             try:
-                await self.client.update_status("", "v1", "pods", body)
+                # Nothing reads the stored pod back: its watch event follows.
+                await self.client.update_status("", "v1", "pods", body, decode=False)
             except StatusError as err:
                 if err.code == 404:
                     return None
