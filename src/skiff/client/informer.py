@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 IndexFunc = Callable[[Obj], Iterable[str]]
 Handler = Callable[..., Any]
+Transform = Callable[[Obj], Obj]
 
 LIST_PAGE = 500
 
@@ -34,6 +35,19 @@ def object_key(obj: Obj) -> str:
     md = obj.get("metadata", {})
     ns = md.get("namespace")
     return f"{ns}/{md.get('name', '')}" if ns else md.get("name", "")
+
+
+def drop_managed_fields(obj: Obj) -> Obj:
+    """An informer transform: forget `metadata.managedFields` (in place).
+
+    Upstream's controller manager and scheduler cache objects without them (they are
+    a large share of every object and no controller reads them); writes that omit
+    them leave the server's record as it is.
+    """
+    md = obj.get("metadata")
+    if isinstance(md, dict):
+        md.pop("managedFields", None)
+    return obj
 
 
 def split_key(key: str) -> tuple[str, str]:
@@ -56,6 +70,7 @@ class Informer:
         field_selector: str = "",
         *,
         retry_delay: float = 1.0,
+        transform: Transform | None = None,
     ) -> None:
         self.client = client
         self.group = group
@@ -66,6 +81,8 @@ class Informer:
         self.field_selector = field_selector
         self.has_synced = asyncio.Event()
         self._retry_delay = retry_delay
+        # Applied to every listed or watched object before it is cached and handed out.
+        self._transform = transform
         self._cache: dict[str, Obj] = {}
         self._indexers: dict[str, IndexFunc] = {}
         self._indexes: dict[str, dict[str, set[str]]] = {}
@@ -228,6 +245,8 @@ class Informer:
                 rv = meta.get("resourceVersion", "")
                 break
         seen: dict[str, Obj] = {}
+        if self._transform is not None:
+            items = [self._transform(item) for item in items]
         for item in items:
             # Lists drop kind/apiVersion from items; handlers should not need to know that.
             item.setdefault("kind", self._item_kind(page))
@@ -262,6 +281,8 @@ class Informer:
                 continue
             if kind not in ("ADDED", "MODIFIED", "DELETED"):
                 continue
+            if self._transform is not None:
+                obj = self._transform(obj)
             await self._apply(kind, obj)
             if rv:
                 self._rv = rv

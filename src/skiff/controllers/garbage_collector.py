@@ -24,7 +24,7 @@ from typing import Any
 from skiff.api.errors import StatusError
 from skiff.client.discovery import APIResource, ResourceMap, discover
 from skiff.client.http_client import Client, split_api_version
-from skiff.client.informer import Informer
+from skiff.client.informer import Informer, drop_managed_fields
 from skiff.client.workqueue import WorkQueue, run_workers
 from skiff.controllers.gc_graph import Graph, Node, node_from
 
@@ -133,7 +133,8 @@ class GarbageCollector:
             if inf is not None:
                 self._release(key)
             shared = self._shared(r.group, r.version, r.plural)
-            inf = shared or Informer(self.client, r.group, r.version, r.plural)
+            inf = shared or Informer(self.client, r.group, r.version, r.plural,
+                                     transform=drop_managed_fields)
             self.informers[key] = inf
             self._handlers(inf, r)
             if r.group == "apiextensions.k8s.io" and r.plural == "customresourcedefinitions":
