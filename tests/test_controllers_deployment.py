@@ -346,3 +346,17 @@ def test_deep_copy_is_deep_and_falls_back_for_non_json_values() -> None:
     odd = {1: {"big": 2**70}}
     out = deep_copy(odd)
     assert out == odd and out[1] is not odd[1]
+
+
+def test_parsed_selectors_are_reused_until_the_selector_changes() -> None:
+    from skiff.controllers.deployment.controller import DeploymentController
+
+    dc = DeploymentController(Client("https://127.0.0.1:1"))
+    d = {"metadata": {"uid": "u1", "name": "d", "namespace": "ns"},
+         "spec": {"selector": {"matchLabels": {"app": "a"}}}}
+    first = dc.selector_of(d)
+    assert dc.selector_of(d) is first and first.matches({"app": "a"})
+    changed = {**d, "spec": {"selector": {"matchLabels": {"app": "b"}}}}
+    assert dc.selector_of(changed).matches({"app": "b"})
+    dc._deployment_deleted(d)
+    assert "u1" not in dc._selectors

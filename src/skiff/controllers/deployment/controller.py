@@ -73,13 +73,29 @@ class DeploymentController:
         self.reconciles = 0
         self.deployments.on_add(lambda d: self.queue.add(object_key(d)))
         self.deployments.on_update(lambda _o, d: self.queue.add(object_key(d)))
-        self.deployments.on_delete(lambda d: self.queue.add(object_key(d)))
+        self.deployments.on_delete(self._deployment_deleted)
+        # uid → (the selector as stored, parsed): parsing validates every key and value.
+        self._selectors: dict[str, tuple[Any, LabelSelector]] = {}
         self.replicasets.on_add(self._rs_added)
         self.replicasets.on_update(self._rs_updated)
         self.replicasets.on_delete(self._rs_deleted)
         self.pods.on_delete(self._pod_deleted)
 
     # -- mapping events to Deployments --------------------------------------------------
+
+    def _deployment_deleted(self, d: Obj) -> None:
+        self._selectors.pop(m.uid_of(d), None)
+        self.queue.add(object_key(d))
+
+    def selector_of(self, d: Obj) -> LabelSelector:
+        """The Deployment's parsed selector, parsed again only if it changed."""
+        raw = (d.get("spec") or {}).get("selector")
+        cached = self._selectors.get(m.uid_of(d))
+        if cached is not None and cached[0] == raw:
+            return cached[1]
+        sel = _selector(d)
+        self._selectors[m.uid_of(d)] = (raw, sel)
+        return sel
 
     def _owner(self, obj: Obj) -> Obj | None:
         ref = m.controller_of(obj)
@@ -91,7 +107,7 @@ class DeploymentController:
     def _matching(self, rs: Obj) -> list[Obj]:
         labels = m.labels_of(rs)
         return [d for d in self.deployments.by_index("namespace", m.namespace_of(rs))
-                if labels and _selector(d).matches(labels)]
+                if labels and self.selector_of(d).matches(labels)]
 
     def _rs_added(self, rs: Obj) -> None:
         owner = self._owner(rs)
@@ -141,7 +157,7 @@ class DeploymentController:
         d = self.deployments.get(key)
         if d is None:
             return None
-        selector = _selector(d)
+        selector = self.selector_of(d)
         if selector.empty:
             self.recorder.event(d, "Warning", "SelectingAll", "This deployment is selecting "
                                 "all pods. A non-empty selector is required.")
