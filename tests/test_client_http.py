@@ -154,3 +154,43 @@ async def test_informer_relists_after_watch_failure(client: Client) -> None:
     await inf._list()
     assert deleted == ["one"]
     assert sorted(inf.keys()) == [f"{ns}/two"]
+
+
+async def test_watch_lines_split_across_and_within_chunks() -> None:
+    import orjson
+    from aiohttp import web
+
+    events = [{"type": "ADDED", "object": {"metadata": {"name": f"o{i}"}, "data": "x" * i * 50}}
+              for i in range(6)]
+    # The last line has a CR before its newline and the stream ends without one.
+    stream = b"".join(orjson.dumps(e) + b"\n" for e in events[:4])
+    stream += orjson.dumps(events[4]) + b"\r\n" + orjson.dumps(events[5])
+    pieces, rest = [], stream
+    # Pieces of every size: several lines in one chunk, one line over many chunks.
+    for size in (7, 400, 3, 1, 90, 1):
+        pieces.append(rest[:size])
+        rest = rest[size:]
+    pieces.append(rest)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        for piece in pieces:
+            await resp.write(piece)
+            await asyncio.sleep(0.01)
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/api/v1/configmaps", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    c = Client(f"http://127.0.0.1:{port}", component="test")
+    try:
+        got = [obj async for _, obj in c.watch("", "v1", "configmaps")]
+    finally:
+        await c.close()
+        await runner.cleanup()
+    assert got == [e["object"] for e in events]

@@ -94,3 +94,37 @@ async def test_disconnect_relists_and_handler_errors_do_not_stop_the_informer() 
     assert client.list_calls >= 2
     # "x" was only ever seen on the broken watch; the re-list says it is not there.
     assert inf.keys() == ["ns/a"]
+
+
+async def test_updates_move_keys_between_index_values_and_transform_applies() -> None:
+    def labelled(name: str, rv: str, team: str) -> dict[str, Any]:
+        o = obj(name, rv)
+        o["metadata"]["labels"] = {"team": team}
+        o["metadata"]["managedFields"] = [{"manager": "m"}]
+        return o
+
+    client = ScriptedClient(
+        lists=[[labelled("a", "1", "x"), labelled("b", "2", "x")]],
+        watches=[[("MODIFIED", labelled("a", "3", "y")), ("MODIFIED", labelled("b", "4", "x"))],
+                 None],
+    )
+    from skiff.client.informer import drop_managed_fields
+
+    inf = Informer(client, "", "v1", "configmaps",  # type: ignore[arg-type]
+                   transform=drop_managed_fields)
+    inf.add_index("team", lambda o: [o["metadata"]["labels"]["team"]])
+    updates: list[str] = []
+    inf.on_update(lambda _old, o: updates.append(o["metadata"]["resourceVersion"]))
+    task = inf.start()
+    for _ in range(200):
+        if len(updates) == 2:
+            break
+        await asyncio.sleep(0.005)
+    inf.stop()
+    await asyncio.gather(task, return_exceptions=True)
+    assert updates == ["3", "4"]
+    assert [o["metadata"]["name"] for o in inf.by_index("team", "x")] == ["b"]
+    assert [o["metadata"]["name"] for o in inf.by_index("team", "y")] == ["a"]
+    assert inf._indexes["team"].keys() == {"x", "y"}
+    # Listed and watched objects alike are cached without managedFields.
+    assert all("managedFields" not in o["metadata"] for o in inf.list())

@@ -135,3 +135,68 @@ async def test_requests_are_counted_with_the_clients_metrics(client: Client) -> 
         await pipe.close()
     assert METRICS.requests[("test", "GET", "200")] == before + 1
     assert METRICS.requests[("test", "GET", "404")] == missing + 1
+
+
+async def test_a_client_can_send_its_requests_through_a_pipeline(cluster: Cluster) -> None:
+    c = Client.from_kubeconfig(cluster.kubeconfig, component="test-pipelined")
+    c.use_pipeline(connections=2, depth=2)
+    name = f"pipe-{uuid.uuid4().hex[:6]}"
+    try:
+        created = await c.create("", "v1", "configmaps", _cm(name), "default")
+        assert created["metadata"]["name"] == name
+        # Query parameters travel with the path (fieldManager, labelSelector).
+        assert created["metadata"]["managedFields"][0]["manager"] == "skiff-test-pipelined"
+        assert await c.patch("", "v1", "configmaps", name, {"data": {"k": "v2"}}, "default",
+                             decode=False) is None
+        listed = await c.list("", "v1", "configmaps", "default",
+                              label_selector="skiff.dev/none notin (a, b)")
+        assert name in {i["metadata"]["name"] for i in listed["items"]}
+        got = await c.get("", "v1", "configmaps", name, "default")
+        assert got["data"] == {"k": "v2"}
+        with pytest.raises(StatusError) as err:
+            await c.get("", "v1", "configmaps", "nope-" + name, "default")
+        assert err.value.code == 404
+        assert c._session is None, "no aiohttp session was needed"
+    finally:
+        await c.close()
+
+
+async def test_a_pipelined_request_times_out_and_the_stream_stays_in_step() -> None:
+    answers: list[asyncio.StreamWriter] = []
+
+    async def slow_server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Reads two requests, answers both only after the first one timed out.
+        for _ in range(2):
+            await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(0.3)
+        for body in (b'{"n":1}', b'{"n":2}'):
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        answers.append(writer)
+        await writer.drain()
+
+    server = await asyncio.start_server(slow_server, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    c = Client(f"http://127.0.0.1:{port}", component="test")
+    c.use_pipeline(connections=1)
+    try:
+        first = asyncio.ensure_future(c.request("GET", "/a", timeout=0.1))
+        second = asyncio.ensure_future(c.request("GET", "/b", timeout=5))
+        with pytest.raises(TimeoutError):
+            await first
+        assert await second == {"n": 2}, "the late first answer is dropped, not misread"
+    finally:
+        await c.close()
+        for w in answers:
+            w.close()
+        server.close()
+        await server.wait_closed()
+
+
+def test_query_strings_drop_empty_values_and_quote_the_rest() -> None:
+    from skiff.client.http_client import _with_query
+
+    assert _with_query("/api/v1/pods", None) == "/api/v1/pods"
+    assert _with_query("/api/v1/pods", {"labelSelector": "", "limit": None}) == "/api/v1/pods"
+    assert _with_query("/api/v1/pods", {"labelSelector": "a in (x, y),b!=c", "watch": True,
+                                        "force": False}) == (
+        "/api/v1/pods?labelSelector=a%20in%20%28x%2C%20y%29%2Cb%21%3Dc&watch=true")

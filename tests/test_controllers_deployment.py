@@ -7,6 +7,7 @@ API), so readiness, availability and graceful deletion are real API state.
 from __future__ import annotations
 
 import asyncio
+import copy
 from typing import Any
 
 from skiff.client import Client
@@ -321,3 +322,41 @@ async def test_revision_history_limit_deletes_old_replicasets(client: Client, ns
             return revs if sorted(revs) == ["2", "3"] else None
 
         await eventually(pruned, "only the newest old revision is kept")
+
+
+def test_template_without_hash_leaves_its_input_alone() -> None:
+    template = {"metadata": {"labels": {"app": "a", u.HASH_LABEL: "h"}, "annotations": {}},
+                "spec": {"containers": [{"name": "c", "resources": {}}]}}
+    before = copy.deepcopy(template)
+    assert u.template_without_hash(template) == {"metadata": {"labels": {"app": "a"}},
+                                                 "spec": {"containers": [{"name": "c"}]}}
+    assert template == before
+    only_hash = {"metadata": {"labels": {u.HASH_LABEL: "h"}}, "spec": {}}
+    assert u.template_without_hash(only_hash) == {}
+    assert u.equal_ignore_hash(template, {"metadata": {"labels": {"app": "a"}},
+                                          "spec": {"containers": [{"name": "c"}]}})
+
+
+def test_deep_copy_is_deep_and_falls_back_for_non_json_values() -> None:
+    from skiff.api.meta import deep_copy
+
+    obj = {"a": [{"b": 1, "c": None, "d": 1.5, "e": True}], "f": "x"}
+    out = deep_copy(obj)
+    assert out == obj and out["a"][0] is not obj["a"][0]
+    odd = {1: {"big": 2**70}}
+    out = deep_copy(odd)
+    assert out == odd and out[1] is not odd[1]
+
+
+def test_parsed_selectors_are_reused_until_the_selector_changes() -> None:
+    from skiff.controllers.deployment.controller import DeploymentController
+
+    dc = DeploymentController(Client("https://127.0.0.1:1"))
+    d = {"metadata": {"uid": "u1", "name": "d", "namespace": "ns"},
+         "spec": {"selector": {"matchLabels": {"app": "a"}}}}
+    first = dc.selector_of(d)
+    assert dc.selector_of(d) is first and first.matches({"app": "a"})
+    changed = {**d, "spec": {"selector": {"matchLabels": {"app": "b"}}}}
+    assert dc.selector_of(changed).matches({"app": "b"})
+    dc._deployment_deleted(d)
+    assert "u1" not in dc._selectors

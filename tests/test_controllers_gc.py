@@ -254,3 +254,20 @@ async def test_deleted_objects_and_plain_terminating_ones_are_left_alone(
     put(fake, gc, cm("t", "u-t", deleting=True, finalizers=["example.com/x"]))
     assert await gc.reconcile("u-t") is None
     assert fake.deletes == [] and fake.patches == []
+
+
+def test_updates_that_keep_ownership_queue_nothing(gc: GarbageCollector, fake: FakeClient
+                                                   ) -> None:
+    put(fake, gc, cm("d", "u-d", [("o", "u-o", False)]))
+    gc.queue._dirty.clear()
+    gc.queue._queue.clear()
+    changed_data = cm("d", "u-d", [("o", "u-o", False)])
+    changed_data["data"] = {"k": "v"}
+    gc.observe("MODIFIED", changed_data, CM)
+    assert not gc.queue._dirty, "a data-only update changes no collection decision"
+    gc.observe("MODIFIED", cm("d", "u-d", [("x", "u-x", False)]), CM)
+    assert {"u-d", "u-o", "u-x"} <= gc.queue._dirty
+    assert [n.name for n in gc.graph.dependents("u-x")] == ["d"]
+    gc.queue._dirty.clear()
+    gc.observe("MODIFIED", cm("d", "u-d", [("x", "u-x", False)], finalizers=["f"]), CM)
+    assert gc.graph.get("u-d").finalizers == ("f",)  # type: ignore[union-attr]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import os
 import random
@@ -9,11 +10,26 @@ import time
 import uuid
 from typing import Any
 
+import orjson
+
 Obj = dict[str, Any]
 
 # Upstream's generateName alphabet: no vowels (no accidental words) and no
 # look-alike characters.
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def deep_copy(value: Any) -> Any:
+    """A deep copy of a decoded JSON value such as an API object.
+
+    A round trip through orjson is about five times faster than `copy.deepcopy` on
+    these plain trees. As in JSON, tuples come back as lists; values orjson cannot
+    encode (non-string keys, integers beyond 64 bits) fall back to `copy.deepcopy`.
+    """
+    try:
+        return orjson.loads(orjson.dumps(value))
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return copy.deepcopy(value)
 
 
 def metadata(obj: Obj) -> dict[str, Any]:

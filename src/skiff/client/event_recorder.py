@@ -107,7 +107,8 @@ class EventRecorder:
             name, ev_ns, count, first = seen
             try:
                 await self.client.patch("", "v1", "events", name,
-                                        {"count": count + 1, "lastTimestamp": ts}, ev_ns)
+                                        {"count": count + 1, "lastTimestamp": ts}, ev_ns,
+                                        decode=False)
                 self._recent[key] = (name, ev_ns, count + 1, first)
                 self._recent.move_to_end(key)
                 return
@@ -131,7 +132,7 @@ class EventRecorder:
             "reportingComponent": self.component,
             "reportingInstance": self.host or self.component,
         }
-        await self.client.create("", "v1", "events", event, ns)
+        await self.client.create("", "v1", "events", event, ns, decode=False)
         self._recent[key] = (name, ns, 1, now)
         while len(self._recent) > MAX_REMEMBERED:
             self._recent.popitem(last=False)

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 IndexFunc = Callable[[Obj], Iterable[str]]
 Handler = Callable[..., Any]
+Transform = Callable[[Obj], Obj]
 
 LIST_PAGE = 500
 
@@ -34,6 +35,19 @@ def object_key(obj: Obj) -> str:
     md = obj.get("metadata", {})
     ns = md.get("namespace")
     return f"{ns}/{md.get('name', '')}" if ns else md.get("name", "")
+
+
+def drop_managed_fields(obj: Obj) -> Obj:
+    """An informer transform: forget `metadata.managedFields` (in place).
+
+    Upstream's controller manager and scheduler cache objects without them (they are
+    a large share of every object and no controller reads them); writes that omit
+    them leave the server's record as it is.
+    """
+    md = obj.get("metadata")
+    if isinstance(md, dict):
+        md.pop("managedFields", None)
+    return obj
 
 
 def split_key(key: str) -> tuple[str, str]:
@@ -56,6 +70,7 @@ class Informer:
         field_selector: str = "",
         *,
         retry_delay: float = 1.0,
+        transform: Transform | None = None,
     ) -> None:
         self.client = client
         self.group = group
@@ -66,6 +81,8 @@ class Informer:
         self.field_selector = field_selector
         self.has_synced = asyncio.Event()
         self._retry_delay = retry_delay
+        # Applied to every listed or watched object before it is cached and handed out.
+        self._transform = transform
         self._cache: dict[str, Obj] = {}
         self._indexers: dict[str, IndexFunc] = {}
         self._indexes: dict[str, dict[str, set[str]]] = {}
@@ -164,11 +181,29 @@ class Informer:
                     if not keys:
                         del index[value]
 
+    def _index_update(self, key: str, old: Obj, new: Obj) -> None:
+        """Move `key` between index values where `old` and `new` differ (most updates
+        change no index value; removing and re-adding would churn the sets)."""
+        for name, fn in self._indexers.items():
+            before, after = fn(old), fn(new)
+            if before == after:
+                continue
+            index = self._indexes[name]
+            for value in before:
+                keys = index.get(value)
+                if keys is not None:
+                    keys.discard(key)
+                    if not keys:
+                        del index[value]
+            for value in after:
+                index.setdefault(value, set()).add(key)
+
     async def _emit(self, handlers: list[Handler], *args: Obj) -> None:
         for fn in handlers:
             try:
                 result = fn(*args)
-                if inspect.isawaitable(result):
+                # Most handlers are plain functions returning None.
+                if result is not None and inspect.isawaitable(result):
                     await result
             except Exception:
                 log.exception("%r: event handler %r failed", self, fn)
@@ -183,13 +218,12 @@ class Informer:
             self._index_remove(key, old)
             await self._emit(self._delete, obj)
             return
-        if old is not None:
-            self._index_remove(key, old)
         self._cache[key] = obj
-        self._index_add(key, obj)
         if old is None:
+            self._index_add(key, obj)
             await self._emit(self._add, obj)
         else:
+            self._index_update(key, old, obj)
             await self._emit(self._update, old, obj)
 
     # -- list and watch ---------------------------------------------------------------------
@@ -211,6 +245,8 @@ class Informer:
                 rv = meta.get("resourceVersion", "")
                 break
         seen: dict[str, Obj] = {}
+        if self._transform is not None:
+            items = [self._transform(item) for item in items]
         for item in items:
             # Lists drop kind/apiVersion from items; handlers should not need to know that.
             item.setdefault("kind", self._item_kind(page))
@@ -245,6 +281,8 @@ class Informer:
                 continue
             if kind not in ("ADDED", "MODIFIED", "DELETED"):
                 continue
+            if self._transform is not None:
+                obj = self._transform(obj)
             await self._apply(kind, obj)
             if rv:
                 self._rv = rv

@@ -150,6 +150,11 @@ class _Connection(asyncio.Protocol):
             del buf[:nl + 2 + size + 2]
 
 
+def _expire(fut: asyncio.Future[tuple[int, bytes]], timeout: float) -> None:
+    if not fut.done():
+        fut.set_exception(TimeoutError(f"no answer from the API server within {timeout} s"))
+
+
 class RequestPipeline:
     """Pipelined requests to the server of `client`, with its identity and TLS settings."""
 
@@ -203,33 +208,47 @@ class RequestPipeline:
         return await asyncio.shield(pending)
 
     async def request(self, method: str, path: str, body: Any = None,
-                      content_type: str = "application/json") -> Any:
-        """Send one request and return its decoded JSON body (StatusError on non-2xx)."""
+                      content_type: str = "application/json",
+                      timeout: float | None = None, decode: bool = True) -> Any:
+        """Send one request and return its decoded JSON body (StatusError on non-2xx;
+        None for `decode=False`).
+
+        After `timeout` seconds without an answer it raises TimeoutError; the answer,
+        should it still come, is read and dropped, so the connection stays in step.
+        """
         data = b"" if body is None else body if isinstance(body, bytes) else orjson.dumps(body)
         started = time.perf_counter()
         status = 0
         try:
-            status, raw = await self._send(method, path, data, content_type)
+            status, raw = await self._send(method, path, data, content_type, timeout)
         finally:
             # Counted with the client's other requests (rest_client_requests_total).
             METRICS.request(self.component, method, status or "<error>",
                             time.perf_counter() - started)
         if status >= 300:
             raise status_error(status, raw)
-        return orjson.loads(raw) if raw else None
+        return orjson.loads(raw) if raw and decode else None
 
-    async def _send(self, method: str, path: str, data: bytes,
-                    content_type: str) -> tuple[int, bytes]:
+    async def _send(self, method: str, path: str, data: bytes, content_type: str,
+                    timeout: float | None = None) -> tuple[int, bytes]:
         async with self._slots:
             conn = self._least_busy()
             if isinstance(conn, int):
                 conn = await self._open(conn)
-            fut: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            fut: asyncio.Future[tuple[int, bytes]] = loop.create_future()
             conn.waiters.append(fut)
             head = (f"{method} {path} HTTP/1.1\r\nContent-Type: {content_type}\r\n"
                     f"Content-Length: {len(data)}\r\n").encode("latin-1")
             conn.transport.write(head + self._fixed + b"\r\n" + data)
-            return await fut
+            if timeout is None:
+                return await fut
+            # A timer that fails the future, cheaper than asyncio.timeout's cancellation.
+            timer = loop.call_later(timeout, _expire, fut, timeout)
+            try:
+                return await fut
+            finally:
+                timer.cancel()
 
     async def close(self) -> None:
         """Close every connection (requests still waiting fail with ConnectionError)."""

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 
 from skiff.client.http_client import Client
-from skiff.client.informer import Informer
+from skiff.client.informer import Informer, drop_managed_fields
 
 
 class SharedInformers:
@@ -37,7 +37,9 @@ class SharedInformers:
         key = (group, version, plural)
         inf = self._informers.get(key)
         if inf is None:
-            inf = self._informers[key] = Informer(self.client, group, version, plural)
+            # Cached without managedFields, as upstream's components cache objects.
+            inf = self._informers[key] = Informer(self.client, group, version, plural,
+                                                  transform=drop_managed_fields)
             if self._started:
                 self._tasks.append(inf.start())
         return inf

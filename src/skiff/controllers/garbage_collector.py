@@ -24,7 +24,7 @@ from typing import Any
 from skiff.api.errors import StatusError
 from skiff.client.discovery import APIResource, ResourceMap, discover
 from skiff.client.http_client import Client, split_api_version
-from skiff.client.informer import Informer
+from skiff.client.informer import Informer, drop_managed_fields
 from skiff.client.workqueue import WorkQueue, run_workers
 from skiff.controllers.gc_graph import Graph, Node, node_from
 
@@ -73,6 +73,9 @@ class GarbageCollector:
 
     def observe(self, kind: str, obj: Obj, resource: APIResource) -> None:
         """Fold one informer event into the graph and queue the uids it may affect."""
+        if kind != "DELETED" and _unchanged(self.graph, obj, resource):
+            # Most updates (status, spec) leave owners, deletion and finalizers alone.
+            return
         node = node_from(obj, resource)
         if node is None:
             return
@@ -130,7 +133,8 @@ class GarbageCollector:
             if inf is not None:
                 self._release(key)
             shared = self._shared(r.group, r.version, r.plural)
-            inf = shared or Informer(self.client, r.group, r.version, r.plural)
+            inf = shared or Informer(self.client, r.group, r.version, r.plural,
+                                     transform=drop_managed_fields)
             self.informers[key] = inf
             self._handlers(inf, r)
             if r.group == "apiextensions.k8s.io" and r.plural == "customresourcedefinitions":
@@ -291,6 +295,20 @@ class GarbageCollector:
             workers.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await workers
+
+
+def _unchanged(graph: Graph, obj: Obj, resource: APIResource) -> bool:
+    """Whether `obj` is in the graph, seen through the same resource, with the same
+    owners, deletion and finalizers (what `Node.same_decision_inputs` compares),
+    checked without building a Node."""
+    md = obj.get("metadata") or {}
+    node = graph.get(md.get("uid") or "")
+    if node is None or (node.resource is not resource and node.resource != resource):
+        return False
+    return (node.deleting == bool(md.get("deletionTimestamp"))
+            and node.finalizers == tuple(md.get("finalizers") or ())
+            and node.owners == [r for r in md.get("ownerReferences") or []
+                                if isinstance(r, dict)])
 
 
 def _raise_unless_gone(err: StatusError) -> None:

@@ -48,6 +48,8 @@ def controller_factories(client: Client, shared: SharedInformers,
     settings = settings or {}
     pods = shared.get("", "v1", "pods")
     replicasets = shared.get("apps", "v1", "replicasets")
+    # Shared so that the garbage collector borrows it instead of watching them again.
+    deployments = shared.get("apps", "v1", "deployments")
     jobs = shared.get("batch", "v1", "jobs")
     nodes = shared.get("", "v1", "nodes")
     revisions = shared.get("apps", "v1", "controllerrevisions")
@@ -61,6 +63,7 @@ def controller_factories(client: Client, shared: SharedInformers,
         "replicationcontroller": lambda: ReplicaSetController(client, REPLICATION_CONTROLLER,
                                                               pods=pods),
         "deployment": lambda: DeploymentController(client, replicasets=replicasets, pods=pods,
+                                                   deployments=deployments,
                                                    workers=WORKLOAD_WORKERS),
         "disruption": lambda: DisruptionController(client, pods=pods),
         "job": lambda: JobController(client, pods=pods, jobs=jobs),

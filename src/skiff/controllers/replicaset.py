@@ -18,7 +18,6 @@ The two kinds differ only in their API location and how their selector is writte
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -116,9 +115,9 @@ def pod_from_template(owner: Obj, template: Obj) -> Obj:
                "ownerReferences": [owner_reference(owner)]}
     for key in ("labels", "annotations", "finalizers"):
         if tmeta.get(key):
-            md[key] = copy.deepcopy(tmeta[key])
+            md[key] = m.deep_copy(tmeta[key])
     return {"apiVersion": "v1", "kind": "Pod", "metadata": md,
-            "spec": copy.deepcopy(template.get("spec") or {})}
+            "spec": m.deep_copy(template.get("spec") or {})}
 
 
 def _namespace_index(obj: Obj) -> list[str]:
@@ -329,7 +328,7 @@ class ReplicaSetController:
         if needs_sync and not m.metadata(owner).get("deletionTimestamp"):
             manage_error = await self._manage(key, owner, pods)
         status = replica_status(owner, pods, manage_error)
-        await write_status(self.client, self.kind.gvr, owner, status)
+        await write_status(self.client, self.kind.gvr, owner, status, decode=False)
         spec = owner.get("spec") or {}
         min_ready = int(spec.get("minReadySeconds") or 0)
         replicas = int(spec.get("replicas", 1) or 0)

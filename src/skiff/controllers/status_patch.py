@@ -37,9 +37,9 @@ def status_diff(old: Obj, new: Obj) -> Obj:
 
 
 async def write_status(client: Client, gvr: tuple[str, str, str], obj: Obj, status: Obj,
-                       *, precondition: bool = False) -> Obj | None:
+                       *, precondition: bool = False, decode: bool = True) -> Obj | None:
     """Patch `obj`'s status to `status` if it differs; the stored object, or None if
-    nothing was written (unchanged, or the object is gone).
+    nothing was written (unchanged, or the object is gone) or `decode` is False.
 
     With `precondition`, the patch names the resourceVersion it was computed from, so
     it fails with a 409 if anything else wrote the object since (a status others also
@@ -55,7 +55,7 @@ async def write_status(client: Client, gvr: tuple[str, str, str], obj: Obj, stat
     try:
         return await client.patch(*gvr, md.get("name", ""), body,
                                   md.get("namespace", ""), patch_type="merge",
-                                  subresource="status")
+                                  subresource="status", decode=decode)
     except StatusError as err:
         if err.code == 404:
             return None

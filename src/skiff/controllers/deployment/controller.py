@@ -45,13 +45,19 @@ class DeploymentController:
     """Reconciles Deployments by `namespace/name`."""
 
     def __init__(self, client: Client, *, workers: int = 4,
-                 replicasets: Informer | None = None, pods: Informer | None = None) -> None:
+                 replicasets: Informer | None = None, pods: Informer | None = None,
+                 deployments: Informer | None = None) -> None:
         self.client = client
         self.workers = workers
-        self.deployments = Informer(client, "apps", "v1", "deployments")
-        self.deployments.add_index(UID_INDEX, lambda d: [m.uid_of(d)])
-        self.deployments.add_index("namespace", _namespace_index)
-        self._own = [self.deployments]
+        self._own: list[Informer] = []
+        if deployments is None:
+            deployments = Informer(client, "apps", "v1", "deployments")
+            self._own.append(deployments)
+        self.deployments = deployments
+        if not self.deployments.has_index(UID_INDEX):
+            self.deployments.add_index(UID_INDEX, lambda d: [m.uid_of(d)])
+        if not self.deployments.has_index("namespace"):
+            self.deployments.add_index("namespace", _namespace_index)
         if replicasets is None:
             replicasets = Informer(client, "apps", "v1", "replicasets")
             self._own.append(replicasets)
@@ -67,13 +73,29 @@ class DeploymentController:
         self.reconciles = 0
         self.deployments.on_add(lambda d: self.queue.add(object_key(d)))
         self.deployments.on_update(lambda _o, d: self.queue.add(object_key(d)))
-        self.deployments.on_delete(lambda d: self.queue.add(object_key(d)))
+        self.deployments.on_delete(self._deployment_deleted)
+        # uid → (the selector as stored, parsed): parsing validates every key and value.
+        self._selectors: dict[str, tuple[Any, LabelSelector]] = {}
         self.replicasets.on_add(self._rs_added)
         self.replicasets.on_update(self._rs_updated)
         self.replicasets.on_delete(self._rs_deleted)
         self.pods.on_delete(self._pod_deleted)
 
     # -- mapping events to Deployments --------------------------------------------------
+
+    def _deployment_deleted(self, d: Obj) -> None:
+        self._selectors.pop(m.uid_of(d), None)
+        self.queue.add(object_key(d))
+
+    def selector_of(self, d: Obj) -> LabelSelector:
+        """The Deployment's parsed selector, parsed again only if it changed."""
+        raw = (d.get("spec") or {}).get("selector")
+        cached = self._selectors.get(m.uid_of(d))
+        if cached is not None and cached[0] == raw:
+            return cached[1]
+        sel = _selector(d)
+        self._selectors[m.uid_of(d)] = (raw, sel)
+        return sel
 
     def _owner(self, obj: Obj) -> Obj | None:
         ref = m.controller_of(obj)
@@ -85,7 +107,7 @@ class DeploymentController:
     def _matching(self, rs: Obj) -> list[Obj]:
         labels = m.labels_of(rs)
         return [d for d in self.deployments.by_index("namespace", m.namespace_of(rs))
-                if labels and _selector(d).matches(labels)]
+                if labels and self.selector_of(d).matches(labels)]
 
     def _rs_added(self, rs: Obj) -> None:
         owner = self._owner(rs)
@@ -135,7 +157,7 @@ class DeploymentController:
         d = self.deployments.get(key)
         if d is None:
             return None
-        selector = _selector(d)
+        selector = self.selector_of(d)
         if selector.empty:
             self.recorder.event(d, "Warning", "SelectingAll", "This deployment is selecting "
                                 "all pods. A non-empty selector is required.")

@@ -14,7 +14,6 @@ so later steps see earlier ones' effects:
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import logging
 from typing import Any
@@ -42,15 +41,20 @@ class Rollout:
                  pods_by_rs: dict[str, list[Obj]] | None = None) -> None:
         self.client = client
         self.recorder = recorder
-        self.d = copy.deepcopy(d)
-        self.rss = [copy.deepcopy(r) for r in rss]
+        # The Deployment is changed in place (status, revision) as steps go; the
+        # ReplicaSets are only replaced, never changed (writes copy them first).
+        self.d = m.deep_copy(d)
+        self.rss = list(rss)
         self.pods_by_rs = pods_by_rs or {}
-        # What the API has, so writes send only differences.
-        self.stored_status: Obj = copy.deepcopy(d.get("status") or {})
+        # What the API has, so writes send only differences (read, never changed).
+        self.stored_status: Obj = d.get("status") or {}
         self.stored_revision = ((d.get("metadata") or {}).get("annotations") or {}).get(
             u.REVISION)
         # When the next reconcile is due for a stuck rollout (None: on events only).
         self.requeue_after: float | None = None
+        # The new ReplicaSet's uid once `new_and_old` has found (and synced) it: steps
+        # after the first ask again, and the answer cannot change within a reconcile.
+        self._new_uid: str | None = None
 
     # -- finding the new and old ReplicaSets --------------------------------------------
 
@@ -70,18 +74,26 @@ class Rollout:
     async def new_and_old(self, create: bool) -> tuple[Obj | None, list[Obj]]:
         """The new ReplicaSet (created if asked and missing) and the old ones, with the
         revision annotations brought up to date on both it and the Deployment."""
+        if self._new_uid is not None:
+            known = next((r for r in self.rss if m.uid_of(r) == self._new_uid), None)
+            if known is not None:
+                return known, self.old_of(known)
         new = self.find_new()
         old = self.old_of(new)
         new_revision = str(u.max_revision(old) + 1)
         if new is not None:
-            return await self._sync_existing_new(new, new_revision), old
+            synced = await self._sync_existing_new(new, new_revision)
+            self._new_uid = m.uid_of(synced)
+            return synced, old
         if not create:
             return None, old
         created = await self._create_new(old, new_revision)
+        if created is not None:
+            self._new_uid = m.uid_of(created)
         return created, old
 
     async def _sync_existing_new(self, new: Obj, new_revision: str) -> Obj:
-        rs = copy.deepcopy(new)
+        rs = m.deep_copy(new)
         changed = u.set_new_rs_annotations(self.d, rs, new_revision, exists=True)
         min_ready = (self.d.get("spec") or {}).get("minReadySeconds") or 0
         if changed or ((rs.get("spec") or {}).get("minReadySeconds") or 0) != min_ready:
@@ -108,13 +120,13 @@ class Rollout:
 
     async def _create_new(self, old: list[Obj], new_revision: str) -> Obj | None:
         spec = self.d.get("spec") or {}
-        template = copy.deepcopy(spec.get("template") or {})
+        template = m.deep_copy(spec.get("template") or {})
         collisions = (self.d.get("status") or {}).get("collisionCount")
         hash_ = u.template_hash(template, collisions)
         labels = dict((template.get("metadata") or {}).get("labels") or {})
         labels[u.HASH_LABEL] = hash_
         template.setdefault("metadata", {})["labels"] = labels
-        selector = copy.deepcopy(spec.get("selector") or {})
+        selector = m.deep_copy(spec.get("selector") or {})
         selector.setdefault("matchLabels", {})[u.HASH_LABEL] = hash_
         name = f"{m.name_of(self.d)}-{hash_}"
         rs: Obj = {
@@ -189,7 +201,7 @@ class Rollout:
         if not size_changed and not u.replicas_annotations_need_update(
                 rs, u.spec_replicas(d), maximum):
             return False, rs
-        updated = copy.deepcopy(rs)
+        updated = m.deep_copy(rs)
         updated["spec"]["replicas"] = new_scale
         u.set_replicas_annotations(updated, u.spec_replicas(d), maximum)
         updated = await self._update_rs(updated)
@@ -211,7 +223,7 @@ class Rollout:
         if revision and revision != self.stored_revision:
             patch["metadata"] = {"annotations": {u.REVISION: revision}}
         if not patch:
-            d["status"] = copy.deepcopy(status)
+            d["status"] = m.deep_copy(status)
             return
         try:
             stored = await self.client.patch(*DEPLOYMENTS, m.name_of(d), patch,
@@ -221,10 +233,10 @@ class Rollout:
             if err.code == 404:
                 return
             raise
-        self.stored_status = copy.deepcopy(stored.get("status") or {})
+        self.stored_status = stored.get("status") or {}
         self.stored_revision = ((stored.get("metadata") or {}).get("annotations") or {}).get(
             u.REVISION)
-        d["status"] = copy.deepcopy(self.stored_status)
+        d["status"] = m.deep_copy(self.stored_status)
 
     # -- scaling (sync path) ---------------------------------------------------------------
 

@@ -5,7 +5,6 @@ Everything here is pure (no API calls) so the rollout steps can be tested by num
 
 from __future__ import annotations
 
-import copy
 import math
 import struct
 from typing import Any
@@ -123,10 +122,12 @@ def _semantic(value: Any) -> Any:
 def template_without_hash(template: Obj) -> Obj:
     """A pod template minus the pod-template-hash label, in semantic form (for
     comparisons and hashing)."""
-    t = copy.deepcopy(template or {})
+    t = template or {}
     labels = (t.get("metadata") or {}).get("labels")
-    if isinstance(labels, dict):
-        labels.pop(HASH_LABEL, None)
+    if isinstance(labels, dict) and HASH_LABEL in labels:
+        # _semantic builds a new tree, so only the path to the label is copied here.
+        t = {**t, "metadata": {**t["metadata"], "labels": {
+            k: v for k, v in labels.items() if k != HASH_LABEL}}}
     return _semantic(t)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 from typing import Any
@@ -28,7 +29,7 @@ from skiff.runtime.sim.heartbeat import (
     Heartbeats,
 )
 from skiff.runtime.sim.nodes import SIM_LABEL, internal_ip
-from skiff.runtime.sim.pod_status import next_status
+from skiff.runtime.sim.pod_status import exit_plan, is_running_here, next_status
 
 log = logging.getLogger(__name__)
 
@@ -51,25 +52,34 @@ class _Addresses:
     """Pod IPs out of each node's pod CIDR, remembered per pod key."""
 
     def __init__(self) -> None:
-        self._by_pod: dict[str, tuple[str, int]] = {}
+        # Pod key → (node name, its pod CIDR, offset in it, the address as text).
+        self._by_pod: dict[str, tuple[str, str, int, str]] = {}
         self._used: dict[str, set[int]] = {}
 
     def claim(self, node: Obj, key: str, ip: str) -> None:
         """Record an address a pod already reports (after an agent restart)."""
-        net = _cidr(node)
-        if net is None or not ip:
+        if not ip:
+            return
+        name = m.name_of(node)
+        cidr = _cidr_text(node)
+        held = self._by_pod.get(key)
+        if held is not None and held[0] == name and held[1] == cidr and held[3] == ip:
+            return  # every status update of the pod reports the address it was given
+        net = _parse_cidr(cidr)
+        if net is None:
             return
         try:
             offset = int(ipaddress.ip_address(ip)) - int(net.network_address)
         except ValueError:
             return
         if 0 < offset < net.num_addresses - 1:
-            self._by_pod[key] = (m.name_of(node), offset)
-            self._used.setdefault(m.name_of(node), set()).add(offset)
+            self._by_pod[key] = (name, cidr, offset, str(net.network_address + offset))
+            self._used.setdefault(name, set()).add(offset)
 
     def get(self, node: Obj, key: str) -> str:
         """The pod's address, allocating the lowest free one on first use."""
-        net = _cidr(node)
+        cidr = _cidr_text(node)
+        net = _parse_cidr(cidr)
         if net is None:
             return ""
         name = m.name_of(node)
@@ -82,19 +92,28 @@ class _Addresses:
                 # More pods than addresses: share rather than fail (nothing is routed).
                 offset = 2 + len(self._by_pod) % max(1, net.num_addresses - 3)
             used.add(offset)
-            held = (name, offset)
+            held = (name, cidr, offset, str(net.network_address + offset))
             self._by_pod[key] = held
-        return str(net.network_address + held[1])
+        elif held[1] != cidr:
+            # The node's CIDR changed: same offset, new network.
+            held = (name, cidr, held[2], str(net.network_address + held[2]))
+            self._by_pod[key] = held
+        return held[3]
 
     def release(self, key: str) -> None:
         """Free the pod's address."""
         held = self._by_pod.pop(key, None)
         if held is not None:
-            self._used.get(held[0], set()).discard(held[1])
+            self._used.get(held[0], set()).discard(held[2])
 
 
-def _cidr(node: Obj) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
-    cidr = (node.get("spec") or {}).get("podCIDR") or ""
+def _cidr_text(node: Obj) -> str:
+    return (node.get("spec") or {}).get("podCIDR") or ""
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_cidr(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    # Parsed once per CIDR (every pod status write asks): networks are immutable.
     try:
         return ipaddress.ip_network(cidr)
     except ValueError:
@@ -129,7 +148,7 @@ class SimAgent:
         self._images: dict[str, dict[str, None]] = {}
         self._cleanups: set[asyncio.Task[None]] = set()
         self.nodes.on_add(self._node_added)
-        self.nodes.on_update(lambda _old, new: self._node_added(new))
+        self.nodes.on_update(self._node_updated)
         self.nodes.on_delete(self._node_deleted)
         self._pod_handlers = (self._pod_changed, self._pod_updated, self._pod_deleted)
         self.pods.on_add(self._pod_changed)
@@ -148,6 +167,17 @@ class SimAgent:
         for pod in self.pods.by_index(_NODE_INDEX, name):
             self._pod_changed(pod)
 
+    def _node_updated(self, old: Obj, node: Obj) -> None:
+        if m.name_of(node) not in self._images:
+            self._node_added(node)
+            return
+        self.heartbeats.track(m.name_of(node))
+        # Heartbeats update every node every few seconds; its pods' status depends only
+        # on the node's address and pod CIDR, so only a change there revisits them.
+        if internal_ip(old) != internal_ip(node) or _cidr_text(old) != _cidr_text(node):
+            for pod in self.pods.by_index(_NODE_INDEX, m.name_of(node)):
+                self._pod_changed(pod)
+
     def _node_deleted(self, node: Obj) -> None:
         name = m.name_of(node)
         self.heartbeats.forget(name)
@@ -165,7 +195,23 @@ class SimAgent:
         ip = (pod.get("status") or {}).get("podIP")
         if ip:
             self._addresses.claim(node, key, ip)
-        self.queue.add(key)
+        if not self._settled(pod, node, key):
+            self.queue.add(key)
+
+    def _settled(self, pod: Obj, node: Obj, key: str) -> bool:
+        """Whether a reconcile of the pod would find nothing to do: it is not being
+        deleted, and it already ended or runs as reported with no exit planned. (Most
+        updates are the echo of the agent's own status write.)"""
+        if (pod.get("metadata") or {}).get("deletionTimestamp"):
+            return False
+        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            return True
+        if exit_plan(pod) is not None:
+            return False
+        spec = pod.get("spec") or {}
+        pod_ip = internal_ip(node) if spec.get("hostNetwork") else self._addresses.get(
+            node, key)
+        return is_running_here(pod, pod_ip)
 
     def _pod_updated(self, _old: Obj, pod: Obj) -> None:
         self._pod_changed(pod)
@@ -196,7 +242,8 @@ class SimAgent:
         if status is not None:
             body = {**pod, "status": status}
             try:
-                await self.client.update_status("", "v1", "pods", body)
+                # Nothing reads the stored pod back: its watch event follows.
+                await self.client.update_status("", "v1", "pods", body, decode=False)
             except StatusError as err:
                 if err.code == 404:
                     return None

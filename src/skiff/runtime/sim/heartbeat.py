@@ -204,4 +204,4 @@ class Heartbeats:
         self.writes += 1
         status = {"conditions": conditions, **self.extra_status(name)}
         await self.client.patch("", "v1", "nodes", name, {"status": status},
-                                subresource="status")
+                                subresource="status", decode=False)
