@@ -14,7 +14,7 @@ cycles.
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +22,7 @@ import numpy as np
 
 from skiff.api import meta as m
 from skiff.api.selectors.labels import LabelSelector
+from skiff.scheduler.counts import MEMO_LIMIT, MatchCounts
 from skiff.scheduler.pod_info import BASIC, CPU, MEMORY, PODS, PodInfo, normalized_image, quantity
 from skiff.scheduler.terms import AffinityTerm
 
@@ -34,8 +35,6 @@ Array = np.ndarray
 CPU_MEMORY = slice(0, 2)
 assert BASIC[:2] == (CPU, MEMORY)
 
-MEMO_LIMIT = 4096
-COUNT_INDEXES = 256
 
 REQUIRED_ANTI = "required-anti-affinity"
 REQUIRED_AFFINITY = "required-affinity"
@@ -73,11 +72,6 @@ def _images(node: Obj) -> dict[str, int]:
     return out
 
 
-def label_key(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
-    """A hashable form of a label set (memo keys)."""
-    return tuple(sorted(labels.items())) if labels else ()
-
-
 class ClusterCache:
     """Nodes and pods as the scheduler counts them, with array views per resource."""
 
@@ -109,22 +103,13 @@ class ClusterCache:
         self._order: Array | None = None
         # Live per-slot counts of pods matching a (namespaces, selector) pair, and of
         # existing pods carrying each distinct affinity term; see count_matching/terms.
-        self._counts: OrderedDict[Any, tuple[frozenset[str] | None, LabelSelector, Array]] = \
-            OrderedDict()
+        self._counts = MatchCounts(capacity)
         self.term_counts: dict[tuple[str, int, AffinityTerm], Array] = {}
         # How many distinct terms of each kind term_counts holds.
         self.term_kinds: Counter[str] = Counter()
-        # Which count indexes (and which existing terms) a pod with given namespace and
-        # labels matches, remembered per label set: a Deployment's pods share labels, so
-        # accounting a pod is not a selector match per index. Bumping a generation
-        # (indexes or terms added or dropped, arrays regrown) forgets the answers.
-        self._counts_generation = 0
+        # Which existing terms a pod with given namespace and labels matches, remembered
+        # per label set (pod_memo) until terms are added or dropped.
         self.terms_generation = 0
-        self._matching: dict[Any, list[Array]] = {}
-        # Live pods grouped by (namespace, label set): the labels and, per slot, how many.
-        # A new count index evaluates its selector once per label set, not once per pod.
-        self._label_sets: dict[tuple[str, tuple[tuple[str, str], ...]],
-                               tuple[dict[str, str], Counter[int]]] = {}
         self.pod_memo: dict[Any, Any] = {}
         self.namespace_labels: dict[str, dict[str, str]] = {}
         # Per-node results that depend only on node labels/taints and some pod trait
@@ -144,11 +129,9 @@ class ClusterCache:
         self.non_zero = np.concatenate([self.non_zero, np.zeros((2, extra), dtype=np.int64)],
                                        axis=1)
         self.valid = np.concatenate([self.valid, np.zeros(extra, dtype=bool)])
-        for key, (ns, sel, counts) in self._counts.items():
-            self._counts[key] = (ns, sel, np.concatenate([counts, np.zeros(extra, np.int64)]))
+        self._counts.grow(self.capacity + extra)
         for key, counts in self.term_counts.items():
             self.term_counts[key] = np.concatenate([counts, np.zeros(extra, np.int64)])
-        self._counts_changed()
         self._terms_changed()
         self.slots.extend([None] * extra)
         self._free = list(range(self.capacity + extra - 1, self.capacity - 1, -1)) + self._free
@@ -280,10 +263,7 @@ class ClusterCache:
         self.non_zero[0, slot] += sign * pod.non_zero[0]
         self.non_zero[1, slot] += sign * pod.non_zero[1]
         if not pod.terminating:
-            self._count_label_set(pod, slot, sign)
-            if self._counts:
-                for counts in self._matching_counts(pod):
-                    counts[slot] += sign
+            self._counts.account(pod.namespace, pod.labels, slot, sign)
         if pod.has_affinity:
             self._account_terms(pod, slot, sign)
         if sign > 0:
@@ -430,71 +410,12 @@ class ClusterCache:
     def count_matching(self, namespaces: frozenset[str] | None, selector: LabelSelector
                        ) -> Array:
         """Per slot, how many live (not terminating) pods in `namespaces` (None: any)
-        match `selector`; kept current as pods come and go."""
-        key = (namespaces, selector)
-        entry = self._counts.get(key)
-        if entry is not None:
-            self._counts.move_to_end(key)
-            return entry[2]
-        counts = np.zeros(self.capacity, dtype=np.int64)
-        matched: set[Any] = set()
-        for set_key, (labels, per_slot) in self._label_sets.items():
-            if (namespaces is None or set_key[0] in namespaces) and selector.matches(labels):
-                matched.add(set_key)
-                for slot, n in per_slot.items():
-                    counts[slot] += n
-        self._counts[key] = (namespaces, selector, counts)
-        evicted = None
-        if len(self._counts) > COUNT_INDEXES:
-            evicted = self._counts.popitem(last=False)[1][2]
-        # Keep the per-label-set answers rather than forgetting them all: with a new
-        # selector every Deployment, forgetting would re-match every index per pod.
-        # The scan above already decided which live label sets the new index selects.
-        for set_key in list(self._matching):
-            found = self._matching[set_key]
-            if set_key not in self._label_sets:
-                del self._matching[set_key]
-                continue
-            if evicted is not None:
-                found = self._matching[set_key] = [c for c in found if c is not evicted]
-            if set_key in matched:
-                found.append(counts)
-        self._counts_generation += 1
-        return counts
-
-    def _count_label_set(self, pod: PodInfo, slot: int, sign: int) -> None:
-        key = (pod.namespace, label_key(pod.labels))
-        entry = self._label_sets.get(key)
-        if entry is None:
-            if sign < 0:
-                return
-            entry = self._label_sets[key] = (pod.labels, Counter())
-        per_slot = entry[1]
-        per_slot[slot] += sign
-        if per_slot[slot] <= 0:
-            del per_slot[slot]
-            if not per_slot:
-                del self._label_sets[key]
-
-    def _counts_changed(self) -> None:
-        self._counts_generation += 1
-        self._matching.clear()
+        match `selector`; kept current as pods come and go (callers must not modify it)."""
+        return self._counts.get(namespaces, selector)
 
     def _terms_changed(self) -> None:
         self.terms_generation += 1
         self.pod_memo.clear()
-
-    def _matching_counts(self, pod: PodInfo) -> list[Array]:
-        """The count arrays of every index that selects `pod` (see count_matching)."""
-        key = (pod.namespace, label_key(pod.labels))
-        found = self._matching.get(key)
-        if found is None:
-            if len(self._matching) > MEMO_LIMIT:
-                self._matching.clear()
-            found = self._matching[key] = [
-                counts for ns, sel, counts in self._counts.values()
-                if (ns is None or pod.namespace in ns) and sel.matches(pod.labels)]
-        return found
 
     def set_namespace_labels(self, name: str, labels: dict[str, str] | None) -> None:
         """Record (or, with None, forget) a namespace's labels; namespace selectors of

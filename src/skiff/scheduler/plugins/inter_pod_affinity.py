@@ -21,15 +21,14 @@ from collections.abc import Iterable
 import numpy as np
 
 from skiff.scheduler.cache import (
-    MEMO_LIMIT,
     PREFERRED_AFFINITY,
     PREFERRED_ANTI,
     REQUIRED_AFFINITY,
     REQUIRED_ANTI,
     ClusterCache,
     NodeInfo,
-    label_key,
 )
+from skiff.scheduler.counts import MEMO_LIMIT, label_key
 from skiff.scheduler.framework import (
     MAX_NODE_SCORE,
     SKIP,
