@@ -94,7 +94,8 @@ class ClusterCache:
         self.assumed: set[str] = set()
         self.with_affinity: dict[str, PodInfo] = {}
         self.with_required_anti: dict[str, PodInfo] = {}
-        self.image_nodes: Counter[str] = Counter()
+        # Per image (normalized name): the slots of the nodes that report it, with its size.
+        self.image_slots: dict[str, dict[int, int]] = {}
         # Bumped whenever node labels, taints or membership change (masks cached by
         # plugins are keyed by it) and whenever anything changes at all.
         self.node_generation = 0
@@ -115,6 +116,8 @@ class ClusterCache:
         # Per-node results that depend only on node labels/taints and some pod trait
         # (a toleration list, a node selector), shared by every pod with that trait.
         self._node_memo: dict[Any, Any] = {}
+        # Results that depend on node images too (cleared when images or nodes change).
+        self._image_memo: dict[Any, Any] = {}
 
     # -- slots and arrays ---------------------------------------------------------------------
 
@@ -177,7 +180,33 @@ class ClusterCache:
         self.node_generation += 1
         self._columns.clear()
         self._node_memo.clear()
+        self._image_memo.clear()
         self._order = None
+
+    def _set_images(self, info: NodeInfo, images: dict[str, int]) -> None:
+        if images == info.images:
+            return
+        for name in info.images.keys() - images.keys():
+            where = self.image_slots.get(name)
+            if where is not None:
+                where.pop(info.slot, None)
+                if not where:
+                    del self.image_slots[name]
+        for name, size in images.items():
+            self.image_slots.setdefault(name, {})[info.slot] = size
+        info.images = images
+        self._image_memo.clear()
+
+    def image_memo(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """`compute()`, remembered until node images, labels, taints or membership change."""
+        try:
+            return self._image_memo[key]
+        except KeyError:
+            pass
+        if len(self._image_memo) > MEMO_LIMIT:
+            self._image_memo.clear()
+        value = self._image_memo[key] = compute()
+        return value
 
     def node_memo(self, key: Any, compute: Callable[[], Any]) -> Any:
         """`compute()`, remembered until node labels, taints or membership change."""
@@ -226,11 +255,7 @@ class ClusterCache:
             row = self.resource_row(name_)
             self.allocatable[row, info.slot] = quantity(name_, value)
         self.remaining[:, info.slot] = self.allocatable[:, info.slot] - self.requested[:, info.slot]
-        images = _images(node)
-        if images != info.images:
-            self.image_nodes.subtract(info.images.keys())
-            self.image_nodes.update(images.keys())
-            info.images = images
+        self._set_images(info, _images(node))
         self.valid[info.slot] = True
         self.generation += 1
 
@@ -239,8 +264,7 @@ class ClusterCache:
         info = self.nodes.get(name)
         if info is None:
             return
-        self.image_nodes.subtract(info.images.keys())
-        info.images = {}
+        self._set_images(info, {})
         info.node = None
         self.valid[info.slot] = False
         self.allocatable[:, info.slot] = 0
