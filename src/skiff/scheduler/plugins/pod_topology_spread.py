@@ -165,6 +165,17 @@ def _domains(pod: PodInfo, cache: ClusterCache, c: Constraint, eligible: np.ndar
     return _Domains(codes, counts, present)
 
 
+def _domain_count(codes: np.ndarray, values: list[str]) -> int:
+    """How many domains the nodes with these label codes are in. As upstream, nodes
+    without the label make one more domain, that of the empty value."""
+    present = np.zeros(len(values) + 1, dtype=bool)
+    present[codes] = True  # code -1 marks the last entry: nodes without the label
+    if present[-1] and "" in values:
+        present[values.index("")] = True
+        present[-1] = False
+    return int(np.count_nonzero(present))
+
+
 class PodTopologySpread:
     """Filter by hard spread constraints, score by soft (or default) ones."""
 
@@ -244,32 +255,35 @@ class PodTopologySpread:
 
     def pre_score(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
                   slots: np.ndarray) -> Status | None:
-        """Domain sizes and matching-pod counts for each soft constraint."""
+        """Per constraint: the matching pods to credit each node with, and the weight.
+
+        For the hostname key a node is credited with its own matching pods; for other
+        keys with those of its domain, over the eligible nodes. Only the feasible nodes'
+        domains are ever read, so counting every domain gives the same scores as
+        counting just theirs, for the price of one `bincount`.
+        """
         constraints, require_all = self._soft(pod)
         if not constraints:
             return Status(SKIP)
-        ignored = np.zeros(slots.size, dtype=bool)
+        ignored: np.ndarray | None = None
+        scored = slots
         if require_all:
+            ignored = np.zeros(slots.size, dtype=bool)
             for c in constraints:
                 ignored |= cache.label_column(c.key)[0][slots] < 0
-        scored = slots[~ignored]
+            scored = slots[~ignored]
         prepared = []
+        namespaces = frozenset([pod.namespace])
         for c in constraints:
-            codes = cache.label_column(c.key)[0]
-            here = codes[scored]
-            here = here[here >= 0]
+            pods = cache.count_matching(namespaces, c.selector)
+            codes, values = cache.label_column(c.key)
             if c.key == HOSTNAME:
-                size = int(scored.size)
-            else:
-                size = int(np.unique(here).size)
-            eligible = _eligible(pod, cache, constraints, c, require_all)
-            # Only domains that some feasible node is in are counted, as upstream.
-            wanted = np.zeros(cache.capacity, dtype=bool)
-            if here.size:
-                in_domain = np.isin(codes, np.unique(here))
-                wanted = eligible & in_domain
-            domains = _domains(pod, cache, c, wanted)
-            prepared.append((c, domains, math.log(size + 2)))
+                prepared.append((c, codes, pods, math.log(scored.size + 2)))
+                continue
+            size = _domain_count(codes[scored], values)
+            domains = _domains(pod, cache, c, _eligible(pod, cache, constraints, c, require_all),
+                               _eligible_key(pod, constraints, c, require_all))
+            prepared.append((c, codes, domains.counts, math.log(size + 2)))
         state[SCORE_STATE] = (prepared, ignored)
         return None
 
@@ -278,11 +292,17 @@ class PodTopologySpread:
         """Σ over constraints of count(domain) × log(domains + 2) + maxSkew - 1 (rounded)."""
         prepared, ignored = state[SCORE_STATE]
         total = np.zeros(slots.size, dtype=np.float64)
-        for c, domains, weight in prepared:
-            has = domains.codes[slots] >= 0
-            total += np.where(has, domains.per_slot(slots) * weight + (c.max_skew - 1), 0.0)
+        for c, codes, counts, weight in prepared:
+            code = codes[slots]
+            has = code >= 0
+            if c.key == HOSTNAME:
+                per_slot = counts[slots]  # per node: indexed by slot, not by domain
+            else:
+                per_slot = counts[np.maximum(code, 0)]
+            total += np.where(has, per_slot * weight + (c.max_skew - 1), 0.0)
         out = np.round(total).astype(np.int64)
-        out[ignored] = -1
+        if ignored is not None:
+            out[ignored] = -1
         return out
 
     def normalize(self, state: CycleState, pod: PodInfo, scores: np.ndarray) -> np.ndarray:
