@@ -49,3 +49,36 @@ async def test_only_selecting_owners_count_however_many_the_namespace_has() -> N
     assert s._default_selector(pod_info(pod({"app": "d7"}, ns="b"))) is not None
     assert s._default_selector(pod_info(pod({}))) is None
     await client.close()
+
+
+def want(text: str) -> set[str]:
+    return requirements(parse_label_selector(text))
+
+
+async def test_remembered_selectors_follow_owner_changes_but_not_status_updates() -> None:
+    client = Client("https://127.0.0.1:1")
+    s = Scheduler(client)
+    p = pod_info(pod({"app": "web", "tier": "a"}))
+    assert s._default_selector(p) is None
+    rs = owner("ReplicaSet", "web", "a", {"matchLabels": {"app": "web"}})
+    await s.replicasets._apply("ADDED", rs)  # noqa: SLF001 - filling the cache directly
+    first = s._default_selector(p)
+    assert requirements(first) == want("app=web")
+    # A status update keeps the remembered answer (the same object).
+    await s.replicasets._apply("MODIFIED", {**rs, "status": {"replicas": 3}})  # noqa: SLF001
+    assert s._default_selector(p) is first
+    await s.replicasets._apply("MODIFIED", {  # noqa: SLF001
+        **rs, "spec": {"selector": {"matchLabels": {"app": "web", "tier": "a"}}}})
+    assert requirements(s._default_selector(p)) == want("app=web,tier=a")
+    svc = {"apiVersion": "v1", "kind": "Service",
+           "metadata": {"name": "svc", "namespace": "a", "resourceVersion": "1"},
+           "spec": {"selector": {"tier": "a"}}}
+    await s.services._apply("ADDED", svc)  # noqa: SLF001
+    assert requirements(s._default_selector(p)) == want("tier in (a),app=web,tier=a")
+    await s.services._apply("MODIFIED", {**svc, "spec": {"selector": {"app": "web"}}})  # noqa: SLF001
+    assert requirements(s._default_selector(p)) == want("app in (web),app=web,tier=a")
+    await s.replicasets._apply("DELETED", rs)  # noqa: SLF001
+    assert requirements(s._default_selector(p)) == want("app in (web)")
+    await s.services._apply("DELETED", svc)  # noqa: SLF001
+    assert s._default_selector(p) is None
+    await client.close()

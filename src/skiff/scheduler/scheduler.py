@@ -28,6 +28,7 @@ from skiff.client.shared_informers import SharedInformers
 from skiff.scheduler import explain
 from skiff.scheduler.algorithm import Algorithm, Decision, FitError, default_framework
 from skiff.scheduler.cache import ClusterCache
+from skiff.scheduler.counts import MEMO_LIMIT, label_key
 from skiff.scheduler.events import EVENT_BURST, EVENT_QPS, EventRecorder
 from skiff.scheduler.framework import CycleState
 from skiff.scheduler.plugins.node_resources_fit import NOMINATED_PODS
@@ -125,6 +126,14 @@ class Scheduler:
         for inf in (self.replicasets, self.statefulsets):
             if not inf.has_index(_SELECTOR_INDEX):
                 inf.add_index(_SELECTOR_INDEX, _selector_key)
+        # Default spreading selectors per namespace and label set: the pods of one
+        # ReplicaSet share theirs. Forgotten for a namespace when an owner there comes,
+        # goes or changes its selector (not on status updates, which are most updates).
+        self._default_selectors: dict[str, dict[Any, LabelSelector | None]] = {}
+        for inf in (self.services, self.replicasets, self.statefulsets):
+            inf.on_add(self._owner_changed)
+            inf.on_update(self._owner_updated)
+            inf.on_delete(self._owner_changed)
         # PodDisruptionBudgets, once the API serves them (preemption prefers to keep them).
         self.pdbs: Informer | None = None
         self.background: set[asyncio.Task[Any]] = set()
@@ -243,9 +252,28 @@ class Scheduler:
 
     # -- default spreading ----------------------------------------------------------------------
 
+    def _owner_changed(self, owner: Obj) -> None:
+        self._default_selectors.pop((owner.get("metadata") or {}).get("namespace", ""), None)
+
+    def _owner_updated(self, old: Obj, new: Obj) -> None:
+        if (old.get("spec") or {}).get("selector") != (new.get("spec") or {}).get("selector"):
+            self._owner_changed(new)
+
     def _default_selector(self, pod: PodInfo) -> LabelSelector | None:
         if not pod.labels:
             return None
+        memo = self._default_selectors.setdefault(pod.namespace, {})
+        key = label_key(pod.labels)
+        try:
+            return memo[key]
+        except KeyError:
+            pass
+        if len(memo) > MEMO_LIMIT:
+            memo.clear()
+        selector = memo[key] = self._compute_default_selector(pod)
+        return selector
+
+    def _compute_default_selector(self, pod: PodInfo) -> LabelSelector | None:
         services = self.services.by_index("namespace", pod.namespace)
         owners: list[LabelSelector] = []
         # Only owners whose selector can match: those indexed under one of the pod's
@@ -403,7 +431,8 @@ class Scheduler:
     def _leave_shared(self) -> None:
         """Take this scheduler's handlers off the shared informers it used."""
         handlers = (self._pod_added, self._pod_updated, self._pod_deleted,
-                    self._node_added, self._node_updated, self._node_deleted)
+                    self._node_added, self._node_updated, self._node_deleted,
+                    self._owner_changed, self._owner_updated)
         for inf in self._shared:
             for fn in handlers:
                 inf.remove_handler(fn)
