@@ -65,6 +65,28 @@ def test_confirming_an_assumed_pod_keeps_it_counted_once() -> None:
     assert info.node_name == ""
 
 
+def test_status_updates_keep_a_pod_counted_and_other_changes_reparse_it() -> None:
+    cache = cluster([node("n1", cpu="2")])
+    cache.add_pod(pod_info(pod("p", cpu="1", labels={"app": "a"}, node_name="n1")))
+    running = pod("p", cpu="1", labels={"app": "a"}, node_name="n1")
+    running["status"] = {"phase": "Running", "podIP": "10.0.0.9"}
+    info = cache.refresh("default/p", running)
+    assert info is not None and info.pod is running and cache.pods["default/p"] is info
+    assert cache.requested[cache.cpu_row, cache.nodes["n1"].slot] == 1000
+    # What the scheduler counts changed: parse it again.
+    relabelled = pod("p", cpu="1", labels={"app": "b"}, node_name="n1")
+    assert cache.refresh("default/p", relabelled) is None
+    leaving = pod("p", cpu="1", labels={"app": "a"}, node_name="n1")
+    leaving["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    assert cache.refresh("default/p", leaving) is None
+    assert cache.refresh("default/p", pod("p", cpu="2", labels={"app": "a"},
+                                          node_name="n1")) is None
+    assert cache.refresh("default/other", running) is None
+    # An assumed pod waits for its binding's echo (confirm), whatever comes first.
+    cache.assume(pod_info(pod("q", cpu="1")), "n1")
+    assert cache.refresh("default/q", pod("q", cpu="1")) is None
+
+
 def test_count_indexes_follow_pods_whatever_their_label_sets() -> None:
     from skiff.api.selectors.labels import from_label_selector_dict
 

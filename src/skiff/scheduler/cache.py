@@ -361,6 +361,24 @@ class ClusterCache:
         self.assumed.discard(key)
         return info
 
+    def refresh(self, key: str, pod: Obj) -> PodInfo | None:
+        """If `pod` is a newer version of a counted, bound pod that differs only where the
+        scheduler does not look (its status, mostly), keep counting it as it is, now with
+        `pod` as its object, and return the info; None when it must be parsed anew."""
+        info = self.pods.get(key)
+        if info is None or key in self.assumed:
+            return None
+        old = info.pod
+        if old is pod:
+            return info
+        old_md, new_md = old.get("metadata") or {}, pod.get("metadata") or {}
+        if (old.get("spec") != pod.get("spec") or old_md.get("labels") != new_md.get("labels")
+                or old_md.get("uid") != new_md.get("uid")
+                or old_md.get("deletionTimestamp") != new_md.get("deletionTimestamp")):
+            return None
+        info.pod = pod
+        return info
+
     def forget(self, key: str) -> None:
         """Undo an assumption (the binding failed)."""
         if key in self.assumed:

@@ -198,6 +198,9 @@ class Scheduler:
                     and m.resource_version_of(current.pod) == m.resource_version_of(old)):
                 # The echo of our own binding: already counted there, nothing to re-parse.
                 info = self.cache.confirm(key, pod)
+            elif (refreshed := self.cache.refresh(key, pod)) is not None:
+                # A status update (the pod started, became ready): counted as it was.
+                info = refreshed
             else:
                 info = pod_info(pod)
                 self.cache.add_pod(info)
