@@ -20,6 +20,7 @@ from skiff.scheduler.pod_info import PodInfo, pod_info
 from tests.test_scheduler_plugins import node, pod
 
 ZONE = "topology.kubernetes.io/zone"
+HOSTNAME = "kubernetes.io/hostname"
 MB = 1024 * 1024
 
 
@@ -42,6 +43,8 @@ def _random_cluster(rng: random.Random) -> tuple[ClusterCache, list[dict]]:
         images = [(f"img{j}:1", rng.choice([5, 60, 300, 2000]) * MB)
                   for j in range(4) if rng.random() < 0.4]
         nodes.append(node(f"n{i}", labels=labels, images=images))
+        if rng.random() < 0.1:
+            del nodes[-1]["metadata"]["labels"][HOSTNAME]
     cache = ClusterCache()
     for n in nodes:
         cache.set_node(n)
@@ -104,11 +107,45 @@ def test_default_spreading_matches_a_per_node_count(seed: int) -> None:
                    and selector.matches(p.labels))
 
     zone_of = {n["metadata"]["name"]: n["metadata"]["labels"].get(ZONE) for n in nodes}
+    named = {n["metadata"]["name"] for n in nodes if HOSTNAME in n["metadata"]["labels"]}
     # Upstream: nodes without the zone label make up one more domain (the empty value).
     zones = {zone_of[name] or "" for name in got}
     per_zone = {z: sum(matching(n) for n, zz in zone_of.items() if zz == z) for z in zones}
     for name, score in got.items():
-        total = matching(name) * math.log(len(got) + 2) + (3 - 1)
+        total = 0.0
+        if name in named:
+            total += matching(name) * math.log(len(got) + 2) + (3 - 1)
         if zone_of[name] is not None:
             total += per_zone[zone_of[name]] * math.log(len(zones) + 2) + (5 - 1)
+        assert score == round(total), name
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_explicit_soft_spreading_matches_a_per_node_count(seed: int) -> None:
+    rng = random.Random(seed)
+    cache, nodes = _random_cluster(rng)
+    spread = [{"maxSkew": skew, "topologyKey": key, "whenUnsatisfiable": "ScheduleAnyway",
+               "labelSelector": {"matchLabels": {"app": "x"}}}
+              for key, skew in ((ZONE, 2), (HOSTNAME, 1))]
+    info = pod_info(pod("new", labels={"app": "x"}, topologySpreadConstraints=spread))
+    got = _raw_scores(cache, info, "PodTopologySpread")
+    selector = selector_from_set({"app": "x"})
+    labels = {n["metadata"]["name"]: n["metadata"]["labels"] for n in nodes}
+
+    def matching(name: str) -> int:
+        return sum(1 for p in cache.pods.values() if p.node_name == name
+                   and p.namespace == "default" and not p.terminating
+                   and selector.matches(p.labels))
+
+    # Nodes without every key are left out, of the weights and of the counts.
+    full = {name for name, lb in labels.items() if ZONE in lb and HOSTNAME in lb}
+    scored = [name for name in got if name in full]
+    zones = {labels[name][ZONE] for name in scored}
+    per_zone = {z: sum(matching(n) for n in full if labels[n][ZONE] == z) for z in zones}
+    for name, score in got.items():
+        if name not in full:
+            assert score == -1, name
+            continue
+        total = (matching(name) * math.log(len(scored) + 2) + (1 - 1)
+                 + per_zone[labels[name][ZONE]] * math.log(len(zones) + 2) + (2 - 1))
         assert score == round(total), name

@@ -31,6 +31,7 @@ from skiff.api.selectors.labels import (
     from_label_selector_dict,
 )
 from skiff.scheduler.cache import ClusterCache, NodeInfo
+from skiff.scheduler.counts import MEMO_LIMIT
 from skiff.scheduler.framework import (
     MAX_NODE_SCORE,
     SKIP,
@@ -144,25 +145,38 @@ class _Domains:
         return np.where(code >= 0, self.counts[np.maximum(code, 0)], 0)
 
 
-def _domains(pod: PodInfo, cache: ClusterCache, c: Constraint, eligible: np.ndarray,
-             layout_key: Any = None) -> _Domains:
-    """Matching pods per domain over the `eligible` nodes. With `layout_key` (eligible
-    depends on nodes only), what depends on nodes only is remembered under it."""
+def _layout(cache: ClusterCache, c: Constraint, eligible: np.ndarray, layout_key: Any
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The eligible slots, their domain codes, which domains they cover, and how many
+    domains there are. With `layout_key` (eligible depends on nodes only) remembered."""
     codes, values = cache.label_column(c.key)
     n = max(len(values), 1)
 
-    def layout() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def layout() -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         slots = eligible.nonzero()[0]
         where = codes[slots]
         present = np.zeros(n, dtype=bool)
         present[where] = True
-        return slots, where, present
+        return slots, where, present, n
 
-    slots, where, present = (cache.node_memo((layout_key, c.key), layout)
-                             if layout_key is not None else layout())
+    return (cache.node_memo((layout_key, c.key), layout) if layout_key is not None
+            else layout())
+
+
+def _domains(pod: PodInfo, cache: ClusterCache, c: Constraint, eligible: np.ndarray,
+             layout_key: Any = None) -> _Domains:
+    """Matching pods per domain over the `eligible` nodes. With `layout_key` (eligible
+    depends on nodes only), what depends on nodes only is remembered under it."""
+    slots, where, present, n = _layout(cache, c, eligible, layout_key)
     pods = cache.count_matching(frozenset([pod.namespace]), c.selector)
     counts = np.bincount(where, weights=pods[slots], minlength=n).astype(np.int64)
-    return _Domains(codes, counts, present)
+    return _Domains(cache.label_column(c.key)[0], counts, present)
+
+
+def _complete(cache: ClusterCache, key: str) -> bool:
+    """Whether every present node has label `key` (remembered until nodes change)."""
+    return cache.node_memo((NAME, "complete", key),
+                           lambda: bool((cache.label_column(key)[0][cache.valid] >= 0).all()))
 
 
 def _domain_count(codes: np.ndarray, values: list[str]) -> int:
@@ -184,6 +198,8 @@ class PodTopologySpread:
     def __init__(self, default_selector: Callable[[PodInfo], LabelSelector | None] | None
                  = None) -> None:
         self.default_selector = default_selector
+        # The default constraints per selector (a ReplicaSet's pods share one).
+        self._defaults: dict[LabelSelector, list[Constraint]] = {}
 
     # -- filter ---------------------------------------------------------------------------------
 
@@ -250,8 +266,14 @@ class PodTopologySpread:
         selector = self.default_selector(pod) if self.default_selector else None
         if selector is None or selector.empty or selector.nothing:
             return [], False
-        return [Constraint(max_skew=skew, key=key, selector=selector)
-                for key, skew in DEFAULT_CONSTRAINTS], False
+        defaults = self._defaults.get(selector)
+        if defaults is None:
+            if len(self._defaults) > MEMO_LIMIT:
+                self._defaults.clear()
+            defaults = self._defaults[selector] = [
+                Constraint(max_skew=skew, key=key, selector=selector)
+                for key, skew in DEFAULT_CONSTRAINTS]
+        return defaults, False
 
     def pre_score(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
                   slots: np.ndarray) -> Status | None:
@@ -277,13 +299,19 @@ class PodTopologySpread:
         for c in constraints:
             pods = cache.count_matching(namespaces, c.selector)
             codes, values = cache.label_column(c.key)
+            # Where every node has the key, nothing needs masking out when scoring.
+            complete = _complete(cache, c.key)
             if c.key == HOSTNAME:
-                prepared.append((c, codes, pods, math.log(scored.size + 2)))
+                prepared.append(_Credit(c.max_skew - 1, math.log(scored.size + 2), pods, None,
+                                        codes, complete))
                 continue
-            size = _domain_count(codes[scored], values)
-            domains = _domains(pod, cache, c, _eligible(pod, cache, constraints, c, require_all),
-                               _eligible_key(pod, constraints, c, require_all))
-            prepared.append((c, codes, domains.counts, math.log(size + 2)))
+            size = _domain_count(codes.take(scored), values)
+            eligible_key = _eligible_key(pod, constraints, c, require_all)
+            at, where, _, n = _layout(cache, c, _eligible(pod, cache, constraints, c,
+                                                          require_all), eligible_key)
+            counts = np.bincount(where, weights=pods.take(at), minlength=n)
+            prepared.append(_Credit(c.max_skew - 1, math.log(size + 2), counts, codes, codes,
+                                    complete))
         state[SCORE_STATE] = (prepared, ignored)
         return None
 
@@ -291,15 +319,11 @@ class PodTopologySpread:
               slots: np.ndarray) -> np.ndarray:
         """Σ over constraints of count(domain) × log(domains + 2) + maxSkew - 1 (rounded)."""
         prepared, ignored = state[SCORE_STATE]
-        total = np.zeros(slots.size, dtype=np.float64)
-        for c, codes, counts, weight in prepared:
-            code = codes[slots]
-            has = code >= 0
-            if c.key == HOSTNAME:
-                per_slot = counts[slots]  # per node: indexed by slot, not by domain
-            else:
-                per_slot = counts[np.maximum(code, 0)]
-            total += np.where(has, per_slot * weight + (c.max_skew - 1), 0.0)
+        total: np.ndarray | None = None
+        for credit in prepared:
+            part = credit.at(slots)
+            total = part if total is None else np.add(total, part, out=total)
+        assert total is not None
         out = np.round(total).astype(np.int64)
         if ignored is not None:
             out[ignored] = -1
@@ -307,6 +331,12 @@ class PodTopologySpread:
 
     def normalize(self, state: CycleState, pod: PodInfo, scores: np.ndarray) -> np.ndarray:
         """Fewest matching pods scores 100: 100 × (max + min - s) / max; ignored nodes 0."""
+        if scores.size and state[SCORE_STATE][1] is None:
+            # Nothing ignored: every score is valid.
+            top, low = int(scores.max()), int(scores.min())
+            if top == 0:
+                return np.full(scores.size, MAX_NODE_SCORE, dtype=np.int64)
+            return MAX_NODE_SCORE * (top + low - scores) // top
         valid = scores >= 0
         if not valid.any():
             return np.zeros(scores.size, dtype=np.int64)
@@ -315,6 +345,33 @@ class PodTopologySpread:
         if top == 0:
             return np.where(valid, MAX_NODE_SCORE, 0).astype(np.int64)
         return np.where(valid, MAX_NODE_SCORE * (top + low - scores) // top, 0).astype(np.int64)
+
+
+class _Credit:
+    """What one soft constraint adds to each node's score: its domain's matching pods
+    times the constraint's weight, plus maxSkew - 1 (nothing for nodes without the key)."""
+
+    __slots__ = ("base", "weight", "counts", "domain_of", "codes", "complete")
+
+    def __init__(self, base: int, weight: float, counts: np.ndarray,
+                 domain_of: np.ndarray | None, codes: np.ndarray, complete: bool) -> None:
+        self.base = base
+        self.weight = weight
+        # Per domain (indexed through `domain_of`), or per slot when that is None.
+        self.counts = counts
+        self.domain_of = domain_of
+        self.codes = codes
+        self.complete = complete
+
+    def at(self, slots: np.ndarray) -> np.ndarray:
+        """The credit of each slot, as float64."""
+        index = slots if self.domain_of is None else self.domain_of.take(slots)
+        # Code -1 (no label) reads the last domain; such nodes are masked out below.
+        part = self.counts.take(index) * self.weight
+        part += self.base
+        if not self.complete:
+            part[self.codes.take(slots) < 0] = 0.0
+        return part
 
 
 def selector_for_owners(pod: PodInfo, services: list[dict[str, Any]],
