@@ -102,6 +102,7 @@ class ClusterCache:
         self.generation = 0
         self._columns: dict[str, tuple[Array, list[str]]] = {}
         self._order: Array | None = None
+        self._order_twice: Array | None = None
         # Live per-slot counts of pods matching a (namespaces, selector) pair, and of
         # existing pods carrying each distinct affinity term; see count_matching/terms.
         self._counts = MatchCounts(capacity)
@@ -182,6 +183,7 @@ class ClusterCache:
         self._node_memo.clear()
         self._image_memo.clear()
         self._order = None
+        self._order_twice = None
 
     def _set_images(self, info: NodeInfo, images: dict[str, int]) -> None:
         if images == info.images:
@@ -395,6 +397,13 @@ class ClusterCache:
         if self._order is None:
             self._order = np.flatnonzero(self.valid)
         return self._order
+
+    def order_from(self, start: int) -> Array:
+        """order() rotated to begin at its `start`-th entry (a view, not a copy)."""
+        if self._order_twice is None:
+            order = self.order()
+            self._order_twice = np.concatenate([order, order])
+        return self._order_twice[start:start + (self._order_twice.size // 2)]
 
     def node_count(self) -> int:
         """How many nodes are present."""

@@ -182,11 +182,11 @@ def _complete(cache: ClusterCache, key: str) -> bool:
 def _domain_count(codes: np.ndarray, values: list[str]) -> int:
     """How many domains the nodes with these label codes are in. As upstream, nodes
     without the label make one more domain, that of the empty value."""
-    present = np.zeros(len(values) + 1, dtype=bool)
-    present[codes] = True  # code -1 marks the last entry: nodes without the label
-    if present[-1] and "" in values:
-        present[values.index("")] = True
-        present[-1] = False
+    # Shifted by one: entry 0 counts the nodes without the label.
+    present = np.bincount(codes + 1, minlength=len(values) + 1) > 0
+    if present[0] and "" in values:
+        present[values.index("") + 1] = True
+        present[0] = False
     return int(np.count_nonzero(present))
 
 
@@ -324,7 +324,7 @@ class PodTopologySpread:
             part = credit.at(slots)
             total = part if total is None else np.add(total, part, out=total)
         assert total is not None
-        out = np.round(total).astype(np.int64)
+        out = np.rint(total).astype(np.int64)  # np.round's rounding, minus its wrapper
         if ignored is not None:
             out[ignored] = -1
         return out

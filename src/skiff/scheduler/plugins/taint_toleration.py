@@ -64,6 +64,10 @@ class TaintToleration:
     def score(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
               slots: np.ndarray) -> np.ndarray:
         """How many PreferNoSchedule taints each node has that the pod does not tolerate."""
+        if not cache.node_memo((NAME, "any-soft"), lambda: any(
+                t.get("effect") == "PreferNoSchedule" for info in cache.nodes.values()
+                if info.node is not None for t in info.taints)):
+            return np.zeros(slots.size, dtype=np.int64)
         soft = [t for t in pod.spec.get("tolerations") or []
                 if isinstance(t, dict) and t.get("effect", "") in ("", "PreferNoSchedule")]
 
