@@ -41,6 +41,7 @@ def test_indexes_match_a_walk_while_dropped_and_rebuilt(monkeypatch: pytest.Monk
                                                         seed: int) -> None:
     # Few indexes kept, many selectors asked about: indexes are dropped all the time.
     monkeypatch.setattr(counts_module, "COUNT_INDEXES", 3)
+    monkeypatch.setattr(counts_module, "COUNT_BUDGET", 0)
     rng = random.Random(seed)
     capacity = 8
     mc = MatchCounts(capacity)
@@ -76,3 +77,15 @@ def test_growing_keeps_counts_and_counts_new_slots() -> None:
     mc.grow(4)
     mc.account("default", {"app": "a"}, 3, 1)
     assert mc.get(None, sel).tolist() == [0, 1, 0, 1]
+
+
+def test_smaller_arrays_keep_more_indexes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(counts_module, "COUNT_INDEXES", 2)
+    monkeypatch.setattr(counts_module, "COUNT_BUDGET", 40)
+    mc = MatchCounts(8)  # 40 // 8: five indexes kept
+    for i in range(9):
+        mc.get(None, parse_label_selector(f"app=a{i}"))
+    assert len(mc) == 5
+    mc.grow(20)  # now two (the floor)
+    mc.get(None, parse_label_selector("app=b"))
+    assert len(mc) == 2

@@ -30,8 +30,11 @@ from skiff.api.selectors.labels import DOUBLE_EQUALS, EQUALS, IN, LabelSelector
 
 Array = np.ndarray
 
-# How many count indexes are kept (least recently used dropped first).
+# How many count indexes are kept (least recently used dropped first): at least
+# COUNT_INDEXES, more while their arrays hold no more than COUNT_BUDGET slots in all
+# (16 MiB), so that a thousand ReplicaSets spreading at once keep theirs.
 COUNT_INDEXES = 256
+COUNT_BUDGET = 1 << 21
 # How many label sets' lists of matching indexes are remembered at most.
 MEMO_LIMIT = 4096
 
@@ -132,7 +135,7 @@ class MatchCounts:
                 found.append(counts)
                 index.sets.add(set_key)
         self._indexes[key] = index
-        if len(self._indexes) > COUNT_INDEXES:
+        while len(self._indexes) > max(COUNT_INDEXES, COUNT_BUDGET // self.capacity):
             self._drop(*self._indexes.popitem(last=False))
         return counts
 
