@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import random
 
+import numpy as np
 import pytest
 
 from skiff.api.selectors.labels import LabelSelector, selector_from_set
@@ -149,3 +150,15 @@ def test_explicit_soft_spreading_matches_a_per_node_count(seed: int) -> None:
         total = (matching(name) * math.log(len(scored) + 2) + (1 - 1)
                  + per_zone[labels[name][ZONE]] * math.log(len(zones) + 2) + (2 - 1))
         assert score == round(total), name
+
+
+def test_nodes_without_the_key_share_the_empty_values_domain() -> None:
+    from skiff.scheduler.plugins.pod_topology_spread import _domain_count
+
+    codes = np.array([0, 1, -1, 1], dtype=np.int32)
+    assert _domain_count(codes, ["a", "b"]) == 3
+    assert _domain_count(codes, ["a", ""]) == 2  # code 1 is "": the unlabelled node joins it
+    assert _domain_count(codes, ["", "b"]) == 2  # label value "" and no label: one domain
+    assert _domain_count(np.array([0, 0], dtype=np.int32), ["", "b"]) == 1
+    assert _domain_count(np.array([-1], dtype=np.int32), ["a"]) == 1
+    assert _domain_count(np.array([], dtype=np.int32), ["a"]) == 0

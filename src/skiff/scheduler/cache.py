@@ -292,7 +292,9 @@ class ClusterCache:
             self._counts.account(pod.namespace, pod.labels, slot, sign)
         if pod.has_affinity:
             self._account_terms(pod, slot, sign)
-        if sign > 0:
+        if not pod.ports:
+            pass
+        elif sign > 0:
             info.ports.update(pod.ports)
         else:
             info.ports.subtract(pod.ports)

@@ -183,11 +183,11 @@ def _domain_count(codes: np.ndarray, values: list[str]) -> int:
     """How many domains the nodes with these label codes are in. As upstream, nodes
     without the label make one more domain, that of the empty value."""
     # Shifted by one: entry 0 counts the nodes without the label.
-    present = np.bincount(codes + 1, minlength=len(values) + 1) > 0
-    if present[0] and "" in values:
-        present[values.index("") + 1] = True
-        present[0] = False
-    return int(np.count_nonzero(present))
+    nodes = np.bincount(codes + 1, minlength=len(values) + 1)
+    size = int(np.count_nonzero(nodes))
+    if nodes[0] and "" in values and nodes[values.index("") + 1]:
+        size -= 1  # the same domain twice
+    return size
 
 
 class PodTopologySpread:
@@ -305,13 +305,16 @@ class PodTopologySpread:
                 prepared.append(_Credit(c.max_skew - 1, math.log(scored.size + 2), pods, None,
                                         codes, complete))
                 continue
-            size = _domain_count(codes.take(scored), values)
+            here = codes.take(scored)
+            size = _domain_count(here, values)
             eligible_key = _eligible_key(pod, constraints, c, require_all)
             at, where, _, n = _layout(cache, c, _eligible(pod, cache, constraints, c,
                                                           require_all), eligible_key)
             counts = np.bincount(where, weights=pods.take(at), minlength=n)
-            prepared.append(_Credit(c.max_skew - 1, math.log(size + 2), counts, codes, codes,
-                                    complete))
+            credit = _Credit(c.max_skew - 1, math.log(size + 2), counts, codes, codes, complete)
+            if scored is slots:
+                credit.seen = (slots, here)  # score() is asked about the same slots
+            prepared.append(credit)
         state[SCORE_STATE] = (prepared, ignored)
         return None
 
@@ -320,11 +323,16 @@ class PodTopologySpread:
         """Σ over constraints of count(domain) × log(domains + 2) + maxSkew - 1 (rounded)."""
         prepared, ignored = state[SCORE_STATE]
         total: np.ndarray | None = None
+        base = 0  # the maxSkew - 1 terms of constraints every node has the key of
         for credit in prepared:
             part = credit.at(slots)
+            if credit.complete:
+                base += credit.base
             total = part if total is None else np.add(total, part, out=total)
         assert total is not None
-        out = np.rint(total).astype(np.int64)  # np.round's rounding, minus its wrapper
+        if base:
+            total += base
+        out = np.rint(total, out=total).astype(np.int64)  # np.round's rounding
         if ignored is not None:
             out[ignored] = -1
         return out
@@ -336,7 +344,10 @@ class PodTopologySpread:
             top, low = int(scores.max()), int(scores.min())
             if top == 0:
                 return np.full(scores.size, MAX_NODE_SCORE, dtype=np.int64)
-            return MAX_NODE_SCORE * (top + low - scores) // top
+            out = (top + low) - scores
+            out *= MAX_NODE_SCORE
+            out //= top
+            return out
         valid = scores >= 0
         if not valid.any():
             return np.zeros(scores.size, dtype=np.int64)
@@ -351,7 +362,7 @@ class _Credit:
     """What one soft constraint adds to each node's score: its domain's matching pods
     times the constraint's weight, plus maxSkew - 1 (nothing for nodes without the key)."""
 
-    __slots__ = ("base", "weight", "counts", "domain_of", "codes", "complete")
+    __slots__ = ("base", "weight", "counts", "domain_of", "codes", "complete", "seen")
 
     def __init__(self, base: int, weight: float, counts: np.ndarray,
                  domain_of: np.ndarray | None, codes: np.ndarray, complete: bool) -> None:
@@ -362,14 +373,21 @@ class _Credit:
         self.domain_of = domain_of
         self.codes = codes
         self.complete = complete
+        # Slots whose domain codes were already looked up, and those codes.
+        self.seen: tuple[np.ndarray, np.ndarray] | None = None
 
     def at(self, slots: np.ndarray) -> np.ndarray:
-        """The credit of each slot, as float64."""
-        index = slots if self.domain_of is None else self.domain_of.take(slots)
+        """The credit of each slot, as float64; without maxSkew - 1 if `complete`."""
+        if self.domain_of is None:
+            index = slots
+        elif self.seen is not None and self.seen[0] is slots:
+            index = self.seen[1]
+        else:
+            index = self.domain_of.take(slots)
         # Code -1 (no label) reads the last domain; such nodes are masked out below.
         part = self.counts.take(index) * self.weight
-        part += self.base
         if not self.complete:
+            part += self.base
             part[self.codes.take(slots) < 0] = 0.0
         return part
 
