@@ -82,3 +82,26 @@ async def test_remembered_selectors_follow_owner_changes_but_not_status_updates(
     await s.services._apply("DELETED", svc)  # noqa: SLF001
     assert s._default_selector(p) is None
     await client.close()
+
+
+async def test_an_owner_change_forgets_only_the_label_sets_it_could_select() -> None:
+    client = Client("https://127.0.0.1:1")
+    s = Scheduler(client)
+    web = owner("ReplicaSet", "web", "a", {"matchLabels": {"app": "web"}})
+    await s.replicasets._apply("ADDED", web)  # noqa: SLF001 - filling the cache directly
+    p = pod_info(pod({"app": "web"}))
+    first = s._default_selector(p)
+    # Another Deployment's ReplicaSet: the web pods' answer stays.
+    await s.replicasets._apply("ADDED", owner("ReplicaSet", "db", "a",  # noqa: SLF001
+                                              {"matchLabels": {"app": "db"}}))
+    assert s._default_selector(p) is first
+    # One that selects them too: worked out again.
+    await s.replicasets._apply("ADDED", owner("ReplicaSet", "also", "a",  # noqa: SLF001
+                                              {"matchLabels": {"app": "web"}}))
+    assert s._default_selector(p) is not first
+    # A selector without a pinned value could select anything in the namespace.
+    second = s._default_selector(p)
+    await s.statefulsets._apply("ADDED", owner("StatefulSet", "any", "a", {  # noqa: SLF001
+        "matchExpressions": [{"key": "tier", "operator": "Exists"}]}))
+    assert s._default_selector(p) is not second
+    await client.close()

@@ -20,7 +20,7 @@ from typing import Any
 
 from skiff.api import meta as m
 from skiff.api.errors import StatusError
-from skiff.api.selectors.labels import LabelSelector, from_label_selector_dict
+from skiff.api.selectors.labels import LabelSelector
 from skiff.client.http_client import Client
 from skiff.client.informer import Informer, object_key
 from skiff.client.pipeline import RequestPipeline
@@ -28,11 +28,10 @@ from skiff.client.shared_informers import SharedInformers
 from skiff.scheduler import explain
 from skiff.scheduler.algorithm import Algorithm, Decision, FitError, default_framework
 from skiff.scheduler.cache import ClusterCache
-from skiff.scheduler.counts import MEMO_LIMIT, label_key
+from skiff.scheduler.default_spreading import SELECTOR_INDEX, DefaultSelectors, selector_key
 from skiff.scheduler.events import EVENT_BURST, EVENT_QPS, EventRecorder
 from skiff.scheduler.framework import CycleState
 from skiff.scheduler.plugins.node_resources_fit import NOMINATED_PODS
-from skiff.scheduler.plugins.pod_topology_spread import selector_for_owners
 from skiff.scheduler.pod_info import DEFAULT_SCHEDULER, PodInfo, pod_info
 from skiff.scheduler.preemption import Preemptor
 from skiff.scheduler.queue import (
@@ -63,22 +62,6 @@ def _assigned(pod: Obj) -> bool:
 
 def _terminal(pod: Obj) -> bool:
     return (pod.get("status") or {}).get("phase") in TERMINAL
-
-
-_SELECTOR_INDEX = "selector-label"
-_ANY_LABEL = "*"
-
-
-def _selector_key(owner: dict[str, Any]) -> list[str]:
-    """`namespace/key=value` for one label its selector requires (the first by key), or
-    `namespace/*` for a selector without matchLabels: a pod it selects has that label."""
-    ns = (owner.get("metadata") or {}).get("namespace", "")
-    sel = (owner.get("spec") or {}).get("selector")
-    labels = sel.get("matchLabels") if isinstance(sel, dict) else None
-    if isinstance(labels, dict) and labels:
-        key = min(labels)
-        return [f"{ns}/{key}={labels[key]}"]
-    return [f"{ns}/{_ANY_LABEL}"]
 
 
 class Scheduler:
@@ -124,16 +107,10 @@ class Scheduler:
             inf.add_index("namespace", lambda o: [(o.get("metadata") or {}).get("namespace",
                                                                                 "")])
         for inf in (self.replicasets, self.statefulsets):
-            if not inf.has_index(_SELECTOR_INDEX):
-                inf.add_index(_SELECTOR_INDEX, _selector_key)
-        # Default spreading selectors per namespace and label set: the pods of one
-        # ReplicaSet share theirs. Forgotten for a namespace when an owner there comes,
-        # goes or changes its selector (not on status updates, which are most updates).
-        self._default_selectors: dict[str, dict[Any, LabelSelector | None]] = {}
-        for inf in (self.services, self.replicasets, self.statefulsets):
-            inf.on_add(self._owner_changed)
-            inf.on_update(self._owner_updated)
-            inf.on_delete(self._owner_changed)
+            if not inf.has_index(SELECTOR_INDEX):
+                inf.add_index(SELECTOR_INDEX, selector_key)
+        self.default_selectors = DefaultSelectors(self.services, self.replicasets,
+                                                  self.statefulsets)
         # PodDisruptionBudgets, once the API serves them (preemption prefers to keep them).
         self.pdbs: Informer | None = None
         self.background: set[asyncio.Task[Any]] = set()
@@ -255,43 +232,8 @@ class Scheduler:
 
     # -- default spreading ----------------------------------------------------------------------
 
-    def _owner_changed(self, owner: Obj) -> None:
-        self._default_selectors.pop((owner.get("metadata") or {}).get("namespace", ""), None)
-
-    def _owner_updated(self, old: Obj, new: Obj) -> None:
-        if (old.get("spec") or {}).get("selector") != (new.get("spec") or {}).get("selector"):
-            self._owner_changed(new)
-
     def _default_selector(self, pod: PodInfo) -> LabelSelector | None:
-        if not pod.labels:
-            return None
-        memo = self._default_selectors.setdefault(pod.namespace, {})
-        key = label_key(pod.labels)
-        try:
-            return memo[key]
-        except KeyError:
-            pass
-        if len(memo) > MEMO_LIMIT:
-            memo.clear()
-        selector = memo[key] = self._compute_default_selector(pod)
-        return selector
-
-    def _compute_default_selector(self, pod: PodInfo) -> LabelSelector | None:
-        services = self.services.by_index("namespace", pod.namespace)
-        owners: list[LabelSelector] = []
-        # Only owners whose selector can match: those indexed under one of the pod's
-        # labels, or under none (selectors without matchLabels). Looking at every
-        # owner in the namespace made each pod cost as much as the namespace is big.
-        keys = [f"{pod.namespace}/{k}={v}" for k, v in pod.labels.items()]
-        keys.append(f"{pod.namespace}/{_ANY_LABEL}")
-        for inf in (self.replicasets, self.statefulsets):
-            for obj in (o for key in keys for o in inf.by_index(_SELECTOR_INDEX, key)):
-                raw = (obj.get("spec") or {}).get("selector")
-                try:
-                    owners.append(from_label_selector_dict(raw))
-                except StatusError:
-                    continue
-        return selector_for_owners(pod, services, owners)
+        return self.default_selectors.get(pod)
 
     # -- the scheduling cycle -------------------------------------------------------------------
 
@@ -435,7 +377,7 @@ class Scheduler:
         """Take this scheduler's handlers off the shared informers it used."""
         handlers = (self._pod_added, self._pod_updated, self._pod_deleted,
                     self._node_added, self._node_updated, self._node_deleted,
-                    self._owner_changed, self._owner_updated)
+                    *self.default_selectors.handlers)
         for inf in self._shared:
             for fn in handlers:
                 inf.remove_handler(fn)
