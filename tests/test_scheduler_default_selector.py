@@ -105,3 +105,15 @@ async def test_an_owner_change_forgets_only_the_label_sets_it_could_select() -> 
         "matchExpressions": [{"key": "tier", "operator": "Exists"}]}))
     assert s._default_selector(p) is not second
     await client.close()
+
+
+def test_owner_selectors_read_the_fast_way_equal_the_checked_way() -> None:
+    from skiff.api.selectors.labels import from_label_selector_dict
+    from skiff.scheduler.default_spreading import _owner_selector
+
+    for raw in ({"matchLabels": {"app": "web", "pod-template-hash": "abc"}},
+                {"matchLabels": {"app": "web"}, "matchExpressions": [
+                    {"key": "tier", "operator": "In", "values": ["a"]}]},
+                {}, None):
+        assert _owner_selector(raw) == from_label_selector_dict(raw)
+    assert _owner_selector({"matchExpressions": [{"key": "x", "operator": "Bad"}]}) is None

@@ -14,7 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 from skiff.api.errors import StatusError
-from skiff.api.selectors.labels import LabelSelector, from_label_selector_dict
+from skiff.api.selectors.labels import (
+    LabelSelector,
+    from_label_selector_dict,
+    selector_from_set,
+)
 from skiff.client.informer import Informer
 from skiff.scheduler.counts import MEMO_LIMIT, anchors, label_key
 from skiff.scheduler.plugins.pod_topology_spread import selector_for_owners
@@ -102,11 +106,9 @@ class DefaultSelectors:
         keys.append(f"{pod.namespace}/{ANY_LABEL}")
         for inf in (self.replicasets, self.statefulsets):
             for obj in (o for key in keys for o in inf.by_index(SELECTOR_INDEX, key)):
-                raw = (obj.get("spec") or {}).get("selector")
-                try:
-                    owners.append(from_label_selector_dict(raw))
-                except StatusError:
-                    continue
+                selector = _owner_selector(_selector(obj))
+                if selector is not None:
+                    owners.append(selector)
         return selector_for_owners(pod, services, owners)
 
     # -- forgetting -----------------------------------------------------------------------------
@@ -144,6 +146,19 @@ class DefaultSelectors:
 
 def _selector(owner: Obj) -> Any:
     return (owner.get("spec") or {}).get("selector")
+
+
+def _owner_selector(raw: Any) -> LabelSelector | None:
+    """A ReplicaSet's or StatefulSet's selector (None if it cannot be read)."""
+    if (isinstance(raw, dict) and len(raw) == 1 and isinstance(labels := raw.get("matchLabels"),
+                                                                dict) and labels
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items())):
+        # The usual shape, validated when the owner was stored: no need to check it again.
+        return selector_from_set(labels)
+    try:
+        return from_label_selector_dict(raw)
+    except StatusError:
+        return None
 
 
 def _service_anchors(service: Obj) -> list[tuple[str, str]]:

@@ -68,6 +68,16 @@ class NodeResourcesFit:
 
     def __init__(self, strategy: str = LEAST_ALLOCATED) -> None:
         self.strategy = strategy
+        # Pods' non-zero (CPU, memory) requests as column arrays: a handful of distinct ones.
+        self._columns: dict[tuple[int, int], np.ndarray] = {}
+
+    def _column(self, requests: tuple[int, int]) -> np.ndarray:
+        column = self._columns.get(requests)
+        if column is None:
+            if len(self._columns) > 1024:
+                self._columns.clear()
+            column = self._columns[requests] = np.array(requests, dtype=np.int64)[:, None]
+        return column
 
     def pre_filter(self, state: CycleState, pod: PodInfo, cache: ClusterCache) -> Status | None:
         """Add the requests of higher-or-equal priority nominated pods to their nodes."""
@@ -128,10 +138,16 @@ class NodeResourcesFit:
         the resource scores 0 for it; LeastAllocated gives 0 when the pod does not fit.
         """
         alloc = cache.allocatable[CPU_MEMORY].take(slots, axis=1)
-        used = cache.non_zero.take(slots, axis=1) + np.array(pod.non_zero, dtype=np.int64)[:, None]
+        used = cache.non_zero.take(slots, axis=1)
+        used += self._column(pod.non_zero)
         safe = np.maximum(alloc, 1)
         if self.strategy == MOST_ALLOCATED:
-            part = np.minimum(used, alloc) * MAX_NODE_SCORE // safe
+            part = np.minimum(used, alloc, out=used)
         else:
-            part = np.maximum(alloc - used, 0) * MAX_NODE_SCORE // safe
-        return part.sum(axis=0) // 2
+            part = np.subtract(alloc, used, out=used)
+            np.maximum(part, 0, out=part)
+        part *= MAX_NODE_SCORE
+        part //= safe
+        out = part[0] + part[1]
+        out //= 2
+        return out
