@@ -36,6 +36,11 @@ CPU_MEMORY = slice(0, 2)
 assert BASIC[:2] == (CPU, MEMORY)
 
 
+# Resource memos kept at most, and how many slot changes they may fall behind by before
+# they are recomputed whole rather than slot by slot.
+RESOURCE_MEMOS = 64
+CHANGE_LOG = 1024
+
 REQUIRED_ANTI = "required-anti-affinity"
 REQUIRED_AFFINITY = "required-affinity"
 PREFERRED_AFFINITY = "preferred-affinity"
@@ -119,6 +124,12 @@ class ClusterCache:
         self._node_memo: dict[Any, Any] = {}
         # Results that depend on node images too (cleared when images or nodes change).
         self._image_memo: dict[Any, Any] = {}
+        # Per-slot results that depend on node resources and what the node's pods request
+        # (a score for one request shape), each with how far into the log of changed
+        # slots it is current; see resource_memo.
+        self._resource_memo: dict[Any, list[Any]] = {}
+        self._changed_slots: list[int] = []
+        self._changed_base = 0
 
     # -- slots and arrays ---------------------------------------------------------------------
 
@@ -176,12 +187,14 @@ class ClusterCache:
             self.remaining[:, info.slot] = 0
             self.non_zero[:, info.slot] = 0
             self._free.append(info.slot)
+            self._slot_changed(info.slot)
 
     def _nodes_changed(self) -> None:
         self.node_generation += 1
         self._columns.clear()
         self._node_memo.clear()
         self._image_memo.clear()
+        self._resource_memo.clear()
         self._order = None
         self._order_twice = None
 
@@ -221,6 +234,34 @@ class ClusterCache:
         value = self._node_memo[key] = compute()
         return value
 
+    def _slot_changed(self, slot: int) -> None:
+        self._changed_slots.append(slot)
+        if len(self._changed_slots) > CHANGE_LOG:
+            # Memos this far behind are recomputed whole.
+            self._changed_base += len(self._changed_slots)
+            self._changed_slots = []
+
+    def resource_memo(self, key: Any, compute: Callable[[], Array],
+                      compute_slot: Callable[[int], Any]) -> Array:
+        """A per-slot array `compute()`, remembered and kept current by setting
+        `compute_slot(slot)` for every slot whose allocatable or requests changed since.
+        Between two cycles one pod was assumed, so that is a slot or two rather than an
+        array operation per term over every node (callers must not modify it)."""
+        end = self._changed_base + len(self._changed_slots)
+        entry = self._resource_memo.get(key)
+        if entry is None or entry[1] < self._changed_base:
+            if len(self._resource_memo) >= RESOURCE_MEMOS:
+                self._resource_memo.clear()
+            array = compute()
+            self._resource_memo[key] = [array, end]
+            return array
+        array, seen = entry
+        if seen < end:
+            for slot in set(self._changed_slots[seen - self._changed_base:]):
+                array[slot] = compute_slot(slot)
+            entry[1] = end
+        return array
+
     def node_mask(self, key: Any, test: Callable[[NodeInfo], bool]) -> Array:
         """A per-slot bool array of `test(node)`, memoised under `key` (see node_memo)."""
 
@@ -257,6 +298,7 @@ class ClusterCache:
             row = self.resource_row(name_)
             self.allocatable[row, info.slot] = quantity(name_, value)
         self.remaining[:, info.slot] = self.allocatable[:, info.slot] - self.requested[:, info.slot]
+        self._slot_changed(info.slot)
         self._set_images(info, _images(node))
         self.valid[info.slot] = True
         self.generation += 1
@@ -271,6 +313,7 @@ class ClusterCache:
         self.valid[info.slot] = False
         self.allocatable[:, info.slot] = 0
         self.remaining[:, info.slot] = -self.requested[:, info.slot]
+        self._slot_changed(info.slot)
         self._nodes_changed()
         self.generation += 1
         self._release_if_empty(info)
@@ -288,6 +331,7 @@ class ClusterCache:
         self.remaining[pods_row, slot] -= sign
         self.non_zero[0, slot] += sign * pod.non_zero[0]
         self.non_zero[1, slot] += sign * pod.non_zero[1]
+        self._slot_changed(slot)
         if not pod.terminating:
             self._counts.account(pod.namespace, pod.labels, slot, sign)
         if pod.has_affinity:
