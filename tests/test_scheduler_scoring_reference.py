@@ -162,3 +162,4 @@ def test_nodes_without_the_key_share_the_empty_values_domain() -> None:
     assert _domain_count(np.array([0, 0], dtype=np.int32), ["", "b"]) == 1
     assert _domain_count(np.array([-1], dtype=np.int32), ["a"]) == 1
     assert _domain_count(np.array([], dtype=np.int32), ["a"]) == 0
+    assert _domain_count(np.array([0, 2, 2], dtype=np.int32), ["a", "b", "c"], True) == 2

@@ -333,7 +333,7 @@ class ClusterCache:
         self.non_zero[1, slot] += sign * pod.non_zero[1]
         self._slot_changed(slot)
         if not pod.terminating:
-            self._counts.account(pod.namespace, pod.labels, slot, sign)
+            self._counts.account(pod.namespace, pod.labels, slot, sign, pod.set_key())
         if pod.has_affinity:
             self._account_terms(pod, slot, sign)
         if not pod.ports:

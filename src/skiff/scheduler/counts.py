@@ -176,9 +176,12 @@ class MatchCounts:
         self._matching[set_key] = found
         return found
 
-    def account(self, namespace: str, labels: dict[str, str], slot: int, sign: int) -> None:
-        """Count one live pod in (`sign` 1) or out (-1) of `slot`."""
-        set_key = (namespace, label_key(labels))
+    def account(self, namespace: str, labels: dict[str, str], slot: int, sign: int,
+                set_key: LabelSetKey | None = None) -> None:
+        """Count one live pod in (`sign` 1) or out (-1) of `slot` (`set_key`: its
+        (namespace, label_key(labels)), if known already)."""
+        if set_key is None:
+            set_key = (namespace, label_key(labels))
         if self._indexes:
             for counts in self._matching_for(set_key, labels):
                 counts[slot] += sign

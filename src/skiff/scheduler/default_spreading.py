@@ -20,7 +20,7 @@ from skiff.api.selectors.labels import (
     selector_from_set,
 )
 from skiff.client.informer import Informer
-from skiff.scheduler.counts import MEMO_LIMIT, anchors, label_key
+from skiff.scheduler.counts import MEMO_LIMIT, anchors
 from skiff.scheduler.plugins.pod_topology_spread import selector_for_owners
 from skiff.scheduler.pod_info import PodInfo
 
@@ -83,7 +83,7 @@ class DefaultSelectors:
         memo = self._memos.get(pod.namespace)
         if memo is None:
             memo = self._memos[pod.namespace] = _Memo()
-        key = label_key(pod.labels)
+        key = pod.set_key()[1]
         try:
             return memo.selectors[key]
         except KeyError:

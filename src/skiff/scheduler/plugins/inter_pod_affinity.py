@@ -28,7 +28,7 @@ from skiff.scheduler.cache import (
     ClusterCache,
     NodeInfo,
 )
-from skiff.scheduler.counts import MEMO_LIMIT, label_key
+from skiff.scheduler.counts import MEMO_LIMIT
 from skiff.scheduler.framework import (
     MAX_NODE_SCORE,
     SKIP,
@@ -77,7 +77,7 @@ def _existing_matching(cache: ClusterCache, kinds: tuple[str, ...], pod: PodInfo
     the set of terms (or namespace labels) changes: pods of one Deployment share it."""
     if not cache.term_counts:
         return []
-    key = (NAME, kinds, pod.namespace, label_key(pod.labels))
+    key = (NAME, kinds, pod.set_key())
     found = cache.pod_memo.get(key)
     if found is None:
         if len(cache.pod_memo) > MEMO_LIMIT:

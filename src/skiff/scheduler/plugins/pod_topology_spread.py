@@ -173,15 +173,21 @@ def _domains(pod: PodInfo, cache: ClusterCache, c: Constraint, eligible: np.ndar
     return _Domains(cache.label_column(c.key)[0], counts, present)
 
 
-def _complete(cache: ClusterCache, key: str) -> bool:
-    """Whether every present node has label `key` (remembered until nodes change)."""
-    return cache.node_memo((NAME, "complete", key),
-                           lambda: bool((cache.label_column(key)[0][cache.valid] >= 0).all()))
+def _key_layout(cache: ClusterCache, key: str) -> tuple[np.ndarray, list[str], bool]:
+    """Label `key`'s codes and values (see ClusterCache.label_column), and whether every
+    present node has it (then nothing needs masking out); remembered until nodes change."""
+    def compute() -> tuple[np.ndarray, list[str], bool]:
+        codes, values = cache.label_column(key)
+        return codes, values, bool((codes[cache.valid] >= 0).all())
+
+    return cache.node_memo((NAME, "key-layout", key), compute)
 
 
-def _domain_count(codes: np.ndarray, values: list[str]) -> int:
+def _domain_count(codes: np.ndarray, values: list[str], complete: bool = False) -> int:
     """How many domains the nodes with these label codes are in. As upstream, nodes
     without the label make one more domain, that of the empty value."""
+    if complete:  # no code is -1
+        return int(np.count_nonzero(np.bincount(codes, minlength=len(values))))
     # Shifted by one: entry 0 counts the nodes without the label.
     nodes = np.bincount(codes + 1, minlength=len(values) + 1)
     size = int(np.count_nonzero(nodes))
@@ -298,15 +304,13 @@ class PodTopologySpread:
         namespaces = frozenset([pod.namespace])
         for c in constraints:
             pods = cache.count_matching(namespaces, c.selector)
-            codes, values = cache.label_column(c.key)
-            # Where every node has the key, nothing needs masking out when scoring.
-            complete = _complete(cache, c.key)
+            codes, values, complete = _key_layout(cache, c.key)
             if c.key == HOSTNAME:
                 prepared.append(_Credit(c.max_skew - 1, math.log(scored.size + 2), pods, None,
                                         codes, complete))
                 continue
             here = codes.take(scored)
-            size = _domain_count(here, values)
+            size = _domain_count(here, values, complete)
             eligible_key = _eligible_key(pod, constraints, c, require_all)
             at, where, _, n = _layout(cache, c, _eligible(pod, cache, constraints, c,
                                                           require_all), eligible_key)
@@ -341,7 +345,7 @@ class PodTopologySpread:
         """Fewest matching pods scores 100: 100 × (max + min - s) / max; ignored nodes 0."""
         if scores.size and state[SCORE_STATE][1] is None:
             # Nothing ignored: every score is valid.
-            top, low = int(scores.max()), int(scores.min())
+            top, low = int(np.maximum.reduce(scores)), int(np.minimum.reduce(scores))
             if top == 0:
                 return np.full(scores.size, MAX_NODE_SCORE, dtype=np.int64)
             out = (top + low) - scores
