@@ -35,7 +35,6 @@ Array = np.ndarray
 CPU_MEMORY = slice(0, 2)
 assert BASIC[:2] == (CPU, MEMORY)
 
-
 # Resource memos kept at most, and how many slot changes they may fall behind by before
 # they are recomputed whole rather than slot by slot.
 RESOURCE_MEMOS = 64
