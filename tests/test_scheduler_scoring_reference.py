@@ -163,3 +163,24 @@ def test_nodes_without_the_key_share_the_empty_values_domain() -> None:
     assert _domain_count(np.array([-1], dtype=np.int32), ["a"]) == 1
     assert _domain_count(np.array([], dtype=np.int32), ["a"]) == 0
     assert _domain_count(np.array([0, 2, 2], dtype=np.int32), ["a", "b", "c"], True) == 2
+
+
+def test_compiled_constraints_are_shared_only_by_pods_they_fit() -> None:
+    from skiff.scheduler.plugins.pod_topology_spread import PodTopologySpread
+
+    plugin = PodTopologySpread()
+    spread = [{"maxSkew": 1, "topologyKey": ZONE, "whenUnsatisfiable": "DoNotSchedule",
+               "labelSelector": {"matchLabels": {"app": "x"}},
+               "matchLabelKeys": ["pod-template-hash"]}]
+
+    def compiled(labels: dict[str, str]) -> list:
+        return plugin._parsed(pod_info(pod("p", labels=labels,  # noqa: SLF001
+                                           topologySpreadConstraints=spread)), "DoNotSchedule")
+
+    first = compiled({"app": "x", "pod-template-hash": "a"})
+    assert compiled({"app": "x", "pod-template-hash": "a"}) is first
+    other = compiled({"app": "x", "pod-template-hash": "b"})
+    assert other is not first
+    assert other[0].selector.matches({"app": "x", "pod-template-hash": "b"})
+    assert not other[0].selector.matches({"app": "x", "pod-template-hash": "a"})
+    assert plugin._parsed(pod_info(pod("q", labels={"app": "x"})), "DoNotSchedule") == []  # noqa: SLF001

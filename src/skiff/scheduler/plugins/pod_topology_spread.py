@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 
 from skiff.api.errors import StatusError
 from skiff.api.selectors.labels import (
@@ -206,12 +207,30 @@ class PodTopologySpread:
         self.default_selector = default_selector
         # The default constraints per selector (a ReplicaSet's pods share one).
         self._defaults: dict[LabelSelector, list[Constraint]] = {}
+        # Explicit constraints compiled, per (mode, constraints, labels): a ReplicaSet's
+        # pods share them too.
+        self._compiled: dict[tuple[str, bytes, Any], list[Constraint]] = {}
+
+    def _parsed(self, pod: PodInfo, mode: str) -> list[Constraint]:
+        raw = pod.spec.get("topologySpreadConstraints")
+        if not raw:
+            return []
+        try:
+            key = (mode, orjson.dumps(raw, option=orjson.OPT_SORT_KEYS), pod.set_key()[1])
+        except TypeError:  # not plain JSON: compile it every time
+            return _constraints(pod, mode)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            if len(self._compiled) > MEMO_LIMIT:
+                self._compiled.clear()
+            compiled = self._compiled[key] = _constraints(pod, mode)
+        return compiled
 
     # -- filter ---------------------------------------------------------------------------------
 
     def pre_filter(self, state: CycleState, pod: PodInfo, cache: ClusterCache) -> Status | None:
         """Count matching pods per domain for every hard constraint."""
-        constraints = _constraints(pod, "DoNotSchedule")
+        constraints = self._parsed(pod, "DoNotSchedule")
         if not constraints:
             return Status(SKIP)
         prepared = []
@@ -268,7 +287,7 @@ class PodTopologySpread:
 
     def _soft(self, pod: PodInfo) -> tuple[list[Constraint], bool]:
         if pod.spec.get("topologySpreadConstraints"):
-            return _constraints(pod, "ScheduleAnyway"), True
+            return self._parsed(pod, "ScheduleAnyway"), True
         selector = self.default_selector(pod) if self.default_selector else None
         if selector is None or selector.empty or selector.nothing:
             return [], False
