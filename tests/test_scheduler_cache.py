@@ -65,6 +65,28 @@ def test_confirming_an_assumed_pod_keeps_it_counted_once() -> None:
     assert info.node_name == ""
 
 
+def test_status_updates_keep_a_pod_counted_and_other_changes_reparse_it() -> None:
+    cache = cluster([node("n1", cpu="2")])
+    cache.add_pod(pod_info(pod("p", cpu="1", labels={"app": "a"}, node_name="n1")))
+    running = pod("p", cpu="1", labels={"app": "a"}, node_name="n1")
+    running["status"] = {"phase": "Running", "podIP": "10.0.0.9"}
+    info = cache.refresh("default/p", running)
+    assert info is not None and info.pod is running and cache.pods["default/p"] is info
+    assert cache.requested[cache.cpu_row, cache.nodes["n1"].slot] == 1000
+    # What the scheduler counts changed: parse it again.
+    relabelled = pod("p", cpu="1", labels={"app": "b"}, node_name="n1")
+    assert cache.refresh("default/p", relabelled) is None
+    leaving = pod("p", cpu="1", labels={"app": "a"}, node_name="n1")
+    leaving["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    assert cache.refresh("default/p", leaving) is None
+    assert cache.refresh("default/p", pod("p", cpu="2", labels={"app": "a"},
+                                          node_name="n1")) is None
+    assert cache.refresh("default/other", running) is None
+    # An assumed pod waits for its binding's echo (confirm), whatever comes first.
+    cache.assume(pod_info(pod("q", cpu="1")), "n1")
+    assert cache.refresh("default/q", pod("q", cpu="1")) is None
+
+
 def test_count_indexes_follow_pods_whatever_their_label_sets() -> None:
     from skiff.api.selectors.labels import from_label_selector_dict
 
@@ -219,3 +241,67 @@ def test_a_new_count_index_counts_what_a_walk_over_every_pod_counts() -> None:
                         and sel.matches(p.labels):
                     want[cache.nodes[p.node_name].slot] += 1
             assert (got == want).all()
+
+
+@pytest.mark.parametrize("strategy", ["LeastAllocated", "MostAllocated"])
+def test_remembered_allocation_scores_follow_every_change(strategy: str) -> None:
+    from skiff.scheduler.plugins.node_resources_fit import NodeResourcesFit, _allocation_scores
+
+    rng = random.Random(11)
+    cache = cluster([node(f"n{i}", cpu=rng.choice(["0", "2", "4"]),
+                          memory=rng.choice(["0", "8Gi", "16Gi"])) for i in range(6)])
+    plugin = NodeResourcesFit(strategy)
+    shapes = [pod_info(pod("x")), pod_info(pod("y", cpu="500m", memory="1Gi"))]
+    bound: list[str] = []
+    for i in range(300):
+        step = rng.random()
+        name = f"n{rng.randrange(6)}"
+        if step < 0.45 or not bound:
+            cache.add_pod(pod_info(pod(f"p{i}", cpu=rng.choice(["", "250m", "3"]),
+                                       memory=rng.choice(["", "1Gi"]), node_name=name)))
+            bound.append(f"default/p{i}")
+        elif step < 0.7:
+            cache.remove_pod(bound.pop(rng.randrange(len(bound))))
+        elif step < 0.8:
+            info = pod_info(pod(f"a{i}", cpu="1"))
+            cache.assume(info, name)
+            if rng.random() < 0.5:
+                cache.forget(info.key)
+        elif step < 0.9:
+            cache.set_node(node(name, cpu=rng.choice(["1", "8"]), memory="4Gi"))
+        elif rng.random() < 0.5:
+            cache.remove_node(name)
+            cache.set_node(node(name))
+        else:
+            cache.set_node(node(f"new{i}"))  # more slots, sometimes more capacity
+        for shape in shapes:
+            slots = cache.order()
+            got = plugin.score(CycleState(), shape, cache, slots)
+            want = _allocation_scores(cache, shape.non_zero, strategy == "MostAllocated")
+            assert (got == want[slots]).all(), i
+
+
+def test_remembered_balance_scores_follow_every_change() -> None:
+    from skiff.scheduler.plugins.balanced_allocation import BalancedAllocation, _balance_scores
+
+    rng = random.Random(5)
+    cache = cluster([node(f"n{i}", cpu=rng.choice(["0", "3", "4"]),
+                          memory=rng.choice(["0", "7Gi", "16Gi"])) for i in range(5)])
+    plugin = BalancedAllocation()
+    shapes = [pod_info(pod("x", cpu="100m", memory="500Mi")), pod_info(pod("y", cpu="1"))]
+    bound: list[str] = []
+    for i in range(300):
+        name = f"n{rng.randrange(5)}"
+        if rng.random() < 0.55 or not bound:
+            cache.add_pod(pod_info(pod(f"p{i}", cpu=rng.choice(["", "333m", "2"]),
+                                       memory=rng.choice(["", "1500Mi"]), node_name=name)))
+            bound.append(f"default/p{i}")
+        elif rng.random() < 0.8:
+            cache.remove_pod(bound.pop(rng.randrange(len(bound))))
+        else:
+            cache.set_node(node(name, cpu=rng.choice(["0", "1", "6"]), memory="9Gi"))
+        for shape in shapes:
+            slots = cache.order()
+            wanted = (shape.requests.get("cpu", 0), shape.requests.get("memory", 0))
+            got = plugin.score(CycleState(), shape, cache, slots)
+            assert (got == _balance_scores(cache, wanted)[slots]).all(), i

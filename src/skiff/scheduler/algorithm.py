@@ -149,7 +149,7 @@ class Algorithm:
                 return Decision(nominated, 1, 1, None, result.diagnosis, state)
             state = CycleState()
         start = self.next_start % total
-        rotated = np.concatenate([order[start:], order[:start]]) if start else order
+        rotated = cache.order_from(start) if start else order
         wanted = num_feasible_nodes_to_find(total, self.percentage)
         # Upstream stops once `wanted` feasible nodes are found; the last of them marks
         # how far this cycle walked, and the next one starts there.

@@ -14,7 +14,7 @@ cycles.
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +22,7 @@ import numpy as np
 
 from skiff.api import meta as m
 from skiff.api.selectors.labels import LabelSelector
+from skiff.scheduler.counts import MEMO_LIMIT, MatchCounts
 from skiff.scheduler.pod_info import BASIC, CPU, MEMORY, PODS, PodInfo, normalized_image, quantity
 from skiff.scheduler.terms import AffinityTerm
 
@@ -34,8 +35,10 @@ Array = np.ndarray
 CPU_MEMORY = slice(0, 2)
 assert BASIC[:2] == (CPU, MEMORY)
 
-MEMO_LIMIT = 4096
-COUNT_INDEXES = 256
+# Resource memos kept at most, and how many slot changes they may fall behind by before
+# they are recomputed whole rather than slot by slot.
+RESOURCE_MEMOS = 64
+CHANGE_LOG = 1024
 
 REQUIRED_ANTI = "required-anti-affinity"
 REQUIRED_AFFINITY = "required-affinity"
@@ -73,11 +76,6 @@ def _images(node: Obj) -> dict[str, int]:
     return out
 
 
-def label_key(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
-    """A hashable form of a label set (memo keys)."""
-    return tuple(sorted(labels.items())) if labels else ()
-
-
 class ClusterCache:
     """Nodes and pods as the scheduler counts them, with array views per resource."""
 
@@ -100,36 +98,37 @@ class ClusterCache:
         self.assumed: set[str] = set()
         self.with_affinity: dict[str, PodInfo] = {}
         self.with_required_anti: dict[str, PodInfo] = {}
-        self.image_nodes: Counter[str] = Counter()
+        # Per image (normalized name): the slots of the nodes that report it, with its size.
+        self.image_slots: dict[str, dict[int, int]] = {}
         # Bumped whenever node labels, taints or membership change (masks cached by
         # plugins are keyed by it) and whenever anything changes at all.
         self.node_generation = 0
         self.generation = 0
         self._columns: dict[str, tuple[Array, list[str]]] = {}
         self._order: Array | None = None
+        self._order_twice: Array | None = None
         # Live per-slot counts of pods matching a (namespaces, selector) pair, and of
         # existing pods carrying each distinct affinity term; see count_matching/terms.
-        self._counts: OrderedDict[Any, tuple[frozenset[str] | None, LabelSelector, Array]] = \
-            OrderedDict()
+        self._counts = MatchCounts(capacity)
         self.term_counts: dict[tuple[str, int, AffinityTerm], Array] = {}
         # How many distinct terms of each kind term_counts holds.
         self.term_kinds: Counter[str] = Counter()
-        # Which count indexes (and which existing terms) a pod with given namespace and
-        # labels matches, remembered per label set: a Deployment's pods share labels, so
-        # accounting a pod is not a selector match per index. Bumping a generation
-        # (indexes or terms added or dropped, arrays regrown) forgets the answers.
-        self._counts_generation = 0
+        # Which existing terms a pod with given namespace and labels matches, remembered
+        # per label set (pod_memo) until terms are added or dropped.
         self.terms_generation = 0
-        self._matching: dict[Any, list[Array]] = {}
-        # Live pods grouped by (namespace, label set): the labels and, per slot, how many.
-        # A new count index evaluates its selector once per label set, not once per pod.
-        self._label_sets: dict[tuple[str, tuple[tuple[str, str], ...]],
-                               tuple[dict[str, str], Counter[int]]] = {}
         self.pod_memo: dict[Any, Any] = {}
         self.namespace_labels: dict[str, dict[str, str]] = {}
         # Per-node results that depend only on node labels/taints and some pod trait
         # (a toleration list, a node selector), shared by every pod with that trait.
         self._node_memo: dict[Any, Any] = {}
+        # Results that depend on node images too (cleared when images or nodes change).
+        self._image_memo: dict[Any, Any] = {}
+        # Per-slot results that depend on node resources and what the node's pods request
+        # (a score for one request shape), each with how far into the log of changed
+        # slots it is current; see resource_memo.
+        self._resource_memo: dict[Any, list[Any]] = {}
+        self._changed_slots: list[int] = []
+        self._changed_base = 0
 
     # -- slots and arrays ---------------------------------------------------------------------
 
@@ -144,11 +143,9 @@ class ClusterCache:
         self.non_zero = np.concatenate([self.non_zero, np.zeros((2, extra), dtype=np.int64)],
                                        axis=1)
         self.valid = np.concatenate([self.valid, np.zeros(extra, dtype=bool)])
-        for key, (ns, sel, counts) in self._counts.items():
-            self._counts[key] = (ns, sel, np.concatenate([counts, np.zeros(extra, np.int64)]))
+        self._counts.grow(self.capacity + extra)
         for key, counts in self.term_counts.items():
             self.term_counts[key] = np.concatenate([counts, np.zeros(extra, np.int64)])
-        self._counts_changed()
         self._terms_changed()
         self.slots.extend([None] * extra)
         self._free = list(range(self.capacity + extra - 1, self.capacity - 1, -1)) + self._free
@@ -189,12 +186,41 @@ class ClusterCache:
             self.remaining[:, info.slot] = 0
             self.non_zero[:, info.slot] = 0
             self._free.append(info.slot)
+            self._slot_changed(info.slot)
 
     def _nodes_changed(self) -> None:
         self.node_generation += 1
         self._columns.clear()
         self._node_memo.clear()
+        self._image_memo.clear()
+        self._resource_memo.clear()
         self._order = None
+        self._order_twice = None
+
+    def _set_images(self, info: NodeInfo, images: dict[str, int]) -> None:
+        if images == info.images:
+            return
+        for name in info.images.keys() - images.keys():
+            where = self.image_slots.get(name)
+            if where is not None:
+                where.pop(info.slot, None)
+                if not where:
+                    del self.image_slots[name]
+        for name, size in images.items():
+            self.image_slots.setdefault(name, {})[info.slot] = size
+        info.images = images
+        self._image_memo.clear()
+
+    def image_memo(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """`compute()`, remembered until node images, labels, taints or membership change."""
+        try:
+            return self._image_memo[key]
+        except KeyError:
+            pass
+        if len(self._image_memo) > MEMO_LIMIT:
+            self._image_memo.clear()
+        value = self._image_memo[key] = compute()
+        return value
 
     def node_memo(self, key: Any, compute: Callable[[], Any]) -> Any:
         """`compute()`, remembered until node labels, taints or membership change."""
@@ -206,6 +232,34 @@ class ClusterCache:
             self._node_memo.clear()
         value = self._node_memo[key] = compute()
         return value
+
+    def _slot_changed(self, slot: int) -> None:
+        self._changed_slots.append(slot)
+        if len(self._changed_slots) > CHANGE_LOG:
+            # Memos this far behind are recomputed whole.
+            self._changed_base += len(self._changed_slots)
+            self._changed_slots = []
+
+    def resource_memo(self, key: Any, compute: Callable[[], Array],
+                      compute_slot: Callable[[int], Any]) -> Array:
+        """A per-slot array `compute()`, remembered and kept current by setting
+        `compute_slot(slot)` for every slot whose allocatable or requests changed since.
+        Between two cycles one pod was assumed, so that is a slot or two rather than an
+        array operation per term over every node (callers must not modify it)."""
+        end = self._changed_base + len(self._changed_slots)
+        entry = self._resource_memo.get(key)
+        if entry is None or entry[1] < self._changed_base:
+            if len(self._resource_memo) >= RESOURCE_MEMOS:
+                self._resource_memo.clear()
+            array = compute()
+            self._resource_memo[key] = [array, end]
+            return array
+        array, seen = entry
+        if seen < end:
+            for slot in set(self._changed_slots[seen - self._changed_base:]):
+                array[slot] = compute_slot(slot)
+            entry[1] = end
+        return array
 
     def node_mask(self, key: Any, test: Callable[[NodeInfo], bool]) -> Array:
         """A per-slot bool array of `test(node)`, memoised under `key` (see node_memo)."""
@@ -243,11 +297,8 @@ class ClusterCache:
             row = self.resource_row(name_)
             self.allocatable[row, info.slot] = quantity(name_, value)
         self.remaining[:, info.slot] = self.allocatable[:, info.slot] - self.requested[:, info.slot]
-        images = _images(node)
-        if images != info.images:
-            self.image_nodes.subtract(info.images.keys())
-            self.image_nodes.update(images.keys())
-            info.images = images
+        self._slot_changed(info.slot)
+        self._set_images(info, _images(node))
         self.valid[info.slot] = True
         self.generation += 1
 
@@ -256,12 +307,12 @@ class ClusterCache:
         info = self.nodes.get(name)
         if info is None:
             return
-        self.image_nodes.subtract(info.images.keys())
-        info.images = {}
+        self._set_images(info, {})
         info.node = None
         self.valid[info.slot] = False
         self.allocatable[:, info.slot] = 0
         self.remaining[:, info.slot] = -self.requested[:, info.slot]
+        self._slot_changed(info.slot)
         self._nodes_changed()
         self.generation += 1
         self._release_if_empty(info)
@@ -279,14 +330,14 @@ class ClusterCache:
         self.remaining[pods_row, slot] -= sign
         self.non_zero[0, slot] += sign * pod.non_zero[0]
         self.non_zero[1, slot] += sign * pod.non_zero[1]
+        self._slot_changed(slot)
         if not pod.terminating:
-            self._count_label_set(pod, slot, sign)
-            if self._counts:
-                for counts in self._matching_counts(pod):
-                    counts[slot] += sign
+            self._counts.account(pod.namespace, pod.labels, slot, sign, pod.set_key())
         if pod.has_affinity:
             self._account_terms(pod, slot, sign)
-        if sign > 0:
+        if not pod.ports:
+            pass
+        elif sign > 0:
             info.ports.update(pod.ports)
         else:
             info.ports.subtract(pod.ports)
@@ -357,6 +408,24 @@ class ClusterCache:
         self.assumed.discard(key)
         return info
 
+    def refresh(self, key: str, pod: Obj) -> PodInfo | None:
+        """If `pod` is a newer version of a counted, bound pod that differs only where the
+        scheduler does not look (its status, mostly), keep counting it as it is, now with
+        `pod` as its object, and return the info; None when it must be parsed anew."""
+        info = self.pods.get(key)
+        if info is None or key in self.assumed:
+            return None
+        old = info.pod
+        if old is pod:
+            return info
+        old_md, new_md = old.get("metadata") or {}, pod.get("metadata") or {}
+        if (old.get("spec") != pod.get("spec") or old_md.get("labels") != new_md.get("labels")
+                or old_md.get("uid") != new_md.get("uid")
+                or old_md.get("deletionTimestamp") != new_md.get("deletionTimestamp")):
+            return None
+        info.pod = pod
+        return info
+
     def forget(self, key: str) -> None:
         """Undo an assumption (the binding failed)."""
         if key in self.assumed:
@@ -373,6 +442,13 @@ class ClusterCache:
         if self._order is None:
             self._order = np.flatnonzero(self.valid)
         return self._order
+
+    def order_from(self, start: int) -> Array:
+        """order() rotated to begin at its `start`-th entry (a view, not a copy)."""
+        if self._order_twice is None:
+            order = self.order()
+            self._order_twice = np.concatenate([order, order])
+        return self._order_twice[start:start + (self._order_twice.size // 2)]
 
     def node_count(self) -> int:
         """How many nodes are present."""
@@ -430,71 +506,12 @@ class ClusterCache:
     def count_matching(self, namespaces: frozenset[str] | None, selector: LabelSelector
                        ) -> Array:
         """Per slot, how many live (not terminating) pods in `namespaces` (None: any)
-        match `selector`; kept current as pods come and go."""
-        key = (namespaces, selector)
-        entry = self._counts.get(key)
-        if entry is not None:
-            self._counts.move_to_end(key)
-            return entry[2]
-        counts = np.zeros(self.capacity, dtype=np.int64)
-        matched: set[Any] = set()
-        for set_key, (labels, per_slot) in self._label_sets.items():
-            if (namespaces is None or set_key[0] in namespaces) and selector.matches(labels):
-                matched.add(set_key)
-                for slot, n in per_slot.items():
-                    counts[slot] += n
-        self._counts[key] = (namespaces, selector, counts)
-        evicted = None
-        if len(self._counts) > COUNT_INDEXES:
-            evicted = self._counts.popitem(last=False)[1][2]
-        # Keep the per-label-set answers rather than forgetting them all: with a new
-        # selector every Deployment, forgetting would re-match every index per pod.
-        # The scan above already decided which live label sets the new index selects.
-        for set_key in list(self._matching):
-            found = self._matching[set_key]
-            if set_key not in self._label_sets:
-                del self._matching[set_key]
-                continue
-            if evicted is not None:
-                found = self._matching[set_key] = [c for c in found if c is not evicted]
-            if set_key in matched:
-                found.append(counts)
-        self._counts_generation += 1
-        return counts
-
-    def _count_label_set(self, pod: PodInfo, slot: int, sign: int) -> None:
-        key = (pod.namespace, label_key(pod.labels))
-        entry = self._label_sets.get(key)
-        if entry is None:
-            if sign < 0:
-                return
-            entry = self._label_sets[key] = (pod.labels, Counter())
-        per_slot = entry[1]
-        per_slot[slot] += sign
-        if per_slot[slot] <= 0:
-            del per_slot[slot]
-            if not per_slot:
-                del self._label_sets[key]
-
-    def _counts_changed(self) -> None:
-        self._counts_generation += 1
-        self._matching.clear()
+        match `selector`; kept current as pods come and go (callers must not modify it)."""
+        return self._counts.get(namespaces, selector)
 
     def _terms_changed(self) -> None:
         self.terms_generation += 1
         self.pod_memo.clear()
-
-    def _matching_counts(self, pod: PodInfo) -> list[Array]:
-        """The count arrays of every index that selects `pod` (see count_matching)."""
-        key = (pod.namespace, label_key(pod.labels))
-        found = self._matching.get(key)
-        if found is None:
-            if len(self._matching) > MEMO_LIMIT:
-                self._matching.clear()
-            found = self._matching[key] = [
-                counts for ns, sel, counts in self._counts.values()
-                if (ns is None or pod.namespace in ns) and sel.matches(pod.labels)]
-        return found
 
     def set_namespace_labels(self, name: str, labels: dict[str, str] | None) -> None:
         """Record (or, with None, forget) a namespace's labels; namespace selectors of

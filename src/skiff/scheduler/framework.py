@@ -298,7 +298,7 @@ class Framework:
             status = p.pre_score(state, pod, cache, slots)
             if status is not None and status.code == SKIP:
                 state.skip_score.add(p.name)
-        totals = np.zeros(slots.size, dtype=np.int64)
+        totals: Array | None = None
         by_plugin: dict[str, Array] = {}
         raw: dict[str, Array] = {}
         for p, weight, normalize in self._scoring:
@@ -308,9 +308,12 @@ class Framework:
             raw[p.name] = scores
             if normalize is not None:
                 scores = np.asarray(normalize(state, pod, scores), dtype=np.int64)
-            weighted = scores * weight
+            weighted = scores * weight if weight != 1 else scores
             by_plugin[p.name] = weighted
-            totals += weighted
+            # The first share is copied: the others are added to it in place.
+            totals = weighted.copy() if totals is None else np.add(totals, weighted, out=totals)
+        if totals is None:
+            totals = np.zeros(slots.size, dtype=np.int64)
         return ScoreResult(slots, totals, by_plugin, raw)
 
 

@@ -146,6 +146,17 @@ class PodInfo:
     required_anti_affinity: list[AffinityTerm] = field(default_factory=list)
     preferred_affinity: list[tuple[int, AffinityTerm]] = field(default_factory=list)
     preferred_anti_affinity: list[tuple[int, AffinityTerm]] = field(default_factory=list)
+    # (namespace, sorted labels), worked out on first use: see set_key.
+    label_set: tuple[str, tuple[tuple[str, str], ...]] | None = None
+
+    def set_key(self) -> tuple[str, tuple[tuple[str, str], ...]]:
+        """The pod's label set, (namespace, labels sorted): memos keyed by it are shared
+        by all pods of a ReplicaSet."""
+        key = self.label_set
+        if key is None:
+            labels = tuple(sorted(self.labels.items())) if self.labels else ()
+            key = self.label_set = (self.namespace, labels)
+        return key
 
     @property
     def has_affinity(self) -> bool:

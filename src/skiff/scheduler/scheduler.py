@@ -20,7 +20,7 @@ from typing import Any
 
 from skiff.api import meta as m
 from skiff.api.errors import StatusError
-from skiff.api.selectors.labels import LabelSelector, from_label_selector_dict
+from skiff.api.selectors.labels import LabelSelector
 from skiff.client.http_client import Client
 from skiff.client.informer import Informer, object_key
 from skiff.client.pipeline import RequestPipeline
@@ -28,10 +28,10 @@ from skiff.client.shared_informers import SharedInformers
 from skiff.scheduler import explain
 from skiff.scheduler.algorithm import Algorithm, Decision, FitError, default_framework
 from skiff.scheduler.cache import ClusterCache
+from skiff.scheduler.default_spreading import SELECTOR_INDEX, DefaultSelectors, selector_key
 from skiff.scheduler.events import EVENT_BURST, EVENT_QPS, EventRecorder
 from skiff.scheduler.framework import CycleState
 from skiff.scheduler.plugins.node_resources_fit import NOMINATED_PODS
-from skiff.scheduler.plugins.pod_topology_spread import selector_for_owners
 from skiff.scheduler.pod_info import DEFAULT_SCHEDULER, PodInfo, pod_info
 from skiff.scheduler.preemption import Preemptor
 from skiff.scheduler.queue import (
@@ -62,22 +62,6 @@ def _assigned(pod: Obj) -> bool:
 
 def _terminal(pod: Obj) -> bool:
     return (pod.get("status") or {}).get("phase") in TERMINAL
-
-
-_SELECTOR_INDEX = "selector-label"
-_ANY_LABEL = "*"
-
-
-def _selector_key(owner: dict[str, Any]) -> list[str]:
-    """`namespace/key=value` for one label its selector requires (the first by key), or
-    `namespace/*` for a selector without matchLabels: a pod it selects has that label."""
-    ns = (owner.get("metadata") or {}).get("namespace", "")
-    sel = (owner.get("spec") or {}).get("selector")
-    labels = sel.get("matchLabels") if isinstance(sel, dict) else None
-    if isinstance(labels, dict) and labels:
-        key = min(labels)
-        return [f"{ns}/{key}={labels[key]}"]
-    return [f"{ns}/{_ANY_LABEL}"]
 
 
 class Scheduler:
@@ -123,8 +107,10 @@ class Scheduler:
             inf.add_index("namespace", lambda o: [(o.get("metadata") or {}).get("namespace",
                                                                                 "")])
         for inf in (self.replicasets, self.statefulsets):
-            if not inf.has_index(_SELECTOR_INDEX):
-                inf.add_index(_SELECTOR_INDEX, _selector_key)
+            if not inf.has_index(SELECTOR_INDEX):
+                inf.add_index(SELECTOR_INDEX, selector_key)
+        self.default_selectors = DefaultSelectors(self.services, self.replicasets,
+                                                  self.statefulsets)
         # PodDisruptionBudgets, once the API serves them (preemption prefers to keep them).
         self.pdbs: Informer | None = None
         self.background: set[asyncio.Task[Any]] = set()
@@ -189,6 +175,9 @@ class Scheduler:
                     and m.resource_version_of(current.pod) == m.resource_version_of(old)):
                 # The echo of our own binding: already counted there, nothing to re-parse.
                 info = self.cache.confirm(key, pod)
+            elif (refreshed := self.cache.refresh(key, pod)) is not None:
+                # A status update (the pod started, became ready): counted as it was.
+                info = refreshed
             else:
                 info = pod_info(pod)
                 self.cache.add_pod(info)
@@ -244,23 +233,7 @@ class Scheduler:
     # -- default spreading ----------------------------------------------------------------------
 
     def _default_selector(self, pod: PodInfo) -> LabelSelector | None:
-        if not pod.labels:
-            return None
-        services = self.services.by_index("namespace", pod.namespace)
-        owners: list[LabelSelector] = []
-        # Only owners whose selector can match: those indexed under one of the pod's
-        # labels, or under none (selectors without matchLabels). Looking at every
-        # owner in the namespace made each pod cost as much as the namespace is big.
-        keys = [f"{pod.namespace}/{k}={v}" for k, v in pod.labels.items()]
-        keys.append(f"{pod.namespace}/{_ANY_LABEL}")
-        for inf in (self.replicasets, self.statefulsets):
-            for obj in (o for key in keys for o in inf.by_index(_SELECTOR_INDEX, key)):
-                raw = (obj.get("spec") or {}).get("selector")
-                try:
-                    owners.append(from_label_selector_dict(raw))
-                except StatusError:
-                    continue
-        return selector_for_owners(pod, services, owners)
+        return self.default_selectors.get(pod)
 
     # -- the scheduling cycle -------------------------------------------------------------------
 
@@ -403,7 +376,8 @@ class Scheduler:
     def _leave_shared(self) -> None:
         """Take this scheduler's handlers off the shared informers it used."""
         handlers = (self._pod_added, self._pod_updated, self._pod_deleted,
-                    self._node_added, self._node_updated, self._node_deleted)
+                    self._node_added, self._node_updated, self._node_deleted,
+                    *self.default_selectors.handlers)
         for inf in self._shared:
             for fn in handlers:
                 inf.remove_handler(fn)

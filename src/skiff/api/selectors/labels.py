@@ -172,7 +172,7 @@ class LabelSelector:
     upstream tells "no selector given" apart from "selector that selects nothing".
     """
 
-    __slots__ = ("requirements", "_nothing", "_exact")
+    __slots__ = ("requirements", "_nothing", "_exact", "_hash")
 
     def __init__(self, requirements: Iterable[Requirement] = (), *, nothing: bool = False) -> None:
         # Sorted by key so the canonical string and error order are deterministic.
@@ -181,6 +181,9 @@ class LabelSelector:
         )
         self._nothing = nothing
         self._exact = self._exact_map()
+        # Computed on first use: selectors serve as dict keys in hot paths (the
+        # scheduler's count indexes), where rehashing every requirement adds up.
+        self._hash: int | None = None
 
     def _exact_map(self) -> dict[str, str] | None:
         # Selectors made only of `k=v` (the matchLabels shape, by far the most common)
@@ -240,7 +243,9 @@ class LabelSelector:
         return self._nothing == other._nothing and self.requirements == other.requirements
 
     def __hash__(self) -> int:
-        return hash((self._nothing, self.requirements))
+        if self._hash is None:
+            self._hash = hash((self._nothing, self.requirements))
+        return self._hash
 
 
 EVERYTHING = LabelSelector()

@@ -27,23 +27,31 @@ class ImageLocality:
     def pre_score(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
                   slots: np.ndarray) -> Status | None:
         """Skip when no node has any of the pod's images (every score would be 0)."""
-        if not any(cache.image_nodes.get(i, 0) > 0 for i in pod.images):
+        if not any(i in cache.image_slots for i in pod.images):
             return Status(SKIP)
         return None
 
     def score(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
               slots: np.ndarray) -> np.ndarray:
         """Scaled image sizes, clamped and mapped onto 0–100."""
-        total_nodes = max(cache.node_count(), 1)
-        sums = np.zeros(slots.size, dtype=np.int64)
-        for i, slot in enumerate(slots):
-            info = cache.info_at(int(slot))
-            s = 0
-            for image in pod.images:
-                size = info.images.get(image)
-                if size is not None:
-                    s += int(size * cache.image_nodes.get(image, 0) / total_nodes)
-            sums[i] = s
-        top = MAX_CONTAINER_THRESHOLD * max(len(pod.images), 1)
-        clamped = np.clip(sums, MIN_THRESHOLD, top)
-        return MAX_NODE_SCORE * (clamped - MIN_THRESHOLD) // (top - MIN_THRESHOLD)
+        images = tuple(pod.images)
+        return cache.image_memo((NAME, images), lambda: per_slot_scores(cache, images))[slots]
+
+
+def per_slot_scores(cache: ClusterCache, images: tuple[str, ...]) -> np.ndarray:
+    """Every slot's score for a pod with these images (the same for all pods with them,
+    until node images or nodes change)."""
+    total_nodes = max(cache.node_count(), 1)
+    sums = np.zeros(cache.capacity, dtype=np.int64)
+    for image in images:
+        where = cache.image_slots.get(image)
+        if not where:
+            continue
+        # As upstream: the size scaled by the share of nodes that have the image.
+        spread = len(where) / total_nodes
+        at = np.fromiter(where.keys(), dtype=np.int64, count=len(where))
+        sizes = np.fromiter(where.values(), dtype=np.float64, count=len(where))
+        sums[at] += (sizes * spread).astype(np.int64)
+    top = MAX_CONTAINER_THRESHOLD * max(len(images), 1)
+    clamped = np.clip(sums, MIN_THRESHOLD, top)
+    return MAX_NODE_SCORE * (clamped - MIN_THRESHOLD) // (top - MIN_THRESHOLD)

@@ -21,15 +21,14 @@ from collections.abc import Iterable
 import numpy as np
 
 from skiff.scheduler.cache import (
-    MEMO_LIMIT,
     PREFERRED_AFFINITY,
     PREFERRED_ANTI,
     REQUIRED_AFFINITY,
     REQUIRED_ANTI,
     ClusterCache,
     NodeInfo,
-    label_key,
 )
+from skiff.scheduler.counts import MEMO_LIMIT
 from skiff.scheduler.framework import (
     MAX_NODE_SCORE,
     SKIP,
@@ -78,7 +77,7 @@ def _existing_matching(cache: ClusterCache, kinds: tuple[str, ...], pod: PodInfo
     the set of terms (or namespace labels) changes: pods of one Deployment share it."""
     if not cache.term_counts:
         return []
-    key = (NAME, kinds, pod.namespace, label_key(pod.labels))
+    key = (NAME, kinds, pod.set_key())
     found = cache.pod_memo.get(key)
     if found is None:
         if len(cache.pod_memo) > MEMO_LIMIT:

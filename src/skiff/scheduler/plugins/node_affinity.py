@@ -12,7 +12,7 @@ import numpy as np
 import orjson
 
 from skiff.scheduler.cache import ClusterCache, NodeInfo
-from skiff.scheduler.framework import CycleState, Status, default_normalize, unresolvable
+from skiff.scheduler.framework import SKIP, CycleState, Status, default_normalize, unresolvable
 from skiff.scheduler.pod_info import PodInfo
 from skiff.scheduler.terms import pod_matches_node, required_node_affinity, term_matches
 
@@ -33,6 +33,12 @@ def required_mask(pod: PodInfo, cache: ClusterCache) -> np.ndarray | None:
     spec = pod.spec
     return cache.node_mask((NAME, memo_key(selector, required)),
                            lambda info: pod_matches_node(spec, info.labels, info.name))
+
+
+def _preferred(pod: PodInfo) -> list[Any]:
+    na = (pod.spec.get("affinity") or {}).get("nodeAffinity") or {}
+    return [p for p in na.get("preferredDuringSchedulingIgnoredDuringExecution") or []
+            if isinstance(p, dict) and p.get("weight")]
 
 
 class NodeAffinity:
@@ -58,12 +64,17 @@ class NodeAffinity:
         """The fixed reason."""
         return unresolvable(REASON)
 
+    def pre_score(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
+                  slots: np.ndarray) -> Status | None:
+        """Skip pods without preferred terms, as upstream (every score would be 0)."""
+        if not _preferred(pod):
+            return Status(SKIP)
+        return None
+
     def score(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
               slots: np.ndarray) -> np.ndarray:
         """Sum of the weights of the preferred terms each node matches."""
-        na = (pod.spec.get("affinity") or {}).get("nodeAffinity") or {}
-        preferred = [p for p in na.get("preferredDuringSchedulingIgnoredDuringExecution") or []
-                     if isinstance(p, dict) and p.get("weight")]
+        preferred = _preferred(pod)
         if not preferred:
             return np.zeros(slots.size, dtype=np.int64)
 

@@ -55,6 +55,33 @@ def insufficient(state: CycleState, pod: PodInfo, cache: ClusterCache,
     return out
 
 
+def _allocation_scores(cache: ClusterCache, requests: tuple[int, int], most: bool
+                       ) -> np.ndarray:
+    """Every slot's score (both resources at once: rows CPU_MEMORY of the cache)."""
+    alloc = cache.allocatable[CPU_MEMORY]
+    used = cache.non_zero + np.array(requests, dtype=np.int64)[:, None]
+    safe = np.maximum(alloc, 1)
+    if most:
+        part = np.minimum(used, alloc) * MAX_NODE_SCORE // safe
+    else:
+        part = np.maximum(alloc - used, 0) * MAX_NODE_SCORE // safe
+    return part.sum(axis=0) // 2
+
+
+def _allocation_score(cache: ClusterCache, slot: int, requests: tuple[int, int],
+                      most: bool) -> int:
+    """One slot's score, as _allocation_scores computes it."""
+    total = 0
+    for row in (0, 1):
+        alloc = int(cache.allocatable[row, slot])
+        used = int(cache.non_zero[row, slot]) + requests[row]
+        if most:
+            total += min(used, alloc) * MAX_NODE_SCORE // max(alloc, 1)
+        else:
+            total += max(alloc - used, 0) * MAX_NODE_SCORE // max(alloc, 1)
+    return total // 2
+
+
 def reasons_for(short: list[str]) -> list[str]:
     """Upstream's reason strings, pod count first, then CPU, memory, storage, extended."""
     ordered = sorted(short, key=lambda r: (r != PODS, _ORDER.get(r, 3), r))
@@ -124,14 +151,14 @@ class NodeResourcesFit:
               slots: np.ndarray) -> np.ndarray:
         """LeastAllocated (free share) or MostAllocated (used share), CPU and memory averaged.
 
-        Both resources at once: rows CPU_MEMORY of the cache's arrays. A node without
-        the resource scores 0 for it; LeastAllocated gives 0 when the pod does not fit.
+        A node without the resource scores 0 for it; LeastAllocated gives 0 when the
+        pod does not fit. Every pod with the same non-zero requests gets the same
+        scores, so they are remembered for all nodes and redone only where resources
+        changed since (see ClusterCache.resource_memo).
         """
-        alloc = cache.allocatable[CPU_MEMORY].take(slots, axis=1)
-        used = cache.non_zero.take(slots, axis=1) + np.array(pod.non_zero, dtype=np.int64)[:, None]
-        safe = np.maximum(alloc, 1)
-        if self.strategy == MOST_ALLOCATED:
-            part = np.minimum(used, alloc) * MAX_NODE_SCORE // safe
-        else:
-            part = np.maximum(alloc - used, 0) * MAX_NODE_SCORE // safe
-        return part.sum(axis=0) // 2
+        requests = pod.non_zero
+        most = self.strategy == MOST_ALLOCATED
+        return cache.resource_memo(
+            (NAME, self.strategy, requests),
+            lambda: _allocation_scores(cache, requests, most),
+            lambda slot: _allocation_score(cache, slot, requests, most)).take(slots)

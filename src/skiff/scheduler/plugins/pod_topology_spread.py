@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 
 from skiff.api.errors import StatusError
 from skiff.api.selectors.labels import (
@@ -31,6 +32,7 @@ from skiff.api.selectors.labels import (
     from_label_selector_dict,
 )
 from skiff.scheduler.cache import ClusterCache, NodeInfo
+from skiff.scheduler.counts import MEMO_LIMIT
 from skiff.scheduler.framework import (
     MAX_NODE_SCORE,
     SKIP,
@@ -144,25 +146,55 @@ class _Domains:
         return np.where(code >= 0, self.counts[np.maximum(code, 0)], 0)
 
 
-def _domains(pod: PodInfo, cache: ClusterCache, c: Constraint, eligible: np.ndarray,
-             layout_key: Any = None) -> _Domains:
-    """Matching pods per domain over the `eligible` nodes. With `layout_key` (eligible
-    depends on nodes only), what depends on nodes only is remembered under it."""
+def _layout(cache: ClusterCache, c: Constraint, eligible: np.ndarray, layout_key: Any
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The eligible slots, their domain codes, which domains they cover, and how many
+    domains there are. With `layout_key` (eligible depends on nodes only) remembered."""
     codes, values = cache.label_column(c.key)
     n = max(len(values), 1)
 
-    def layout() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def layout() -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         slots = eligible.nonzero()[0]
         where = codes[slots]
         present = np.zeros(n, dtype=bool)
         present[where] = True
-        return slots, where, present
+        return slots, where, present, n
 
-    slots, where, present = (cache.node_memo((layout_key, c.key), layout)
-                             if layout_key is not None else layout())
+    return (cache.node_memo((layout_key, c.key), layout) if layout_key is not None
+            else layout())
+
+
+def _domains(pod: PodInfo, cache: ClusterCache, c: Constraint, eligible: np.ndarray,
+             layout_key: Any = None) -> _Domains:
+    """Matching pods per domain over the `eligible` nodes. With `layout_key` (eligible
+    depends on nodes only), what depends on nodes only is remembered under it."""
+    slots, where, present, n = _layout(cache, c, eligible, layout_key)
     pods = cache.count_matching(frozenset([pod.namespace]), c.selector)
     counts = np.bincount(where, weights=pods[slots], minlength=n).astype(np.int64)
-    return _Domains(codes, counts, present)
+    return _Domains(cache.label_column(c.key)[0], counts, present)
+
+
+def _key_layout(cache: ClusterCache, key: str) -> tuple[np.ndarray, list[str], bool]:
+    """Label `key`'s codes and values (see ClusterCache.label_column), and whether every
+    present node has it (then nothing needs masking out); remembered until nodes change."""
+    def compute() -> tuple[np.ndarray, list[str], bool]:
+        codes, values = cache.label_column(key)
+        return codes, values, bool((codes[cache.valid] >= 0).all())
+
+    return cache.node_memo((NAME, "key-layout", key), compute)
+
+
+def _domain_count(codes: np.ndarray, values: list[str], complete: bool = False) -> int:
+    """How many domains the nodes with these label codes are in. As upstream, nodes
+    without the label make one more domain, that of the empty value."""
+    if complete:  # no code is -1
+        return int(np.count_nonzero(np.bincount(codes, minlength=len(values))))
+    # Shifted by one: entry 0 counts the nodes without the label.
+    nodes = np.bincount(codes + 1, minlength=len(values) + 1)
+    size = int(np.count_nonzero(nodes))
+    if nodes[0] and "" in values and nodes[values.index("") + 1]:
+        size -= 1  # the same domain twice
+    return size
 
 
 class PodTopologySpread:
@@ -173,12 +205,32 @@ class PodTopologySpread:
     def __init__(self, default_selector: Callable[[PodInfo], LabelSelector | None] | None
                  = None) -> None:
         self.default_selector = default_selector
+        # The default constraints per selector (a ReplicaSet's pods share one).
+        self._defaults: dict[LabelSelector, list[Constraint]] = {}
+        # Explicit constraints compiled, per (mode, constraints, labels): a ReplicaSet's
+        # pods share them too.
+        self._compiled: dict[tuple[str, bytes, Any], list[Constraint]] = {}
+
+    def _parsed(self, pod: PodInfo, mode: str) -> list[Constraint]:
+        raw = pod.spec.get("topologySpreadConstraints")
+        if not raw:
+            return []
+        try:
+            key = (mode, orjson.dumps(raw, option=orjson.OPT_SORT_KEYS), pod.set_key()[1])
+        except TypeError:  # not plain JSON: compile it every time
+            return _constraints(pod, mode)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            if len(self._compiled) > MEMO_LIMIT:
+                self._compiled.clear()
+            compiled = self._compiled[key] = _constraints(pod, mode)
+        return compiled
 
     # -- filter ---------------------------------------------------------------------------------
 
     def pre_filter(self, state: CycleState, pod: PodInfo, cache: ClusterCache) -> Status | None:
         """Count matching pods per domain for every hard constraint."""
-        constraints = _constraints(pod, "DoNotSchedule")
+        constraints = self._parsed(pod, "DoNotSchedule")
         if not constraints:
             return Status(SKIP)
         prepared = []
@@ -235,41 +287,57 @@ class PodTopologySpread:
 
     def _soft(self, pod: PodInfo) -> tuple[list[Constraint], bool]:
         if pod.spec.get("topologySpreadConstraints"):
-            return _constraints(pod, "ScheduleAnyway"), True
+            return self._parsed(pod, "ScheduleAnyway"), True
         selector = self.default_selector(pod) if self.default_selector else None
         if selector is None or selector.empty or selector.nothing:
             return [], False
-        return [Constraint(max_skew=skew, key=key, selector=selector)
-                for key, skew in DEFAULT_CONSTRAINTS], False
+        defaults = self._defaults.get(selector)
+        if defaults is None:
+            if len(self._defaults) > MEMO_LIMIT:
+                self._defaults.clear()
+            defaults = self._defaults[selector] = [
+                Constraint(max_skew=skew, key=key, selector=selector)
+                for key, skew in DEFAULT_CONSTRAINTS]
+        return defaults, False
 
     def pre_score(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
                   slots: np.ndarray) -> Status | None:
-        """Domain sizes and matching-pod counts for each soft constraint."""
+        """Per constraint: the matching pods to credit each node with, and the weight.
+
+        For the hostname key a node is credited with its own matching pods; for other
+        keys with those of its domain, over the eligible nodes. Only the feasible nodes'
+        domains are ever read, so counting every domain gives the same scores as
+        counting just theirs, for the price of one `bincount`.
+        """
         constraints, require_all = self._soft(pod)
         if not constraints:
             return Status(SKIP)
-        ignored = np.zeros(slots.size, dtype=bool)
+        ignored: np.ndarray | None = None
+        scored = slots
         if require_all:
+            ignored = np.zeros(slots.size, dtype=bool)
             for c in constraints:
                 ignored |= cache.label_column(c.key)[0][slots] < 0
-        scored = slots[~ignored]
+            scored = slots[~ignored]
         prepared = []
+        namespaces = frozenset([pod.namespace])
         for c in constraints:
-            codes = cache.label_column(c.key)[0]
-            here = codes[scored]
-            here = here[here >= 0]
+            pods = cache.count_matching(namespaces, c.selector)
+            codes, values, complete = _key_layout(cache, c.key)
             if c.key == HOSTNAME:
-                size = int(scored.size)
-            else:
-                size = int(np.unique(here).size)
-            eligible = _eligible(pod, cache, constraints, c, require_all)
-            # Only domains that some feasible node is in are counted, as upstream.
-            wanted = np.zeros(cache.capacity, dtype=bool)
-            if here.size:
-                in_domain = np.isin(codes, np.unique(here))
-                wanted = eligible & in_domain
-            domains = _domains(pod, cache, c, wanted)
-            prepared.append((c, domains, math.log(size + 2)))
+                prepared.append(_Credit(c.max_skew - 1, math.log(scored.size + 2), pods, None,
+                                        codes, complete))
+                continue
+            here = codes.take(scored)
+            size = _domain_count(here, values, complete)
+            eligible_key = _eligible_key(pod, constraints, c, require_all)
+            at, where, _, n = _layout(cache, c, _eligible(pod, cache, constraints, c,
+                                                          require_all), eligible_key)
+            counts = np.bincount(where, weights=pods.take(at), minlength=n)
+            credit = _Credit(c.max_skew - 1, math.log(size + 2), counts, codes, codes, complete)
+            if scored is slots:
+                credit.seen = (slots, here)  # score() is asked about the same slots
+            prepared.append(credit)
         state[SCORE_STATE] = (prepared, ignored)
         return None
 
@@ -277,16 +345,32 @@ class PodTopologySpread:
               slots: np.ndarray) -> np.ndarray:
         """Σ over constraints of count(domain) × log(domains + 2) + maxSkew - 1 (rounded)."""
         prepared, ignored = state[SCORE_STATE]
-        total = np.zeros(slots.size, dtype=np.float64)
-        for c, domains, weight in prepared:
-            has = domains.codes[slots] >= 0
-            total += np.where(has, domains.per_slot(slots) * weight + (c.max_skew - 1), 0.0)
-        out = np.round(total).astype(np.int64)
-        out[ignored] = -1
+        total: np.ndarray | None = None
+        base = 0  # the maxSkew - 1 terms of constraints every node has the key of
+        for credit in prepared:
+            part = credit.at(slots)
+            if credit.complete:
+                base += credit.base
+            total = part if total is None else np.add(total, part, out=total)
+        assert total is not None
+        if base:
+            total += base
+        out = np.rint(total, out=total).astype(np.int64)  # np.round's rounding
+        if ignored is not None:
+            out[ignored] = -1
         return out
 
     def normalize(self, state: CycleState, pod: PodInfo, scores: np.ndarray) -> np.ndarray:
         """Fewest matching pods scores 100: 100 × (max + min - s) / max; ignored nodes 0."""
+        if scores.size and state[SCORE_STATE][1] is None:
+            # Nothing ignored: every score is valid.
+            top, low = int(np.maximum.reduce(scores)), int(np.minimum.reduce(scores))
+            if top == 0:
+                return np.full(scores.size, MAX_NODE_SCORE, dtype=np.int64)
+            out = (top + low) - scores
+            out *= MAX_NODE_SCORE
+            out //= top
+            return out
         valid = scores >= 0
         if not valid.any():
             return np.zeros(scores.size, dtype=np.int64)
@@ -295,6 +379,40 @@ class PodTopologySpread:
         if top == 0:
             return np.where(valid, MAX_NODE_SCORE, 0).astype(np.int64)
         return np.where(valid, MAX_NODE_SCORE * (top + low - scores) // top, 0).astype(np.int64)
+
+
+class _Credit:
+    """What one soft constraint adds to each node's score: its domain's matching pods
+    times the constraint's weight, plus maxSkew - 1 (nothing for nodes without the key)."""
+
+    __slots__ = ("base", "weight", "counts", "domain_of", "codes", "complete", "seen")
+
+    def __init__(self, base: int, weight: float, counts: np.ndarray,
+                 domain_of: np.ndarray | None, codes: np.ndarray, complete: bool) -> None:
+        self.base = base
+        self.weight = weight
+        # Per domain (indexed through `domain_of`), or per slot when that is None.
+        self.counts = counts
+        self.domain_of = domain_of
+        self.codes = codes
+        self.complete = complete
+        # Slots whose domain codes were already looked up, and those codes.
+        self.seen: tuple[np.ndarray, np.ndarray] | None = None
+
+    def at(self, slots: np.ndarray) -> np.ndarray:
+        """The credit of each slot, as float64; without maxSkew - 1 if `complete`."""
+        if self.domain_of is None:
+            index = slots
+        elif self.seen is not None and self.seen[0] is slots:
+            index = self.seen[1]
+        else:
+            index = self.domain_of.take(slots)
+        # Code -1 (no label) reads the last domain; such nodes are masked out below.
+        part = self.counts.take(index) * self.weight
+        if not self.complete:
+            part += self.base
+            part[self.codes.take(slots) < 0] = 0.0
+        return part
 
 
 def selector_for_owners(pod: PodInfo, services: list[dict[str, Any]],

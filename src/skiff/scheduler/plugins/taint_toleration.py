@@ -14,12 +14,20 @@ import numpy as np
 import orjson
 
 from skiff.scheduler.cache import ClusterCache, NodeInfo
-from skiff.scheduler.framework import CycleState, Status, default_normalize, unresolvable
+from skiff.scheduler.framework import (
+    MAX_NODE_SCORE,
+    CycleState,
+    Status,
+    default_normalize,
+    unresolvable,
+)
 from skiff.scheduler.pod_info import PodInfo
 from skiff.scheduler.terms import first_untolerated, tolerated
 
 NAME = "TaintToleration"
 HARD = ("NoSchedule", "NoExecute")
+# Set for a cycle in which no node has a PreferNoSchedule taint: all scores are equal.
+NO_SOFT_TAINTS = NAME + "/no-soft-taints"
 
 
 def _signature(tolerations: list[Any]) -> bytes:
@@ -35,6 +43,20 @@ class TaintToleration:
     """Filter on hard taints; score by untolerated soft ones."""
 
     name = NAME
+
+    def __init__(self) -> None:
+        # Read-only constant score arrays by length, for cycles without soft taints.
+        self._constants: dict[tuple[int, int], np.ndarray] = {}
+
+    def _constant(self, size: int, value: int) -> np.ndarray:
+        key = (size, value)
+        out = self._constants.get(key)
+        if out is None:
+            if len(self._constants) > 64:
+                self._constants.clear()
+            out = self._constants[key] = np.full(size, value, dtype=np.int64)
+            out.flags.writeable = False
+        return out
 
     def _ok(self, pod: PodInfo, cache: ClusterCache) -> np.ndarray:
         tolerations = pod.spec.get("tolerations") or []
@@ -64,6 +86,11 @@ class TaintToleration:
     def score(self, state: CycleState, pod: PodInfo, cache: ClusterCache,
               slots: np.ndarray) -> np.ndarray:
         """How many PreferNoSchedule taints each node has that the pod does not tolerate."""
+        if not cache.node_memo((NAME, "any-soft"), lambda: any(
+                t.get("effect") == "PreferNoSchedule" for info in cache.nodes.values()
+                if info.node is not None for t in info.taints)):
+            state[NO_SOFT_TAINTS] = True
+            return self._constant(slots.size, 0)
         soft = [t for t in pod.spec.get("tolerations") or []
                 if isinstance(t, dict) and t.get("effect", "") in ("", "PreferNoSchedule")]
 
@@ -79,4 +106,6 @@ class TaintToleration:
 
     def normalize(self, state: CycleState, pod: PodInfo, scores: np.ndarray) -> np.ndarray:
         """Fewer untolerated soft taints score higher."""
+        if state.get(NO_SOFT_TAINTS):
+            return self._constant(scores.size, MAX_NODE_SCORE)  # what normalizing zeros gives
         return default_normalize(scores, reverse=True)
