@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 import yaml
 
@@ -47,6 +48,19 @@ def admin_kubeconfig(pki: ClusterPKI, server_url: str, cluster: str = "skiff") -
         "current-context": cluster,
         "preferences": {},
     }
+
+
+def local_socket_url(socket_path: Path) -> str:
+    """The server URL of the API server's local socket, as skiff's client reads it."""
+    return "http+unix://" + quote(str(socket_path), safe="")
+
+
+def components_kubeconfig(pki: ClusterPKI, socket_path: Path, cluster: str = "skiff") -> dict:
+    """The kubeconfig `skiff up` gives its own components: the admin's bearer token over
+    the API server's owner-only local socket (no TLS to pay for on the same host)."""
+    config = admin_kubeconfig(pki, local_socket_url(socket_path), cluster)
+    config["users"][0]["user"] = {"token": pki.admin_token}
+    return config
 
 
 def write_kubeconfig(path: Path, config: dict) -> None:

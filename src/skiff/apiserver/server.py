@@ -7,8 +7,10 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import ssl
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -96,6 +98,8 @@ class APIServer:
         self.pki = pki
         self.host = host
         self.port = port
+        # Set before `start` to also serve on a local socket (see `_serve_local_socket`).
+        self.local_socket: Path | None = None
         self.registry = Registry()
         register_builtins(self.registry)
         self.schemas = SchemaCatalog()
@@ -206,9 +210,27 @@ class APIServer:
             server = site._server  # noqa: SLF001 - aiohttp exposes no public accessor
             assert server is not None
             self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        if self.local_socket is not None:
+            await self._serve_local_socket(self.local_socket)
         self._background.append(asyncio.ensure_future(Compactor(self.store).run()))
         self._background.append(asyncio.ensure_future(run_event_ttl(self.store, self.registry)))
         self.ready = True
+
+    async def _serve_local_socket(self, path: Path) -> None:
+        """Plain HTTP on an owner-only Unix socket, for `skiff up`'s own components.
+
+        Requests on it authenticate as on the TLS port (client certificates aside), so
+        only who can open the socket file and holds a token gets in; TLS would only cost
+        both ends CPU on every request.
+        """
+        path.unlink(missing_ok=True)
+        old_mask = os.umask(0o177)
+        try:
+            assert self._runner is not None
+            await web.UnixSite(self._runner, str(path)).start()
+        finally:
+            os.umask(old_mask)
+        os.chmod(path, 0o600)
 
     async def stop(self) -> None:
         """Stop serving: end watches, close connections."""

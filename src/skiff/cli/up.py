@@ -19,9 +19,16 @@ from skiff.cli.components import wanted as components_wanted
 
 log = logging.getLogger("skiff")
 
+# A Unix socket's path must fit in sun_path (108 bytes with its terminating zero).
+_MAX_SOCKET_PATH = 100
+
 
 async def _serve(args: argparse.Namespace, data_dir: Path, started: float) -> int:
-    from skiff.apiserver.kubeconfig import admin_kubeconfig, write_kubeconfig
+    from skiff.apiserver.kubeconfig import (
+        admin_kubeconfig,
+        components_kubeconfig,
+        write_kubeconfig,
+    )
     from skiff.apiserver.pki import ensure_pki
     from skiff.apiserver.server import APIServer
     from skiff.store.sqlite import SQLiteStore
@@ -33,6 +40,9 @@ async def _serve(args: argparse.Namespace, data_dir: Path, started: float) -> in
     server = APIServer(store, pki, host=args.host, port=args.port)
     server.admission.default_toleration_seconds = getattr(args, "default_toleration_seconds",
                                                           300)
+    socket_path = data_dir / "apiserver.sock"
+    if len(str(socket_path.resolve())) <= _MAX_SOCKET_PATH:
+        server.local_socket = socket_path.resolve()
     try:
         await server.start()
     except OSError as exc:
@@ -58,7 +68,14 @@ async def _serve(args: argparse.Namespace, data_dir: Path, started: float) -> in
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    components = _start_components(args, kubeconfig) if components_wanted(args) else None
+    components = None
+    if components_wanted(args):
+        # The components reach the API server over its local socket when it has one.
+        own = kubeconfig
+        if server.local_socket is not None:
+            own = data_dir / "components.kubeconfig"
+            write_kubeconfig(own, components_kubeconfig(pki, server.local_socket))
+        components = _start_components(args, own)
     agents = _start_agents(args, data_dir, url, pki) if args.nodes > 0 else []
     await stop.wait()
     print("skiff: shutting down", flush=True)

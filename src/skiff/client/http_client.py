@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 import aiohttp
 import orjson
@@ -100,6 +100,9 @@ def _with_query(path: str, params: Mapping[str, Any] | None) -> str:
     return f"{path}?{urlencode(query, quote_via=quote)}"
 
 
+UNIX_SCHEME = "http+unix://"
+
+
 class Client:
     """One connection pool to one API server, with one identity.
 
@@ -120,6 +123,11 @@ class Client:
         session: aiohttp.ClientSession | None = None,
     ) -> None:
         self.server = server.rstrip("/")
+        # `http+unix://<quoted path>`: plain HTTP over a local socket (see `skiff up`).
+        self.unix_socket: str | None = None
+        if self.server.startswith(UNIX_SCHEME):
+            self.unix_socket = unquote(self.server[len(UNIX_SCHEME):])
+            self.server = "http://localhost"
         self.component = component
         self.field_manager = field_manager or f"skiff-{component}"
         self._token = token
@@ -183,9 +191,14 @@ class Client:
             headers = {"User-Agent": f"skiff-{self.component}/0.1", "Accept": "application/json"}
             if self._token:
                 headers["Authorization"] = f"Bearer {self._token}"
+            connector: aiohttp.BaseConnector
+            if self.unix_socket is not None:
+                connector = aiohttp.UnixConnector(self.unix_socket, limit=self.connection_limit)
+            else:
+                connector = aiohttp.TCPConnector(ssl=self._ssl, limit=self.connection_limit)
             self._session = aiohttp.ClientSession(
                 headers=headers,
-                connector=aiohttp.TCPConnector(ssl=self._ssl, limit=self.connection_limit),
+                connector=connector,
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
             )
             self._own_session = True

@@ -165,6 +165,7 @@ class RequestPipeline:
         self.host = url.hostname or "127.0.0.1"
         self.port = url.port or (443 if self.tls else 80)
         self.ssl_context = client.ssl_context if self.tls else None
+        self.unix_socket = client.unix_socket
         self.size = connections
         self.component = client.component
         self._slots = asyncio.Semaphore(connections * depth)
@@ -192,9 +193,12 @@ class RequestPipeline:
             loop = asyncio.get_running_loop()
             pending = self._connecting[i] = loop.create_future()
             try:
-                _, conn = await loop.create_connection(
-                    _Connection, self.host, self.port, ssl=self.ssl_context,
-                    server_hostname=self.host if self.tls else None)
+                if self.unix_socket is not None:
+                    _, conn = await loop.create_unix_connection(_Connection, self.unix_socket)
+                else:
+                    _, conn = await loop.create_connection(
+                        _Connection, self.host, self.port, ssl=self.ssl_context,
+                        server_hostname=self.host if self.tls else None)
             except BaseException as err:
                 self._connecting[i] = None
                 pending.set_exception(err)
