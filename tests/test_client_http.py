@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import stat
 import uuid
 from collections.abc import Callable
 
 import pytest
 
 from skiff.api.errors import StatusError
+from skiff.apiserver.kubeconfig import local_socket_url
 from skiff.client import Client, Informer, discover
 from skiff.client.http_client import resource_path, status_error
+from tests.cluster_fixture import Cluster
 
 
 async def eventually(pred: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -194,3 +197,29 @@ async def test_watch_lines_split_across_and_within_chunks() -> None:
         await c.close()
         await runner.cleanup()
     assert got == [e["object"] for e in events]
+
+
+async def test_components_reach_the_server_over_its_local_socket(cluster: Cluster) -> None:
+    """`skiff up` serves its own components plain HTTP on an owner-only Unix socket,
+    with the same authentication as the TLS port."""
+    sock = cluster.data_dir / "apiserver.sock"
+    if not sock.exists():
+        pytest.skip("the data directory's path is too long for a socket")
+    assert stat.S_IMODE(sock.stat().st_mode) == 0o600
+    own = Client.from_kubeconfig(cluster.data_dir / "components.kubeconfig")
+    assert own.unix_socket == str(sock.resolve())
+    anonymous = Client(local_socket_url(sock.resolve()))
+    try:
+        names = [n["metadata"]["name"] for n in (await own.list("", "v1", "namespaces"))["items"]]
+        assert "default" in names
+        own.use_pipeline(connections=2)
+        cm = {"metadata": {"name": "over-socket"}, "data": {"a": "b"}}
+        created = await own.create("", "v1", "configmaps", cm, "default")
+        assert created["data"] == {"a": "b"}
+        await own.delete("", "v1", "configmaps", "over-socket", "default")
+        with pytest.raises(StatusError) as err:
+            await anonymous.list("", "v1", "namespaces")
+        assert err.value.code == 401
+    finally:
+        await own.close()
+        await anonymous.close()
