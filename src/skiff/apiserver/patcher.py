@@ -83,8 +83,10 @@ class Patcher:
             fields.check(rt, new, mode, ctx, stored=old)
             return new
 
+        # The patch functions leave their input alone: `mutate` needs no private copy.
         return await self.objects.guaranteed_update(
-            rt, target.namespace, target.name, mutate, ctx, target.subresource, prepared=False)
+            rt, target.namespace, target.name, mutate, ctx, target.subresource, prepared=False,
+            private=False)
 
     async def apply(self, rt: ResourceType, target: Target, applied: Any, ctx: WriteContext,
                     force: bool, mode: str, fields: FieldChecker) -> tuple[Obj, bool]:

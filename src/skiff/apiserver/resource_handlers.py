@@ -241,7 +241,7 @@ class ResourceHandlers:
         stored = self.objects.current(rt, target.namespace, target.name)
         body = await self._checked_body(request, rt, ctx, stored)
         obj = await self.objects.update(rt, target.namespace, target.name, body, ctx,
-                                        subresource=target.subresource)
+                                        subresource=target.subresource, stored=stored)
         return self._respond(request, rt, obj, 200, ctx)
 
     async def _patch(self, request: web.Request, target: Target) -> web.Response:

@@ -551,32 +551,40 @@ class ResourceStore:
         body: Any,
         ctx: WriteContext,
         subresource: str = "",
+        stored: Obj | None = None,
     ) -> Obj:
         """Replace an object (PUT); honours a resourceVersion precondition in the body.
 
-        The body is the caller's to give: a status write stores parts of it as they are.
+        The body is the caller's to give: a write stores parts of it as they are.
+        `stored` is a private copy of the stored object the caller decoded anyway.
         """
         if not isinstance(body, dict):
             raise bad_request("the request body must be a JSON or YAML object")
         wanted_rv = str((body.get("metadata") or {}).get("resourceVersion") or "")
-
+        status = subresource == "status"
+        # Only a retry after a lost race needs the body as it came: keep its encoding.
+        pristine = b"" if status else orjson.dumps(body)
         body_taken = False
 
         def mutate(old: Obj) -> Obj:
             nonlocal body_taken
             if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
                 raise conflict(rt.group, rt.plural, name, STALE_OBJECT)
-            if subresource == "status":
-                # `old` is guaranteed_update's private copy. The body is the request's
-                # own: the first attempt may take its parts, a retry copies them.
+            if status:
+                # `old` is guaranteed_update's private copy. The first attempt may take
+                # the body's parts, a retry copies them.
                 result = self._prepare_update(rt, old, body, subresource, old_private=True,
                                               new_private=not body_taken)
-                body_taken = True
-                return result
-            return self._prepare_update(rt, old, clone(body), subresource)
+            else:
+                # `old` is only read (not a private copy): the body becomes the result.
+                result = self._prepare_update(
+                    rt, old, orjson.loads(pristine) if body_taken else body, subresource)
+            body_taken = True
+            return result
 
         return await self.guaranteed_update(rt, namespace, name, mutate, ctx, subresource,
-                                            precondition=bool(wanted_rv))
+                                            precondition=bool(wanted_rv), private=status,
+                                            first_copy=stored if status else None)
 
     async def guaranteed_update(
         self,
@@ -589,11 +597,16 @@ class ResourceStore:
         *,
         precondition: bool = False,
         prepared: bool = True,
+        private: bool = True,
+        first_copy: Obj | None = None,
     ) -> Obj:
         """Read, mutate, validate and compare-and-swap, retrying lost races.
 
         `mutate` gets the current object and returns the new one (for PUT it already
-        ran `_prepare_update`; pass prepared=False to have it run here).
+        ran `_prepare_update`; pass prepared=False to have it run here). It gets a
+        private copy it may edit, unless `private` is false: then it must build its
+        result without modifying its argument. `first_copy` is such a copy the caller
+        already decoded, used if the object has not changed since.
         """
         key = keys.object_key(rt, namespace, name)
         for attempt in range(_GUARANTEED_UPDATE_TRIES):
@@ -601,9 +614,15 @@ class ResourceStore:
             if kv is None:
                 raise not_found(rt.group, rt.plural, name)
             old = load(rt, kv)
-            # A second decode is a private copy for `mutate`, several times cheaper
-            # than copying the first.
-            new = mutate(load(rt, kv))
+            if not private:
+                new = mutate(old)
+            elif (first_copy is not None and attempt == 0
+                    and first_copy["metadata"].get("resourceVersion") == str(kv.mod_revision)):
+                new = mutate(first_copy)
+            else:
+                # A second decode is a private copy for `mutate`, several times cheaper
+                # than copying the first.
+                new = mutate(load(rt, kv))
             if not prepared:
                 new = self._prepare_update(rt, old, new, subresource)
             new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]

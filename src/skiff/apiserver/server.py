@@ -370,8 +370,16 @@ class APIServer:
         pods = self.registry.get("", "v1", "pods")
         assert pods is not None
 
-        def bind(pod: dict[str, Any]) -> dict[str, Any]:
-            spec = pod.setdefault("spec", {})
+        def bind(stored: dict[str, Any]) -> dict[str, Any]:
+            # `stored` is shared: copy only what a binding changes.
+            pod = {**stored, "metadata": dict(stored["metadata"]),
+                   "spec": dict(stored.get("spec") or {})}
+            status = stored.get("status")
+            if isinstance(status, dict):
+                pod["status"] = {**status, "conditions": [
+                    dict(c) if isinstance(c, dict) else c
+                    for c in status.get("conditions") or []]}
+            spec = pod["spec"]
             if pod["metadata"].get("deletionTimestamp"):
                 raise conflict("", "pods", name, "pod is being deleted, cannot be assigned")
             if wanted_uid and pod["metadata"].get("uid") != wanted_uid:
@@ -394,7 +402,8 @@ class APIServer:
         bind_ctx = WriteContext(user=ctx.user, groups=ctx.groups, field_manager=ctx.field_manager,
                                 dry_run=ctx.dry_run, managed_fields_done=True)
         await self.objects.guaranteed_update(pods, namespace, name, bind, bind_ctx,
-                                             subresource="binding", prepared=True)
+                                             subresource="binding", prepared=True,
+                                             private=False)
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                 "code": 201}
 
