@@ -223,3 +223,19 @@ async def test_components_reach_the_server_over_its_local_socket(cluster: Cluste
     finally:
         await own.close()
         await anonymous.close()
+
+
+async def test_write_responses_are_the_stored_object(client: Client) -> None:
+    """Responses to writes are built from the stored encoding: the same object a read
+    returns, resourceVersion included."""
+    ns = f"resp-{uuid.uuid4().hex[:6]}"
+    await client.create("", "v1", "namespaces", {"metadata": {"name": ns}})
+    created = await client.create("", "v1", "configmaps", _cm("a"), ns)
+    assert created == await client.get("", "v1", "configmaps", "a", ns)
+    created["data"] = {"k": "v2"}
+    updated = await client.update("", "v1", "configmaps", created)
+    assert updated == await client.get("", "v1", "configmaps", "a", ns)
+    assert updated["metadata"]["resourceVersion"] != created["metadata"]["resourceVersion"]
+    patched = await client.patch("", "v1", "configmaps", "a", {"data": {"x": "y"}}, ns,
+                                 patch_type="merge")
+    assert patched == await client.get("", "v1", "configmaps", "a", ns)

@@ -25,6 +25,7 @@ from skiff.apiserver.negotiation import TABLE_CONTENT_TYPE, negotiate
 from skiff.apiserver.paths import Target
 from skiff.apiserver.resource_store import DeleteOptions, WriteContext
 from skiff.apiserver.scale import scale_of, set_replicas
+from skiff.apiserver.shared_events import with_resource_version
 from skiff.apiserver.token_request import create_token
 from skiff.apiserver.watch_stream import stream_watch
 
@@ -154,7 +155,10 @@ class ResourceHandlers:
                                      obj.get("metadata") if "items" in obj else None)
             return web.Response(body=codec.dumps(body), status=status,
                                 headers={"Content-Type": TABLE_CONTENT_TYPE, **headers})
-        return web.Response(body=codec.dumps(obj), status=status,
+        body = None
+        if ctx is not None and ctx.stored is not None and ctx.stored[0] is obj:
+            body = with_resource_version(ctx.stored[1], ctx.stored[2])
+        return web.Response(body=body or codec.dumps(obj), status=status,
                             headers={"Content-Type": "application/json", **headers})
 
     async def _body(self, request: web.Request, rt: ResourceType) -> Any:

@@ -93,6 +93,9 @@ class WriteContext:
     field_manager_set: bool = False
     # Set by server-side apply, which records ownership itself.
     managed_fields_done: bool = False
+    # The object this request stored, its stored encoding and revision: the response
+    # is that encoding with the resourceVersion put in, not a second encoding.
+    stored: tuple[Obj, bytes, int] | None = None
 
 
 @dataclass
@@ -189,6 +192,13 @@ def dump(rt: ResourceType, obj: Obj) -> bytes:
     """An object of `rt` as stored."""
     conv = _conversion(rt)
     return encode(conv[1](obj) if conv else obj)
+
+
+def _remember_stored(rt: ResourceType, ctx: WriteContext, obj: Obj, value: bytes,
+                     revision: int) -> None:
+    # Only where the stored form is the served form (no conversion).
+    if _conversion(rt) is None:
+        ctx.stored = (obj, value, revision)
 
 
 def _drop_empty_meta(obj: Obj) -> None:
@@ -457,14 +467,16 @@ class ResourceStore:
             return obj
         for attempt in range(8):
             try:
+                value = dump(rt, obj)
                 rev = await self.store.create(keys.object_key(rt, namespace, md["name"]),
-                                              dump(rt, obj))
+                                              value)
                 break
             except KeyExistsError:
                 if not generated or attempt == 7:
                     raise already_exists(rt.group, rt.plural, md["name"]) from None
                 md["name"] = m.generate_name(str(md["generateName"]))
         md["resourceVersion"] = str(rev)
+        _remember_stored(rt, ctx, obj, value, rev)
         await self.hooks.committed(rt, obj, False)
         return obj
 
@@ -654,7 +666,8 @@ class ResourceStore:
                 await self.hooks.committed(rt, new, True)
                 return new
             try:
-                rev = await self.store.update(key, dump(rt, new), kv.mod_revision)
+                value = dump(rt, new)
+                rev = await self.store.update(key, value, kv.mod_revision)
             except RevisionConflictError:
                 if precondition:
                     raise conflict(rt.group, rt.plural, name, STALE_OBJECT) from None
@@ -663,6 +676,7 @@ class ResourceStore:
             except KeyNotFoundError:
                 raise not_found(rt.group, rt.plural, name) from None
             new["metadata"]["resourceVersion"] = str(rev)
+            _remember_stored(rt, ctx, new, value, rev)
             await self.hooks.committed(rt, new, False)
             return new
         raise conflict(rt.group, rt.plural, name, "too many concurrent updates, try again")
