@@ -121,7 +121,7 @@ class APIServer:
         self.auth.add_token_check(self._service_account_user)
         self.stopping = asyncio.Event()
         self.ready = False
-        self._runner: web.AppRunner | None = None
+        self._runner: web.ServerRunner | None = None
         self._openapi: dict[str, dict[str, Any]] = {}
         self._openapi_index: dict[str, Any] | None = None
         self._discovery: dict[str, Any] = {}
@@ -184,14 +184,25 @@ class APIServer:
         ctx.set_alpn_protocols(["http/1.1"])
         return ctx
 
-    def make_app(self) -> web.Application:
-        """The aiohttp application serving every path."""
-        app = web.Application(client_max_size=codec.MAX_BODY + 1,
-                              middlewares=[self._errors_middleware])
-        # `[\s\S]` rather than `.`: a name with an encoded newline (%0A) must reach
-        # the resource handlers and get a Status, not the router's plain-text 404.
-        app.router.add_route("*", "/{tail:[\\s\\S]*}", self._dispatch)
-        return app
+    def make_server(self) -> web.Server:
+        """aiohttp's low-level server, every request going to `_dispatch`.
+
+        skiff routes every path itself, so aiohttp's router and middleware chain would
+        only add work to each of many small requests. Any path, even one with an
+        encoded newline, reaches the resource handlers and gets a Status.
+        """
+        loop = asyncio.get_running_loop()
+
+        def request(message: Any, payload: Any, protocol: Any, writer: Any,
+                    task: asyncio.Task[None]) -> web.BaseRequest:
+            return web.BaseRequest(message, payload, protocol, writer, task, loop,
+                                   client_max_size=codec.MAX_BODY + 1)
+
+        async def handle(req: web.BaseRequest) -> web.StreamResponse:
+            return await self._errors_middleware(req, self._dispatch)  # type: ignore[arg-type]
+
+        return web.Server(handle, request_factory=request, access_log=None,
+                          max_line_size=MAX_HEADER_BYTES, max_field_size=MAX_HEADER_BYTES)
 
     async def start(self) -> None:
         """Bootstrap the cluster's own objects and start listening."""
@@ -199,9 +210,8 @@ class APIServer:
         await self._bootstrap()
         # Upstream accepts request lines and headers up to 1 MiB (Go's default), so
         # long names and selectors reach routing and get a Status, not a parser error.
-        self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False,
-                                     shutdown_timeout=1.0, max_line_size=MAX_HEADER_BYTES,
-                                     max_field_size=MAX_HEADER_BYTES)
+        self._runner = web.ServerRunner(self.make_server(), handle_signals=False,
+                                        shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context(),
                            backlog=1024, reuse_address=True)
