@@ -108,6 +108,8 @@ def _collect(value: Any, path: str, found: list[str]) -> Any:
     return value
 
 
+# Top-level fields whose own fields are remembered one by one.
+_BY_FIELD = ("metadata", "status")
 # Top-level values remembered per schema node, and the largest one worth remembering.
 _MEMO_ENTRIES = 1024
 _MEMO_MAX_BYTES = 32 * 1024
@@ -131,9 +133,10 @@ def field_problems(obj: dict[str, Any], node: SchemaNode, types: bool = True,
     for k, v in obj.items():
         if k in stored and _same(v, stored[k]):
             continue
-        if k == "metadata" and isinstance(v, dict):
-            # Metadata as a whole is unique to each object (name, uid, times), but
-            # its labels, owners and managed fields repeat: remember those one by one.
+        if k in _BY_FIELD and isinstance(v, dict):
+            # Metadata and status as a whole are unique to each object (name, uid,
+            # addresses), but their labels, owners and conditions repeat: remember
+            # their fields one by one.
             stored_md = stored.get(k)
             if not isinstance(stored_md, dict):
                 stored_md = {}
