@@ -30,6 +30,10 @@ class User:
     extra: dict[str, list[str]] = field(default_factory=dict, compare=False)
 
 
+# Where a request keeps the user it was authenticated as.
+USER = web.RequestKey("user", User)
+
+
 # A second opinion on bearer tokens the static table does not know.
 TokenCheck = Callable[[str], "User | None"]
 

@@ -19,6 +19,7 @@ from skiff.api.errors import (
 )
 from skiff.api.resources import ResourceType
 from skiff.apiserver import codec
+from skiff.apiserver.auth import USER
 from skiff.apiserver.field_checks import FieldChecker
 from skiff.apiserver.list_options import parse_list_options
 from skiff.apiserver.negotiation import TABLE_CONTENT_TYPE, negotiate
@@ -129,7 +130,7 @@ class ResourceHandlers:
     # -- helpers ---------------------------------------------------------------
 
     def _context(self, request: web.Request) -> WriteContext:
-        user = request.get("user")
+        user = request.get(USER)
         fm = request.query.get("fieldManager", "")
         if len(fm) > 128:
             raise invalid("meta.k8s.io", "PatchOptions", "", [{

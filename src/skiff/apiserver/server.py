@@ -32,7 +32,7 @@ from skiff.api.resources import Registry, ResourceType
 from skiff.api.tables import to_table
 from skiff.apiserver import codec, discovery, keys
 from skiff.apiserver.admission import AdmissionSettings
-from skiff.apiserver.auth import PUBLIC_PATHS, Authenticator, User
+from skiff.apiserver.auth import PUBLIC_PATHS, USER, Authenticator, User
 from skiff.apiserver.authn_reviews import self_subject_review, token_review
 from skiff.apiserver.crds import CRDManager
 from skiff.apiserver.event_ttl import run_event_ttl
@@ -351,7 +351,7 @@ class APIServer:
 
     async def _self_subject_review(self, request: web.Request, target: Target, body: Any,
                                    ctx: WriteContext) -> dict[str, Any]:
-        return self_subject_review(request.get("user"), body)
+        return self_subject_review(request.get(USER), body)
 
     async def _token_review(self, request: web.Request, target: Target, body: Any,
                             ctx: WriteContext) -> dict[str, Any]:
@@ -451,7 +451,7 @@ class APIServer:
             user = self.auth.authenticate(request)
             if user is None:
                 raise unauthorized()
-            request["user"] = user
+            request[USER] = user
         if path in ("/version", "/version/"):
             return _json(KUBERNETES_VERSION)
         if path in ("/livez", "/readyz", "/healthz") or path.startswith(("/livez/", "/readyz/",
