@@ -374,6 +374,12 @@ CASES = [
          "BadRequest", ("spec",)),
     Case("binding-body-list", "POST", f"/api/v1/namespaces/{NS}/pods/ghost/binding", [], 400,
          "BadRequest", ("Binding",)),
+    Case("binding-target-string", "POST", f"/api/v1/namespaces/{NS}/pods/ghost/binding",
+         {"target": "node-1"}, 400, "BadRequest", ("target.name",)),
+    Case("binding-collection-metadata-string", "POST", f"/api/v1/namespaces/{NS}/bindings",
+         {"metadata": "x", "target": {"name": "node-1"}}, 422, "Invalid", ("metadata.name",)),
+    Case("binding-collection-no-name", "POST", f"/api/v1/namespaces/{NS}/bindings",
+         {"target": {"name": "node-1"}}, 422, "Invalid", ("metadata.name",)),
 ]
 
 

@@ -23,6 +23,7 @@ from skiff.api.errors import (
     bad_request,
     conflict,
     internal,
+    invalid,
     not_found,
     too_large,
     unauthorized,
@@ -30,6 +31,7 @@ from skiff.api.errors import (
 from skiff.api.openapi.v3 import openapi_group_version, openapi_index
 from skiff.api.resources import Registry, ResourceType
 from skiff.api.tables import to_table
+from skiff.api.validation.field import required
 from skiff.apiserver import codec, discovery, keys
 from skiff.apiserver.admission import AdmissionSettings
 from skiff.apiserver.auth import PUBLIC_PATHS, USER, Authenticator, User
@@ -359,8 +361,11 @@ class APIServer:
 
     async def _binding_collection(self, request: web.Request, target: Target, body: Any,
                                   ctx: WriteContext) -> dict[str, Any]:
-        name = ((body or {}).get("metadata") or {}).get("name", "") if isinstance(body,
-                                                                                  dict) else ""
+        metadata = body.get("metadata") if isinstance(body, dict) else None
+        name = metadata.get("name") if isinstance(metadata, dict) else None
+        if not isinstance(name, str) or not name:
+            raise invalid("", "Binding", "", [
+                required("metadata.name", "name or generateName is required")])
         return await self.bind_pod(target.namespace, name, body, ctx)
 
     async def bind_pod(self, namespace: str, name: str, body: Any,
@@ -368,9 +373,10 @@ class APIServer:
         """Assign a pod to a node (the pods/binding subresource)."""
         if not isinstance(body, dict):
             raise bad_request("the body must be a Binding")
-        node = ((body.get("target") or {}).get("name")) or ""
-        if not node:
-            raise bad_request("a Binding needs target.name")
+        target = body.get("target")
+        node = target.get("name") if isinstance(target, dict) else None
+        if not isinstance(node, str) or not node:
+            raise bad_request("a Binding needs target.name, a node's name")
         binding_md = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
         annotations = binding_md.get("annotations") or {}
         if not isinstance(annotations, dict) or not all(
