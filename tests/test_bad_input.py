@@ -147,6 +147,9 @@ CASES = [
          ("JSON",)),
     Case("yaml-malformed", "POST", CMS, "apiVersion: v1\nkind: [ConfigMap\n", 400,
          "BadRequest", ("YAML",), content_type="application/yaml"),
+    Case("yaml-integer-beyond-any-number", "POST", CMS,
+         "metadata:\n  name: x\nx: 1" + "0" * 400 + "\n", 400, "BadRequest", ("number",),
+         content_type="application/yaml"),
     Case("yaml-tab-indent", "POST", CMS, "metadata:\n\tname: x\n", 400, "BadRequest",
          ("YAML",), content_type="application/yaml"),
     Case("yaml-alias-bomb", "POST", CMS, ALIAS_BOMB, 400, "BadRequest", ("alias",),
@@ -400,6 +403,16 @@ def test_nothing_half_written_by_rejected_update(api: RawClient) -> None:
         assert_status(api.request("PUT", f"{CMS}/seed-b", json.dumps(body)), 400, "BadRequest")
     after = api.get(f"{CMS}/seed-b").json()
     assert after == before
+
+
+def test_yaml_integer_beyond_64_bits_reads_as_json_would(api: RawClient) -> None:
+    # orjson reads such a JSON number as a double; a YAML body must not fare worse.
+    body = "metadata:\n  name: yaml-big\nx: 100000000000000000000000\ndata:\n  k: v\n"
+    for method, path in (("POST", CMS), ("PUT", f"{CMS}/yaml-big")):
+        r = api.request(method, path, body, content_type="application/yaml")
+        assert r.status in (200, 201), r.text()
+    assert api.get(f"{CMS}/yaml-big").json()["data"] == {"k": "v"}
+    assert api.request("DELETE", f"{CMS}/yaml-big").status == 200
 
 
 def continue_token(api: RawClient, path: str) -> str:

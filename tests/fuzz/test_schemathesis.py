@@ -143,8 +143,10 @@ def test_schemathesis_no_server_errors(fuzz_cluster: Cluster, fuzz_api: RawClien
                             ctype[0] if isinstance(ctype, list) and ctype else str(ctype or ""),
                             response.content)
             if found:
+                sent = response.request.body
                 failures[label] = (f"{found}: {case.method} {response.request.url} "
-                                   f"-> {response.content[:300]!r}")
+                                   f"({response.request.headers.get('Content-Type')} body "
+                                   f"{(sent or b'')[:300]!r}) -> {response.content[:300]!r}")
 
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             try:
@@ -161,6 +163,7 @@ def test_schemathesis_no_server_errors(fuzz_cluster: Cluster, fuzz_api: RawClien
     assert fuzz_api.ready(), "the server stopped answering /readyz"
     # The budget is time; a loaded machine reaches fewer operations, but never few.
     assert operations > 60 and calls > 300, (operations, calls, skipped)
-    assert not failures, "\n".join(f"{k}: {v}" for k, v in sorted(failures.items()))
     log = fuzz_cluster.log()
+    assert not failures, "\n".join(
+        [f"{k}: {v}" for k, v in sorted(failures.items())] + [log[-4000:]])
     assert "Traceback" not in log, log[-4000:]

@@ -57,6 +57,10 @@ def load_yaml(raw: bytes) -> Any:
     return _json_safe(docs[0])
 
 
+_INT_MIN = -(2**63)
+_UINT_MAX = 2**64 - 1
+
+
 def _json_safe(value: Any, depth: int = 0) -> Any:
     # YAML has types JSON lacks (dates, non-string keys, sets); make the result
     # exactly what JSON could have expressed.
@@ -71,6 +75,13 @@ def _json_safe(value: Any, depth: int = 0) -> Any:
         raise bad_request("the request body holds a number JSON cannot represent")
     if isinstance(value, str):
         return _unicode_safe(value)
+    if isinstance(value, int) and not isinstance(value, bool) and not (
+            _INT_MIN <= value <= _UINT_MAX):
+        # As orjson.loads reads a JSON body: an integer no 64-bit type holds is a double.
+        try:
+            return float(value)
+        except OverflowError:
+            raise bad_request("the request body holds a number JSON cannot represent") from None
     if value is None or isinstance(value, int | float | bool):
         return value
     return str(value)
