@@ -213,25 +213,11 @@ class ClusterCache:
 
     def image_memo(self, key: Any, compute: Callable[[], Any]) -> Any:
         """`compute()`, remembered until node images, labels, taints or membership change."""
-        try:
-            return self._image_memo[key]
-        except KeyError:
-            pass
-        if len(self._image_memo) > MEMO_LIMIT:
-            self._image_memo.clear()
-        value = self._image_memo[key] = compute()
-        return value
+        return _remembered(self._image_memo, key, compute)
 
     def node_memo(self, key: Any, compute: Callable[[], Any]) -> Any:
         """`compute()`, remembered until node labels, taints or membership change."""
-        try:
-            return self._node_memo[key]
-        except KeyError:
-            pass
-        if len(self._node_memo) > MEMO_LIMIT:
-            self._node_memo.clear()
-        value = self._node_memo[key] = compute()
-        return value
+        return _remembered(self._node_memo, key, compute)
 
     def _slot_changed(self, slot: int) -> None:
         self._changed_slots.append(slot)
@@ -545,3 +531,15 @@ class ClusterCache:
     def memory_row(self) -> int:
         """Row of memory."""
         return self.row[MEMORY]
+
+
+def _remembered(memo: dict[Any, Any], key: Any, compute: Callable[[], Any]) -> Any:
+    """`memo[key]`, computed and kept on a miss; a memo past MEMO_LIMIT starts over."""
+    try:
+        return memo[key]
+    except KeyError:
+        pass
+    if len(memo) > MEMO_LIMIT:
+        memo.clear()
+    value = memo[key] = compute()
+    return value
