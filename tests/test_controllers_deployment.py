@@ -298,10 +298,22 @@ async def test_progress_deadline_exceeded(client: Client, ns: str) -> None:
             return cond if cond and cond["reason"] == "ProgressDeadlineExceeded" else None
 
         cond = await eventually(timed_out, "the deadline is exceeded", timeout=10)
-    assert cond["status"] == "False"
-    assert cond["message"].endswith("has timed out progressing.")
-    avail = u.get_condition((await _deploy(client, ns, "slow"))["status"], "Available")
-    assert avail is not None and avail["status"] == "False"
+        assert cond["status"] == "False"
+        assert cond["message"].endswith("has timed out progressing.")
+        avail = u.get_condition((await _deploy(client, ns, "slow"))["status"], "Available")
+        assert avail is not None and avail["status"] == "False"
+        # Pausing a rollout that has already failed keeps the failure reported.
+        await client.patch("apps", "v1", "deployments", "slow", {"spec": {"paused": True}},
+                           ns)
+
+        async def observed() -> Obj | None:
+            d = await _deploy(client, ns, "slow")
+            return d if d["status"].get("observedGeneration") == d["metadata"][
+                "generation"] else None
+
+        d = await eventually(observed, "the pause is observed")
+    cond = u.get_condition(d["status"], "Progressing")
+    assert cond is not None and cond["reason"] == "ProgressDeadlineExceeded", cond
 
 
 async def test_revision_history_limit_deletes_old_replicasets(client: Client, ns: str) -> None:

@@ -211,6 +211,10 @@ class DeploymentController:
             return
         status = d.setdefault("status", {})
         cond = u.get_condition(status, "Progressing")
+        if cond is not None and cond.get("reason") == u.TIMED_OUT:
+            # A rollout already reported stuck stays reported: pausing it must not hide
+            # the failure (kubectl rollout status keeps failing on it, as upstream).
+            return
         paused = bool((d.get("spec") or {}).get("paused"))
         if paused and (cond is None or cond.get("reason") != u.PAUSED):
             u.set_condition(status, u.new_condition("Progressing", "Unknown", u.PAUSED,
