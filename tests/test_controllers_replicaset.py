@@ -350,3 +350,33 @@ async def test_replication_controller_validation(client: Client, ns: str) -> Non
         await client.create("", "v1", "replicationcontrollers", rc, ns)
     assert err.value.code == 422
     assert "`selector` does not match template `labels`" in err.value.message
+
+
+async def test_replication_controller_follows_a_changed_selector(client: Client,
+                                                                 ns: str) -> None:
+    # An RC's selector, unlike a ReplicaSet's, may change: pods it no longer selects
+    # are released and replaced by pods the new selector matches.
+    rc = {"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "sel"},
+          "spec": {"replicas": 2, "selector": {"app": "sel"},
+                   "template": pod_template({"app": "sel", "tier": "a"})}}
+    await client.create("", "v1", "replicationcontrollers", rc, ns)
+
+    async def owned(tier: str) -> list[Obj]:
+        return [p for p in await live_pods_in(client, ns, f"app=sel,tier={tier}")
+                if p["metadata"].get("ownerReferences")]
+
+    async def two_a() -> bool:
+        return len(await owned("a")) == 2
+
+    await eventually(two_a, "the RC made its first pods")
+    await client.patch("", "v1", "replicationcontrollers", "sel",
+                       {"spec": {"selector": {"app": "sel", "tier": "b"},
+                                 "template": pod_template({"app": "sel", "tier": "b"})}},
+                       ns, patch_type="merge")
+
+    async def moved() -> bool:
+        return len(await owned("b")) == 2 and not await owned("a")
+
+    await eventually(moved, "the old pods are released and new ones made")
+    released = await live_pods_in(client, ns, "app=sel,tier=a")
+    assert len(released) == 2, "released pods are orphaned, not deleted"

@@ -205,7 +205,8 @@ class ReplicaSetController:
         self.queue = WorkQueue(name=kind.plural)
         self.expectations = Expectations()
         self.recorder = EventRecorder(client, kind.component)
-        self._selectors: dict[str, LabelSelector] = {}
+        # uid → (the selector as stored, parsed): parsing validates every key and value.
+        self._selectors: dict[str, tuple[Any, LabelSelector]] = {}
         self._failures: dict[str, int] = {}
         self.reconciles = 0
         self.owners.on_add(self._owner_added)
@@ -231,15 +232,22 @@ class ReplicaSetController:
         self.queue.add(key)
 
     def selector_of(self, owner: Obj) -> LabelSelector:
-        """The owner's parsed selector (cached: selectors are immutable)."""
+        """The owner's parsed selector, parsed again only if it changed (a
+        ReplicaSet's is immutable, a ReplicationController's is not)."""
         uid = m.uid_of(owner)
-        sel = self._selectors.get(uid)
-        if sel is None:
-            try:
-                sel = self.kind.selector(owner)
-            except Exception:  # noqa: BLE001 - a stored bad selector selects nothing
-                sel = LabelSelector(nothing=True)
-            self._selectors[uid] = sel
+        spec = owner.get("spec") or {}
+        raw = spec.get("selector")
+        if not raw:
+            # An RC without a selector selects by its template's labels.
+            raw = ((spec.get("template") or {}).get("metadata") or {}).get("labels")
+        cached = self._selectors.get(uid)
+        if cached is not None and cached[0] == raw:
+            return cached[1]
+        try:
+            sel = self.kind.selector(owner)
+        except Exception:  # noqa: BLE001 - a stored bad selector selects nothing
+            sel = LabelSelector(nothing=True)
+        self._selectors[uid] = (raw, sel)
         return sel
 
     def _owner_by_ref(self, ref: Obj | None, namespace: str) -> Obj | None:
