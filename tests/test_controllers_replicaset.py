@@ -130,6 +130,8 @@ def test_replica_status_counts_and_failure_condition() -> None:
     assert (cond["type"], cond["status"], cond["reason"]) == ("ReplicaFailure", "True",
                                                               "FailedCreate")
     owner["status"] = status
+    again = replica_status(owner, pods, ("FailedCreate", "quota exceeded again"))
+    assert again["conditions"] == status["conditions"], "the first failure stays reported"
     cleared = replica_status(owner, pods, None)
     assert "conditions" not in cleared
 

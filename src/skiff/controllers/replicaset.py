@@ -155,9 +155,9 @@ def replica_status(owner: Obj, pods: list[Obj], manage_error: tuple[str, str] | 
     failure = next((c for c in conditions if c.get("type") == "ReplicaFailure"), None)
     if manage_error is not None:
         reason, message = manage_error
-        if failure is None or failure.get("reason") != reason or failure.get(
-                "message") != message or failure.get("status") != "True":
-            conditions = [c for c in conditions if c.get("type") != "ReplicaFailure"]
+        # Set once per failure spell, as upstream: later errors (each naming another
+        # generated pod) leave the first one and its transition time in place.
+        if failure is None:
             conditions.append({"type": "ReplicaFailure", "status": "True",
                                "lastTransitionTime": m.rfc3339(), "reason": reason,
                                "message": message})
