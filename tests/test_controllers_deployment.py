@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import datetime as dt
 from typing import Any
 
+from skiff.api import meta as m
 from skiff.client import Client
 from skiff.controllers import pod_state
 from skiff.controllers.deployment import util as u
+from skiff.controllers.deployment.rollout import Rollout
 from tests.controller_helpers import deployment, events_for, eventually
 from tests.fake_kubelet import FakeKubelet
 
@@ -372,3 +375,15 @@ def test_parsed_selectors_are_reused_until_the_selector_changes() -> None:
     assert dc.selector_of(changed).matches({"app": "b"})
     dc._deployment_deleted(d)
     assert "u1" not in dc._selectors
+
+
+def test_a_deadline_under_a_second_away_is_checked_just_after_it_passes() -> None:
+    d = deployment("stuck", 2, {"app": "stuck"}, progressDeadlineSeconds=10)
+    since = m.now() - dt.timedelta(seconds=9.5)
+    status = {"replicas": 1, "conditions": [{
+        "type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated",
+        "lastUpdateTime": m.rfc3339(since), "lastTransitionTime": m.rfc3339(since)}]}
+    rollout = Rollout(None, None, d, [])  # type: ignore[arg-type] - no writes here
+    rollout._requeue_if_stuck(status)
+    # Not 0 (a reconcile loop spinning until the deadline), and not a whole period late.
+    assert rollout.requeue_after is not None and 0.05 < rollout.requeue_after < 1.6

@@ -418,7 +418,9 @@ class Rollout:
             return
         deadline = int((d.get("spec") or {}).get("progressDeadlineSeconds") or 0)
         after = (since + dt.timedelta(seconds=deadline) - m.now()).total_seconds()
-        self.requeue_after = 0.0 if after < 1 else after + 1
+        # A second's margin against clock skew, as upstream; a deadline under a second
+        # away is checked just after it passes, not in a tight loop until it does.
+        self.requeue_after = after + 1 if after >= 1 else max(after, 0.0) + 0.1
 
     # -- strategies --------------------------------------------------------------------------
 
