@@ -118,3 +118,56 @@ async def _evict(client: Client, ns: str, name: str, **delete_options: Any) -> O
         body["deleteOptions"] = delete_options
     return await client.request("POST", client.path("", "v1", "pods", name, ns, "eviction"),
                                 body=body)
+
+
+def _condition(pod: Obj, ctype: str) -> Obj | None:
+    return next((c for c in (pod.get("status") or {}).get("conditions") or []
+                 if c.get("type") == ctype), None)
+
+
+async def test_evicting_a_pending_pod_marks_it_a_disruption_target(
+        client: Client, ns: str) -> None:
+    # The finalizer keeps the deleted pod around to be looked at.
+    await client.create("", "v1", "pods", {
+        "metadata": {"name": "waiting", "finalizers": ["example.com/hold"]},
+        "spec": {"containers": [container()]}}, ns)
+    await _evict(client, ns, "waiting")
+    pod = await client.get("", "v1", "pods", "waiting", ns)
+    assert pod["metadata"].get("deletionTimestamp")
+    cond = _condition(pod, "DisruptionTarget")
+    assert cond is not None
+    assert (cond["status"], cond["reason"], cond["message"]) == (
+        "True", "EvictionByEvictionAPI", "Eviction API: evicting")
+    await client.patch("", "v1", "pods", "waiting", {"metadata": {"finalizers": None}}, ns)
+
+
+async def test_a_stale_resource_version_precondition_is_a_conflict(
+        client: Client, ns: str) -> None:
+    pod = await _running_pod(client, ns, "p", {"app": "p"})
+    stale = pod["metadata"]["resourceVersion"]
+    await client.patch("", "v1", "pods", "p", {"metadata": {"labels": {"moved": "on"}}}, ns)
+    with pytest.raises(StatusError) as err:
+        await _evict(client, ns, "p", preconditions={"resourceVersion": stale})
+    assert err.value.code == 409
+    assert "the ResourceVersion in the precondition" in err.value.message
+    pod = await client.get("", "v1", "pods", "p", ns)
+    assert not pod["metadata"].get("deletionTimestamp")
+    assert _condition(pod, "DisruptionTarget") is None
+
+
+async def test_a_budget_with_too_many_unconfirmed_evictions_is_forbidden(
+        client: Client, ns: str) -> None:
+    await _running_pod(client, ns, "p", {"app": "p"})
+    pdb = await _pdb(client, ns, "budget", {"matchLabels": {"app": "p"}}, minAvailable=0)
+    pdb["status"] = {"observedGeneration": pdb["metadata"]["generation"],
+                     "disruptionsAllowed": 1, "currentHealthy": 1, "desiredHealthy": 0,
+                     "expectedPods": 1,
+                     "disruptedPods": {f"gone-{i}": "2026-01-01T00:00:00Z"
+                                       for i in range(2001)}}
+    await client.update_status(*PDBS, pdb, ns)
+    with pytest.raises(StatusError) as err:
+        await _evict(client, ns, "p")
+    assert err.value.code == 403
+    assert err.value.message == (
+        'poddisruptionbudget.policy "budget" is forbidden: DisruptedPods map too big - too '
+        "many evictions not confirmed by PDB controller")
