@@ -171,3 +171,67 @@ async def test_a_budget_with_too_many_unconfirmed_evictions_is_forbidden(
     assert err.value.message == (
         'poddisruptionbudget.policy "budget" is forbidden: DisruptedPods map too big - too '
         "many evictions not confirmed by PDB controller")
+
+
+async def _widget_crd(client: Client) -> None:
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "scalers.example.com"},
+           "spec": {"group": "example.com", "scope": "Namespaced",
+                    "names": {"plural": "scalers", "kind": "Scaler"},
+                    "versions": [{"name": "v1", "served": True, "storage": True,
+                                  "schema": {"openAPIV3Schema": {
+                                      "type": "object",
+                                      "x-kubernetes-preserve-unknown-fields": True}},
+                                  "subresources": {"scale": {
+                                      "specReplicasPath": ".spec.replicas",
+                                      "statusReplicasPath": ".status.replicas"}}}]}}
+    try:
+        await client.create("apiextensions.k8s.io", "v1", "customresourcedefinitions", crd)
+    except StatusError as err:
+        if err.code != 409:
+            raise
+
+    async def served() -> bool:
+        try:
+            await client.list("example.com", "v1", "scalers", "default")
+        except StatusError:
+            return False
+        return True
+
+    await eventually(served, "the custom resource is served")
+
+
+async def test_a_custom_resource_with_a_scale_subresource_is_a_controller(
+        client: Client, ns: str, disruption: DisruptionController) -> None:
+    await _widget_crd(client)
+    owner = await client.create("example.com", "v1", "scalers", {
+        "apiVersion": "example.com/v1", "kind": "Scaler", "metadata": {"name": "s"},
+        "spec": {"replicas": 4}}, ns)
+    for i in range(3):
+        await _running_pod(client, ns, f"s-{i}", {"app": "s"}, owner=owner)
+    await _pdb(client, ns, "budget", {"matchLabels": {"app": "s"}}, minAvailable="50%")
+    status = await _status_when(client, ns, "budget", lambda s: s.get("currentHealthy") == 3)
+    # Half of the 4 replicas the custom resource asks for.
+    assert (status["expectedPods"], status["desiredHealthy"]) == (4, 2)
+    assert status["disruptionsAllowed"] == 1
+
+
+async def test_a_controller_without_a_scale_fails_the_sync(
+        client: Client, ns: str, disruption: DisruptionController) -> None:
+    job = await client.create("batch", "v1", "jobs", {
+        "metadata": {"name": "j"},
+        "spec": {"template": {"metadata": {"labels": {"app": "j"}},
+                              "spec": {"restartPolicy": "Never",
+                                       "containers": [container()]}}}}, ns)
+    job["apiVersion"], job["kind"] = "batch/v1", "Job"
+    await _running_pod(client, ns, "j-0", {"app": "j"}, owner=job)
+    await _pdb(client, ns, "budget", {"matchLabels": {"app": "j"}}, maxUnavailable=1)
+
+    async def failed() -> Obj | None:
+        st = (await client.get(*PDBS, "budget", ns)).get("status") or {}
+        cond = next((c for c in st.get("conditions") or []
+                     if c["type"] == "DisruptionAllowed"), None)
+        return cond if cond and cond["reason"] == "SyncFailed" else None
+
+    cond = await eventually(failed, "the budget reports SyncFailed")
+    assert cond["message"] == 'found no controllers for pod "j-0"'
