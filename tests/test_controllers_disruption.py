@@ -235,3 +235,24 @@ async def test_a_controller_without_a_scale_fails_the_sync(
 
     cond = await eventually(failed, "the budget reports SyncFailed")
     assert cond["message"] == 'found no controllers for pod "j-0"'
+
+
+async def test_an_evicted_pod_that_stays_is_reported_and_counted_again(
+        client: Client, ns: str, disruption: DisruptionController) -> None:
+    await _running_pod(client, ns, "stays", {"app": "s"})
+    await _pdb(client, ns, "budget", {"matchLabels": {"app": "s"}}, minAvailable=0)
+    await _status_when(client, ns, "budget", lambda s: s.get("currentHealthy") == 1)
+    pdb = await client.get(*PDBS, "budget", ns)
+    # An eviction promised its deletion three minutes ago.
+    pdb["status"]["disruptedPods"] = {"stays": "2020-01-01T00:00:00Z"}
+    await client.update_status(*PDBS, pdb, ns)
+
+    async def noticed() -> Obj | None:
+        return next((e for e in await events_for(client, ns, "stays")
+                     if e["reason"] == "NotDeleted"), None)
+
+    event = await eventually(noticed, "a NotDeleted warning on the pod")
+    assert event["type"] == "Warning"
+    assert event["message"] == f"Pod was expected by PDB {ns}/budget to be deleted but it wasn't"
+    status = await _status_when(client, ns, "budget", lambda s: not s.get("disruptedPods"))
+    assert status["currentHealthy"] == 1

@@ -254,8 +254,7 @@ class DisruptionController:
         replicas = (scale.get("spec") or {}).get("replicas")
         return m.uid_of(scale), int(replicas) if isinstance(replicas, int) else 0
 
-    @staticmethod
-    def _disrupted(pdb: Obj, pods: list[Obj], now: dt.datetime
+    def _disrupted(self, pdb: Obj, pods: list[Obj], now: dt.datetime
                    ) -> tuple[dict[str, str], float | None]:
         """Evicted pods still awaited, and when the earliest promise expires."""
         listed = (pdb.get("status") or {}).get("disruptedPods") or {}
@@ -271,6 +270,9 @@ class DisruptionController:
                 continue
             left = (at - now).total_seconds() + DELETION_TIMEOUT
             if left <= 0:
+                self.recorder.event(pod, "Warning", "NotDeleted",
+                                    f"Pod was expected by PDB {m.namespace_of(pdb)}/"
+                                    f"{m.name_of(pdb)} to be deleted but it wasn't")
                 continue
             keep[name] = stamp
             recheck = left if recheck is None else min(recheck, left)
