@@ -256,3 +256,12 @@ async def test_an_evicted_pod_that_stays_is_reported_and_counted_again(
     assert event["message"] == f"Pod was expected by PDB {ns}/budget to be deleted but it wasn't"
     status = await _status_when(client, ns, "budget", lambda s: not s.get("disruptedPods"))
     assert status["currentHealthy"] == 1
+
+
+async def test_a_budget_without_bounds_expects_no_pods(
+        client: Client, ns: str, disruption: DisruptionController) -> None:
+    await _running_pod(client, ns, "free", {"app": "f"})
+    await _pdb(client, ns, "budget", {"matchLabels": {"app": "f"}})
+    status = await _status_when(client, ns, "budget", lambda s: s.get("currentHealthy") == 1)
+    assert (status["expectedPods"], status["desiredHealthy"]) == (0, 0)
+    assert status["disruptionsAllowed"] == 0

@@ -178,7 +178,8 @@ class DisruptionController:
             expected = await self._expected_scale(pdb, pods, unmanaged)
             desired = _scaled(min_available, expected, True)
         else:
-            expected, desired = len(pods), 0
+            # Neither bound: upstream expects nothing, so nothing may be disrupted.
+            expected, desired = 0, 0
         return expected, desired
 
     async def _expected_scale(self, pdb: Obj, pods: list[Obj], unmanaged: list[str]) -> int:
