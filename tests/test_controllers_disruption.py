@@ -265,3 +265,14 @@ async def test_a_budget_without_bounds_expects_no_pods(
     status = await _status_when(client, ns, "budget", lambda s: s.get("currentHealthy") == 1)
     assert (status["expectedPods"], status["desiredHealthy"]) == (0, 0)
     assert status["disruptionsAllowed"] == 0
+
+
+async def test_a_pod_under_two_budgets_cannot_be_evicted(client: Client, ns: str) -> None:
+    await _running_pod(client, ns, "p", {"app": "p"})
+    for name in ("one", "two"):
+        await _pdb(client, ns, name, {"matchLabels": {"app": "p"}}, maxUnavailable=1)
+    with pytest.raises(StatusError) as err:
+        await _evict(client, ns, "p")
+    assert (err.value.code, err.value.reason) == (500, "")
+    assert err.value.message == ("This pod has more than one PodDisruptionBudget, which the "
+                                 "eviction subresource does not support.")

@@ -108,7 +108,8 @@ async def evict(server: APIServer, namespace: str, name: str, body: Any,
     listing = await server.objects.list(pdb_rt, namespace, ListOptions())
     pdbs = [p for p in listing.get("items") or [] if _matches(p, pod)]
     if len(pdbs) > 1:
-        raise StatusError(500, "InternalError", MULTIPLE)
+        # Upstream answers with a bare failure Status: a 500 without a reason.
+        raise StatusError(500, "", MULTIPLE)
     if pdbs:
         pdb = pdbs[0]
         spec, status = pdb.get("spec") or {}, pdb.get("status") or {}
