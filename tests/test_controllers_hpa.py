@@ -430,3 +430,32 @@ async def test_a_scale_without_a_selector_is_reported_as_upstream(client: Client
         "message": "the HPA target's scale is missing a selector",
         "lastTransitionTime": err.value.conditions[0]["lastTransitionTime"]}]
     assert err.value.statuses == []
+
+
+async def test_a_missing_target_is_reported_as_upstream(client: Client) -> None:
+    import asyncio
+
+    ns = await new_namespace(client)
+    await client.create("autoscaling", "v2", "horizontalpodautoscalers", {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "lost"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                    "name": "gone"}, "maxReplicas": 3}}, ns)
+    ctrl = HorizontalPodAutoscalerController(client, metrics=FedMetrics(client),
+                                             sync_period=0.2)
+    task = asyncio.create_task(ctrl.run())
+    try:
+        async def reported() -> Obj | None:
+            st = (await client.get("autoscaling", "v2", "horizontalpodautoscalers", "lost",
+                                   ns)).get("status") or {}
+            return st if st.get("conditions") else None
+
+        st = await eventually(reported, "the HPA reports the missing target")
+        assert st["desiredReplicas"] == 0
+        assert [(c["type"], c["status"], c["reason"], c["message"])
+                for c in st["conditions"]] == [
+            ("AbleToScale", "False", "FailedGetScale", "the HPA controller was unable to get "
+             "the target's current scale: deployments.apps \"gone\" not found")]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

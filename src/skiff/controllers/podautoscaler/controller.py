@@ -184,6 +184,8 @@ class HorizontalPodAutoscalerController:
             conditions = _condition(conditions, "AbleToScale", "False", "FailedGetScale",
                                     message)
             status["conditions"] = conditions
+            # Upstream always serializes desiredReplicas (it has no omitempty).
+            status.setdefault("desiredReplicas", 0)
             await self._write(hpa, status)
             return
         conditions = _condition(conditions, "AbleToScale", "True", "SucceededGetScale",
