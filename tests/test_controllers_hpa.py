@@ -459,3 +459,15 @@ async def test_a_missing_target_is_reported_as_upstream(client: Client) -> None:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_missing_pod_and_node_metrics_are_named_as_metrics_server_does(
+        client: Client) -> None:
+    ns = await new_namespace(client)
+    with pytest.raises(StatusError) as err:
+        await client.get("metrics.k8s.io", "v1beta1", "pods", "web", ns)
+    assert err.value.code == 404
+    assert err.value.message == f'podmetrics.metrics.k8s.io "{ns}/web" not found'
+    with pytest.raises(StatusError) as err:
+        await client.get("metrics.k8s.io", "v1beta1", "nodes", "n1")
+    assert err.value.message == 'nodemetrics.metrics.k8s.io "n1" not found'
