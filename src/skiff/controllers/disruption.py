@@ -187,16 +187,21 @@ class DisruptionController:
         the names of pods without a controller go to `unmanaged`."""
         scales: dict[str, int] = {}
         cache: dict[tuple[str, str, str], Obj | None] = {}
+        # Pods of one controller need its scale once (a custom one costs a request).
+        counted: set[str] = set()
         for pod in pods:
             ref = m.controller_of(pod)
             if ref is None:
                 unmanaged.append(m.name_of(pod))
+                continue
+            if ref.get("uid") in counted:
                 continue
             found = await self._scale_root(ref, m.namespace_of(pod), cache)
             if found is None:
                 raise SyncFailed(f'found no controllers for pod "{m.name_of(pod)}"')
             uid, replicas = found
             scales[uid] = replicas
+            counted.add(str(ref.get("uid")))
         return sum(scales.values())
 
     async def _scale_root(self, ref: Obj, namespace: str,
