@@ -13,9 +13,14 @@ from skiff.api.conversion.hpa import BEHAVIOR, METRICS, to_v1, to_v2
 from skiff.api.errors import StatusError
 from skiff.client import Client
 from skiff.controllers.podautoscaler import HorizontalPodAutoscalerController
-from skiff.controllers.podautoscaler.metrics import MetricsUnavailable, PodMetric
+from skiff.controllers.podautoscaler.metrics import (
+    MetricsUnavailable,
+    PodMetric,
+    ResourceMetricsAPI,
+)
 from skiff.controllers.podautoscaler.replica_calculator import (
     CalculationError,
+    average_value_replicas,
     resource_replicas,
 )
 from skiff.controllers.podautoscaler.scaling_rules import ScalingHistory
@@ -83,6 +88,49 @@ def test_calculator_errors() -> None:
         resource_replicas(1, 50, "cpu", [pod], _usage(a=10), NOW)
 
 
+def test_average_value_compares_the_average_usage_not_a_rounded_percentage() -> None:
+    many = [_pod(f"p{i}") for i in range(100)]
+    # 1195m against 1 CPU over 100 pods: upstream takes the ratio of the raw average
+    # (1.195 → 120 pods), not of a whole percentage (119% → 119 pods).
+    rec = average_value_replicas(100, 1000, "cpu", many,
+                                 _usage(**{f"p{i}": 1195 for i in range(100)}), NOW)
+    assert (rec.replicas, rec.raw_average) == (120, 1195)
+    pods = [_pod("a"), _pod("b")]
+    # Requests play no part in an AverageValue target.
+    bare = _pod("c")
+    bare["spec"]["containers"][0]["resources"] = {}
+    assert average_value_replicas(1, 100, "cpu", [bare], _usage(c=300), NOW).replicas == 3
+    # On a scale-down a pod without metrics counts as using exactly the target:
+    # (10 + 10 + 100) / 3 = 40m, a ratio of 0.4 over 3 pods.
+    rec = average_value_replicas(3, 100, "cpu", pods + [_pod("m")], _usage(a=10, b=10), NOW)
+    assert rec.replicas == 2
+
+
+class _FakeMetricsClient:
+    def __init__(self, items: list[Obj]) -> None:
+        self.items = items
+
+    async def list(self, *args: Any, **kwargs: Any) -> Obj:
+        return {"items": self.items}
+
+
+async def test_metrics_api_pods_missing_a_container_usage_have_no_metric() -> None:
+    def item(name: str, *usages: Obj) -> Obj:
+        return {"metadata": {"name": name}, "timestamp": "2026-01-01T12:00:00Z",
+                "window": "30s",
+                "containers": [{"name": f"c{i}", "usage": u} for i, u in enumerate(usages)]}
+
+    api = ResourceMetricsAPI(_FakeMetricsClient([  # type: ignore[arg-type]
+        item("whole", {"cpu": "100m"}, {"cpu": "50m"}),
+        item("partial", {"cpu": "100m"}, {"memory": "1Mi"}),
+        item("empty")]))
+    got = await api.resource_metrics("cpu", "ns", "app=x")
+    assert {k: v.value for k, v in got.items()} == {"whole": 150}
+    with pytest.raises(MetricsUnavailable, match="no metrics returned from resource metrics"):
+        await ResourceMetricsAPI(_FakeMetricsClient([])).resource_metrics(  # type: ignore[arg-type]
+            "cpu", "ns", "app=x")
+
+
 # -- stabilization and behavior policies -------------------------------------------------------
 
 def test_default_rules_stabilize_scale_down_and_limit_scale_up() -> None:
@@ -98,6 +146,15 @@ def test_default_rules_stabilize_scale_down_and_limit_scale_up() -> None:
     bounded = ScalingHistory().normalize("k", 3, 0, 2, 5, now=0)
     assert (bounded.replicas, bounded.limited, bounded.limited_reason) == (
         2, True, "TooFewReplicas")
+
+
+def test_the_first_count_seen_holds_off_a_scale_down() -> None:
+    h = ScalingHistory()
+    h.record_initial("k", 4, now=0)
+    h.record_initial("k", 9, now=1)  # only the first one counts
+    out = h.normalize("k", 4, 1, 1, 10, now=10)
+    assert (out.replicas, out.able_reason) == (4, "ScaleDownStabilized")
+    assert h.normalize("k", 4, 1, 1, 10, now=400).replicas == 1
 
 
 def test_behavior_policies_limit_each_period() -> None:
@@ -234,6 +291,8 @@ async def test_hpa_scales_a_replicaset_up_and_down(client: Client) -> None:
 
             status = await eventually(status_says_4, "the HPA status reports 4")
             conds = {c["type"]: c for c in status["conditions"]}
+            # Conditions keep the order they first appeared in, as upstream lists them.
+            assert list(conds) == ["AbleToScale", "ScalingActive", "ScalingLimited"]
             assert conds["AbleToScale"]["status"] == "True"
             assert conds["ScalingActive"]["reason"] == "ValidMetricFound"
             assert status["currentMetrics"][0]["resource"]["current"]["averageUtilization"] \
@@ -260,13 +319,31 @@ async def test_hpa_scales_a_replicaset_up_and_down(client: Client) -> None:
             await eventually(scaled_down, "the HPA scales back down to 1")
             metrics.per_pod = -1  # the metrics API goes away
 
-            async def inactive() -> bool:
+            async def inactive() -> Obj | None:
                 st = (await client.get("autoscaling", "v2", "horizontalpodautoscalers", "web",
                                        ns)).get("status") or {}
                 conds = {c["type"]: c for c in st.get("conditions") or []}
-                return conds.get("ScalingActive", {}).get("reason") == "FailedGetResourceMetric"
+                active = conds.get("ScalingActive", {})
+                return st if active.get("reason") == "FailedGetResourceMetric" else None
 
-            await eventually(inactive, "ScalingActive turns False without metrics")
+            st = await eventually(inactive, "ScalingActive turns False without metrics")
+            error = ("failed to get cpu utilization: unable to get metrics for resource cpu: "
+                     "no metrics returned from resource metrics API")
+            active = next(c for c in st["conditions"] if c["type"] == "ScalingActive")
+            assert active["message"] == f"the HPA was unable to compute the replica count: " \
+                                        f"{error}"
+            # The last values are not kept: kubectl shows <unknown>.
+            assert st["currentMetrics"] == [{"type": ""}]
+
+            async def failure_events() -> set[str] | None:
+                events = (await client.list("", "v1", "events", ns))["items"]
+                found = {f"{e['reason']}: {e['message']}" for e in events}
+                wanted = {f"FailedGetResourceMetric: {error}",
+                          "FailedComputeMetricsReplicas: invalid metrics (1 invalid out of 1), "
+                          f"first error is: failed to get cpu resource metric value: {error}"}
+                return found if wanted <= found else None
+
+            await eventually(failure_events, "the metric failures are recorded as events")
     finally:
         for t in tasks:
             t.cancel()
@@ -302,3 +379,95 @@ async def test_hpa_served_as_v1_and_v2(client: Client) -> None:
         await client.create("autoscaling", "v2", "horizontalpodautoscalers", bad, ns)
     assert err.value.code == 422
     assert "must be greater than or equal to `minReplicas`" in err.value.message
+
+
+async def test_two_hpas_over_the_same_pods_are_ambiguous(client: Client) -> None:
+    import asyncio
+
+    ns = await new_namespace(client)
+    await client.create("apps", "v1", "replicasets", replicaset("amb", 1, {"app": "amb"}), ns)
+    await client.create("", "v1", "pods", {"metadata": {"name": "amb-1", "labels": {
+        "app": "amb"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}, ns)
+    for name in ("first", "second"):
+        await client.create("autoscaling", "v2", "horizontalpodautoscalers", {
+            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": name},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                        "name": "amb"}, "maxReplicas": 3}}, ns)
+    ctrl = HorizontalPodAutoscalerController(client, metrics=FedMetrics(client),
+                                             sync_period=0.2)
+    task = asyncio.create_task(ctrl.run())
+    message = f"pods by selector app=amb are controlled by multiple HPAs: " \
+              f"[{ns}/first {ns}/second]"
+    try:
+        async def both_ambiguous() -> bool:
+            for name in ("first", "second"):
+                st = (await client.get("autoscaling", "v2", "horizontalpodautoscalers", name,
+                                       ns)).get("status") or {}
+                active = next((c for c in st.get("conditions") or []
+                               if c["type"] == "ScalingActive"), {})
+                if (active.get("reason"), active.get("message")) != ("AmbiguousSelector",
+                                                                     message):
+                    return False
+            return True
+
+        await eventually(both_ambiguous, "both HPAs report the ambiguous selector")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_scale_without_a_selector_is_reported_as_upstream(client: Client) -> None:
+    from skiff.controllers.podautoscaler.controller import MetricsFailed
+
+    ctrl = HorizontalPodAutoscalerController(client, metrics=FedMetrics(client))
+    hpa = {"metadata": {"name": "h", "namespace": "default"}}
+    with pytest.raises(MetricsFailed) as err:
+        ctrl._selector("default/h", hpa, "", [])  # noqa: SLF001 - the check on its own
+    assert err.value.message == "selector is required"
+    assert err.value.conditions == [{
+        "type": "ScalingActive", "status": "False", "reason": "InvalidSelector",
+        "message": "the HPA target's scale is missing a selector",
+        "lastTransitionTime": err.value.conditions[0]["lastTransitionTime"]}]
+    assert err.value.statuses == []
+
+
+async def test_a_missing_target_is_reported_as_upstream(client: Client) -> None:
+    import asyncio
+
+    ns = await new_namespace(client)
+    await client.create("autoscaling", "v2", "horizontalpodautoscalers", {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "lost"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                    "name": "gone"}, "maxReplicas": 3}}, ns)
+    ctrl = HorizontalPodAutoscalerController(client, metrics=FedMetrics(client),
+                                             sync_period=0.2)
+    task = asyncio.create_task(ctrl.run())
+    try:
+        async def reported() -> Obj | None:
+            st = (await client.get("autoscaling", "v2", "horizontalpodautoscalers", "lost",
+                                   ns)).get("status") or {}
+            return st if st.get("conditions") else None
+
+        st = await eventually(reported, "the HPA reports the missing target")
+        assert st["desiredReplicas"] == 0
+        assert [(c["type"], c["status"], c["reason"], c["message"])
+                for c in st["conditions"]] == [
+            ("AbleToScale", "False", "FailedGetScale", "the HPA controller was unable to get "
+             "the target's current scale: deployments.apps \"gone\" not found")]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_missing_pod_and_node_metrics_are_named_as_metrics_server_does(
+        client: Client) -> None:
+    ns = await new_namespace(client)
+    with pytest.raises(StatusError) as err:
+        await client.get("metrics.k8s.io", "v1beta1", "pods", "web", ns)
+    assert err.value.code == 404
+    assert err.value.message == f'podmetrics.metrics.k8s.io "{ns}/web" not found'
+    with pytest.raises(StatusError) as err:
+        await client.get("metrics.k8s.io", "v1beta1", "nodes", "n1")
+    assert err.value.message == 'nodemetrics.metrics.k8s.io "n1" not found'

@@ -63,6 +63,9 @@ class StatusError(Exception):
             "reason": self.reason,
             "code": self.code,
         }
+        if not self.reason:
+            # As upstream's omitempty: a Status built without a reason has none.
+            del status["reason"]
         if self.details:
             status["details"] = self.details
         return status

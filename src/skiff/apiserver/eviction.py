@@ -3,7 +3,7 @@
 As upstream:
 
 - pods that are not running yet, finished, or already being deleted are deleted
-  without consulting any budget;
+  without consulting any budget (still with the DisruptionTarget condition);
 - a pod covered by more than one budget cannot be evicted (500);
 - a pod that is not ready may go without spending the budget when the budget is
   healthy anyway (or its unhealthyPodEvictionPolicy is AlwaysAllow);
@@ -42,6 +42,13 @@ def _too_many_requests(message: str, retry_after: int) -> StatusError:
         "causes": [{"reason": "DisruptionBudget", "message": message}],
         "retryAfterSeconds": retry_after,
     })
+
+
+def _forbidden(pdb_name: str, why: str) -> StatusError:
+    # Upstream names the resource in the singular here.
+    return StatusError(403, "Forbidden", f'poddisruptionbudget.policy "{pdb_name}" is '
+                       f"forbidden: {why}", {"name": pdb_name, "group": "policy",
+                                             "kind": "poddisruptionbudget"})
 
 
 def _is_ready(pod: Obj) -> bool:
@@ -91,12 +98,18 @@ async def evict(server: APIServer, namespace: str, name: str, body: Any,
     dry_run = ctx.dry_run or opts.dry_run
     pod = await server.objects.get(pods_rt, namespace, name)
     phase = (pod.get("status") or {}).get("phase") or "Pending"
-    if phase in ("Succeeded", "Failed", "Pending") or m.metadata(pod).get("deletionTimestamp"):
-        return await _delete(server, pod, opts, ctx, condition=False)
+    deleting = bool(m.metadata(pod).get("deletionTimestamp"))
+    if phase in ("Succeeded", "Failed", "Pending") or deleting:
+        if phase == "Pending" and not deleting:
+            # A pending pod may turn ready meanwhile: delete exactly the pod judged.
+            opts.precondition_rv = opts.precondition_rv or m.resource_version_of(pod)
+        # Budgets are not consulted, but the pod is still marked as a disruption target.
+        return await _delete(server, pod, opts, ctx, condition=not dry_run)
     listing = await server.objects.list(pdb_rt, namespace, ListOptions())
     pdbs = [p for p in listing.get("items") or [] if _matches(p, pod)]
     if len(pdbs) > 1:
-        raise StatusError(500, "InternalError", MULTIPLE)
+        # Upstream answers with a bare failure Status: a 500 without a reason.
+        raise StatusError(500, "", MULTIPLE)
     if pdbs:
         pdb = pdbs[0]
         spec, status = pdb.get("spec") or {}, pdb.get("status") or {}
@@ -106,7 +119,17 @@ async def evict(server: APIServer, namespace: str, name: str, body: Any,
                 and int(status.get("desiredHealthy") or 0) > 0))
         if unhealthy_free:
             # The pod counts for nothing in the budget: delete exactly the pod judged.
-            opts.precondition_rv = opts.precondition_rv or m.resource_version_of(pod)
+            if not opts.precondition_rv:
+                opts.precondition_rv = m.resource_version_of(pod)
+                try:
+                    return await _delete(server, pod, opts, ctx, condition=not dry_run)
+                except StatusError as err:
+                    if err.code != 409:
+                        raise
+                    # The pod changed (it may be ready now): the client should retry.
+                    raise _too_many_requests(
+                        f"The disruption budget {m.name_of(pdb)} is still being processed "
+                        "by the server.", 10) from err
         else:
             await _spend_budget(server, pdb_rt, pdb, name, dry_run)
     return await _delete(server, pod, opts, ctx, condition=not dry_run)
@@ -126,16 +149,10 @@ async def _spend_budget(server: APIServer, pdb_rt: Any, pdb: Obj, pod_name: str,
                 f"The disruption budget {pdb_name} is still being processed by the server.", 10)
         allowed = int(status.get("disruptionsAllowed") or 0)
         if allowed < 0:
-            raise StatusError(403, "Forbidden", f'poddisruptionbudgets.policy "{pdb_name}" is '
-                              "forbidden: pdb disruptions allowed is negative",
-                              {"name": pdb_name, "group": "policy",
-                               "kind": "poddisruptionbudgets"})
+            raise _forbidden(pdb_name, "pdb disruptions allowed is negative")
         if len(status.get("disruptedPods") or {}) > MAX_DISRUPTED_PODS:
-            raise StatusError(403, "Forbidden", f'poddisruptionbudgets.policy "{pdb_name}" is '
-                              "forbidden: DisruptedPods map too big - too many evictions not "
-                              "confirmed by PDB controller",
-                              {"name": pdb_name, "group": "policy",
-                               "kind": "poddisruptionbudgets"})
+            raise _forbidden(pdb_name, "DisruptedPods map too big - too many evictions not "
+                                       "confirmed by PDB controller")
         if allowed == 0:
             raise _too_many_requests(
                 f"The disruption budget {pdb_name} needs {status.get('desiredHealthy', 0)} "
@@ -181,8 +198,20 @@ async def _delete(server: APIServer, pod: Obj, opts: DeleteOptions, ctx: WriteCo
     pods_rt = server.registry.get("", "v1", "pods")
     assert pods_rt is not None
     namespace, name = m.namespace_of(pod), m.name_of(pod)
-    if condition and not m.metadata(pod).get("deletionTimestamp"):
+    if condition:
         def mark(current: Obj) -> Obj:
+            # The preconditions hold for the pod as it is now, before the condition
+            # write moves its version on (as upstream).
+            uid, rv = m.uid_of(current), m.resource_version_of(current)
+            if opts.precondition_uid and opts.precondition_uid != uid:
+                raise conflict("", "Pod", name, f"the UID in the precondition "
+                               f"({opts.precondition_uid}) does not match the UID in record "
+                               f"({uid}). The object might have been deleted and then "
+                               "recreated")
+            if opts.precondition_rv and opts.precondition_rv != rv:
+                raise conflict("", "Pod", name, f"the ResourceVersion in the precondition "
+                               f"({opts.precondition_rv}) does not match the ResourceVersion "
+                               f"in record ({rv}). The object might have been modified")
             m.set_condition(current, "DisruptionTarget", "True", "EvictionByEvictionAPI",
                             "Eviction API: evicting")
             return current
@@ -190,16 +219,15 @@ async def _delete(server: APIServer, pod: Obj, opts: DeleteOptions, ctx: WriteCo
         status_ctx = WriteContext(user=ctx.user, groups=ctx.groups,
                                   field_manager=ctx.field_manager)
         try:
-            await server.objects.guaranteed_update(pods_rt, namespace, name, mark, status_ctx,
-                                                   subresource="status")
+            marked = await server.objects.guaranteed_update(pods_rt, namespace, name, mark,
+                                                            status_ctx, subresource="status")
         except StatusError as err:
             if err.code != 404:
                 raise
-        if opts.precondition_rv:
-            # The condition write moved the version on; the pod judged is still the one
-            # named by its UID.
-            opts.precondition_uid = opts.precondition_uid or m.uid_of(pod)
-            opts.precondition_rv = ""
+        else:
+            if opts.precondition_rv:
+                # Our own write moved the version on: the delete expects that one.
+                opts.precondition_rv = m.resource_version_of(marked)
     await server.objects.delete(pods_rt, namespace, name, opts, ctx)
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
             "code": 201}

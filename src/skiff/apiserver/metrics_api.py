@@ -96,7 +96,10 @@ class MetricsAPI:
             for item in items:
                 if item["metadata"]["name"] == name:
                     return {"kind": kind, "apiVersion": f"{GROUP}/{VERSION}", **item}
-            raise not_found(GROUP, parts[0], name)
+            # As metrics-server: the resource is named by its kind, a pod by namespace/name
+            # (kubectl top pod prints `podmetrics.metrics.k8s.io "default/web" not found`).
+            missing = f"{namespace}/{name}" if namespace else name
+            raise not_found(GROUP, kind.lower(), missing)
         return {"kind": f"{kind}List", "apiVersion": f"{GROUP}/{VERSION}",
                 "metadata": {}, "items": items}
 

@@ -5,10 +5,12 @@ count pods on every request), so this controller counts for it:
 
 - `expectedPods`: how many pods the budget covers — the pods themselves for an
   integer minAvailable, otherwise the summed scale of their controllers (a
-  percentage of what *should* run, not of what happens to run);
+  percentage of what *should* run, not of what happens to run); pods without a
+  controller count for nothing there, and earn an UnmanagedPods warning;
 - `desiredHealthy`: minAvailable, or expectedPods minus maxUnavailable;
 - `currentHealthy`: ready pods not being deleted and not just evicted;
-- `disruptionsAllowed`: currentHealthy − desiredHealthy, never negative;
+- `disruptionsAllowed`: currentHealthy − desiredHealthy, never negative, and none
+  while no pod is expected;
 - `disruptedPods`: pods an eviction has promised to delete; each is dropped once
   it is gone, or after two minutes if the deletion never came;
 - the `DisruptionAllowed` condition (SufficientPods / InsufficientPods / SyncFailed).
@@ -24,6 +26,7 @@ from typing import Any
 from skiff.api import meta as m
 from skiff.api.errors import StatusError
 from skiff.api.selectors.labels import LabelSelector, from_label_selector_dict
+from skiff.client.discovery import ResourceMap, discover
 from skiff.client.event_recorder import EventRecorder
 from skiff.client.http_client import Client
 from skiff.client.informer import Informer, object_key
@@ -48,7 +51,7 @@ SCALABLE = {
 
 
 class SyncFailed(Exception):
-    """The budget's numbers cannot be computed (a pod without a scalable controller)."""
+    """The budget's numbers cannot be computed (a pod whose controller is not found)."""
 
 
 def pdb_selector(pdb: Obj) -> LabelSelector:
@@ -68,6 +71,21 @@ def _scaled(value: Any, total: int, round_up: bool) -> int:
     pct = int(str(value).rstrip("%") or 0)
     exact = pct * total / 100
     return math.ceil(exact) if round_up else math.floor(exact)
+
+
+def _selector_text(pdb: Obj) -> str:
+    """The budget's selector as upstream's events print it (Go's LabelSelector.String)."""
+    sel = (pdb.get("spec") or {}).get("selector")
+    if not isinstance(sel, dict):
+        return "nil"
+    labels = sel.get("matchLabels") or {}
+    pairs = "".join(f"{k}: {labels[k]}," for k in sorted(labels))
+    exprs = "".join(
+        f"LabelSelectorRequirement{{Key:{e.get('key', '')},Operator:{e.get('operator', '')},"
+        f"Values:[{' '.join(str(v) for v in e.get('values') or [])}],}},"
+        for e in sel.get("matchExpressions") or [] if isinstance(e, dict))
+    return (f"&LabelSelector{{MatchLabels:map[string]string{{{pairs}}},"
+            f"MatchExpressions:[]LabelSelectorRequirement{{{exprs}}},}}")
 
 
 def is_percent(value: Any) -> bool:
@@ -91,6 +109,7 @@ class DisruptionController:
         self.pods = pods
         if not self.pods.has_index("namespace"):
             self.pods.add_index("namespace", lambda o: [m.namespace_of(o)])
+        self._resources: ResourceMap | None = None
         self.queue = WorkQueue(name="disruption")
         self.recorder = EventRecorder(client, "controllermanager")
         self.pdbs.on_add(lambda o: self.queue.add(object_key(o)))
@@ -119,49 +138,70 @@ class DisruptionController:
         if not pods:
             self.recorder.event(pdb, "Normal", "NoPods", "No matching pods found")
         now = m.now()
+        unmanaged: list[str] = []
         try:
-            expected, desired = await self._expected(pdb, pods)
+            expected, desired = await self._expected(pdb, pods, unmanaged)
         except SyncFailed as err:
             self.recorder.event(pdb, "Warning", "CalculateExpectedPodCountFailed",
                                 f"Failed to calculate the number of expected pods: {err}")
             await self._write(pdb, self._failed_status(pdb, str(err)))
             return 30.0
+        if unmanaged:
+            # As upstream: no sync failure (which would hot-loop), but a warning that a
+            # percentage or maxUnavailable cannot account for these pods.
+            self.recorder.event(
+                pdb, "Warning", "UnmanagedPods",
+                f"Pods selected by this PodDisruptionBudget (selector: "
+                f"{_selector_text(pdb)}) were found to be unmanaged. As a result, the status "
+                "of the PDB cannot be calculated correctly, which may result in undefined "
+                'behavior. To account for these pods please set ".spec.minAvailable" field '
+                "of the PDB to an integer value.")
         disrupted, recheck = self._disrupted(pdb, pods, now)
         healthy = sum(1 for p in pods if pod_state.is_ready(p) and not
                       pod_state.is_deleting(p) and m.name_of(p) not in disrupted)
-        allowed = max(0, healthy - desired)
+        # A budget expecting no pods stays safe until it has counted its first ones.
+        allowed = max(0, healthy - desired) if expected > 0 else 0
         status = self._status(pdb, expected, desired, healthy, allowed, disrupted)
         await self._write(pdb, status)
         return recheck
 
-    async def _expected(self, pdb: Obj, pods: list[Obj]) -> tuple[int, int]:
+    async def _expected(self, pdb: Obj, pods: list[Obj], unmanaged: list[str]
+                        ) -> tuple[int, int]:
         spec = pdb.get("spec") or {}
         min_available, max_unavailable = spec.get("minAvailable"), spec.get("maxUnavailable")
         if max_unavailable is not None:
-            expected = await self._expected_scale(pdb, pods)
+            expected = await self._expected_scale(pdb, pods, unmanaged)
             desired = max(0, expected - _scaled(max_unavailable, expected, True))
         elif min_available is not None and not is_percent(min_available):
             expected, desired = len(pods), int(min_available)
         elif min_available is not None:
-            expected = await self._expected_scale(pdb, pods)
+            expected = await self._expected_scale(pdb, pods, unmanaged)
             desired = _scaled(min_available, expected, True)
         else:
-            expected, desired = len(pods), 0
+            # Neither bound: upstream expects nothing, so nothing may be disrupted.
+            expected, desired = 0, 0
         return expected, desired
 
-    async def _expected_scale(self, pdb: Obj, pods: list[Obj]) -> int:
-        """The summed spec.replicas of the controllers of `pods` (each counted once)."""
+    async def _expected_scale(self, pdb: Obj, pods: list[Obj], unmanaged: list[str]) -> int:
+        """The summed spec.replicas of the controllers of `pods` (each counted once);
+        the names of pods without a controller go to `unmanaged`."""
         scales: dict[str, int] = {}
         cache: dict[tuple[str, str, str], Obj | None] = {}
+        # Pods of one controller need its scale once (a custom one costs a request).
+        counted: set[str] = set()
         for pod in pods:
             ref = m.controller_of(pod)
             if ref is None:
-                raise SyncFailed(f'found no controller ref for pod "{m.name_of(pod)}"')
+                unmanaged.append(m.name_of(pod))
+                continue
+            if ref.get("uid") in counted:
+                continue
             found = await self._scale_root(ref, m.namespace_of(pod), cache)
             if found is None:
                 raise SyncFailed(f'found no controllers for pod "{m.name_of(pod)}"')
             uid, replicas = found
             scales[uid] = replicas
+            counted.add(str(ref.get("uid")))
         return sum(scales.values())
 
     async def _scale_root(self, ref: Obj, namespace: str,
@@ -170,7 +210,7 @@ class DisruptionController:
         group = ref.get("apiVersion", "").rpartition("/")[0]
         gvr = SCALABLE.get((group, ref.get("kind", "")))
         if gvr is None:
-            return None
+            return await self._other_scale(ref, namespace)
         key = (gvr[2], namespace, ref.get("name", ""))
         if key not in cache:
             try:
@@ -192,8 +232,35 @@ class DisruptionController:
         replicas = (owner.get("spec") or {}).get("replicas")
         return m.uid_of(owner), int(replicas) if isinstance(replicas, int) else 1
 
-    @staticmethod
-    def _disrupted(pdb: Obj, pods: list[Obj], now: dt.datetime
+    async def _other_scale(self, ref: Obj, namespace: str) -> tuple[str, int] | None:
+        """Any other kind counts through its scale subresource, as upstream's last
+        finder does (custom resources that declare one, for instance)."""
+        group, _, version = str(ref.get("apiVersion") or "").rpartition("/")
+        kind = str(ref.get("kind") or "")
+        found = None
+        for attempt in range(2):
+            if self._resources is None or attempt:
+                self._resources = ResourceMap(await discover(self.client))
+            found = self._resources.for_kind(group, version, kind)
+            if found is not None:
+                break
+        if found is None:
+            gv = f"{group}/{version}" if group else version
+            raise SyncFailed(f'no matches for kind "{kind}" in version "{gv}"')
+        try:
+            scale = await self.client.request("GET", self.client.path(
+                found.group, found.version, found.plural, ref.get("name", ""), namespace,
+                "scale"))
+        except StatusError as err:
+            if err.code == 404:
+                return None
+            raise SyncFailed(err.message) from err
+        if m.uid_of(scale) != ref.get("uid"):
+            return None
+        replicas = (scale.get("spec") or {}).get("replicas")
+        return m.uid_of(scale), int(replicas) if isinstance(replicas, int) else 0
+
+    def _disrupted(self, pdb: Obj, pods: list[Obj], now: dt.datetime
                    ) -> tuple[dict[str, str], float | None]:
         """Evicted pods still awaited, and when the earliest promise expires."""
         listed = (pdb.get("status") or {}).get("disruptedPods") or {}
@@ -209,17 +276,22 @@ class DisruptionController:
                 continue
             left = (at - now).total_seconds() + DELETION_TIMEOUT
             if left <= 0:
+                self.recorder.event(pod, "Warning", "NotDeleted",
+                                    f"Pod was expected by PDB {m.namespace_of(pdb)}/"
+                                    f"{m.name_of(pdb)} to be deleted but it wasn't")
                 continue
             keep[name] = stamp
             recheck = left if recheck is None else min(recheck, left)
         return keep, recheck
 
     @staticmethod
-    def _condition(pdb: Obj, status: str, reason: str, message: str) -> list[Obj]:
+    def _condition(pdb: Obj, status: str, reason: str, message: str,
+                   generation: int | None = None) -> list[Obj]:
         old = [c for c in (pdb.get("status") or {}).get("conditions") or []
                if isinstance(c, dict)]
         current = next((c for c in old if c.get("type") == "DisruptionAllowed"), None)
-        generation = (pdb.get("metadata") or {}).get("generation") or 0
+        if generation is None:
+            generation = (pdb.get("metadata") or {}).get("generation") or 0
         cond = {"type": "DisruptionAllowed", "status": status, "reason": reason,
                 "message": message, "observedGeneration": generation,
                 "lastTransitionTime": m.rfc3339()}
@@ -246,10 +318,13 @@ class DisruptionController:
         return status
 
     def _failed_status(self, pdb: Obj, message: str) -> Obj:
+        # As upstream's fail-safe: only the allowance and the condition change; the
+        # generation stays unobserved, so evictions hear the budget is still processed.
         status = dict(pdb.get("status") or {})
         status["disruptionsAllowed"] = 0
-        status["observedGeneration"] = (pdb.get("metadata") or {}).get("generation") or 0
-        status["conditions"] = self._condition(pdb, "False", "SyncFailed", message)
+        status.setdefault("observedGeneration", 0)
+        status["conditions"] = self._condition(pdb, "False", "SyncFailed", message,
+                                               status["observedGeneration"])
         for k in ("currentHealthy", "desiredHealthy", "expectedPods"):
             status.setdefault(k, 0)
         return status

@@ -19,7 +19,7 @@ from typing import Any
 from skiff.api import meta as m
 from skiff.api.errors import StatusError
 from skiff.api.quantity import from_milli, milli_value
-from skiff.api.selectors.labels import parse_label_selector
+from skiff.api.selectors.labels import LabelSelector, parse_label_selector
 from skiff.client.discovery import ResourceMap, discover
 from skiff.client.event_recorder import EventRecorder
 from skiff.client.http_client import Client
@@ -54,23 +54,46 @@ KNOWN_SCALABLE = {
 
 
 class MetricFailure(Exception):
-    """A metric yielded no replica count; carries the ScalingActive reason."""
+    """A metric yielded no replica count: the ScalingActive reason, the error as the
+    metric's own event says it, and as the FailedComputeMetricsReplicas event says it."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, wrapped: str = "") -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
+        self.wrapped = wrapped or message
+
+
+class MetricsFailed(Exception):
+    """No replica count could be computed; ScalingActive and the events are set."""
+
+    def __init__(self, message: str, conditions: list[Obj], statuses: list[Obj]) -> None:
+        super().__init__(message)
+        self.message = message
+        self.conditions = conditions
+        self.statuses = statuses
 
 
 def _condition(conditions: list[Obj], ctype: str, status: str, reason: str,
                message: str) -> list[Obj]:
-    now = m.rfc3339()
-    old = next((c for c in conditions if c.get("type") == ctype), None)
-    cond = {"type": ctype, "status": status, "lastTransitionTime": now, "reason": reason,
-            "message": message}
-    if old is not None and old.get("status") == status:
-        cond["lastTransitionTime"] = old.get("lastTransitionTime") or now
-    return [c for c in conditions if c.get("type") != ctype] + [cond]
+    """Set one condition, in place in the list (as upstream: `describe hpa` lists them
+    in the order they first appeared)."""
+    out = [dict(c) for c in conditions]
+    cond = next((c for c in out if c.get("type") == ctype), None)
+    if cond is None:
+        cond = {"type": ctype}
+        out.append(cond)
+    if cond.get("status") != status or not cond.get("lastTransitionTime"):
+        cond["lastTransitionTime"] = m.rfc3339()
+    cond.update(status=status, reason=reason, message=message)
+    return out
+
+
+def _set_metrics(status: Obj, statuses: list[Obj]) -> None:
+    if statuses:
+        status["currentMetrics"] = statuses
+    else:
+        status.pop("currentMetrics", None)
 
 
 class HorizontalPodAutoscalerController:
@@ -95,6 +118,8 @@ class HorizontalPodAutoscalerController:
         self.recorder = EventRecorder(client, "horizontal-pod-autoscaler")
         self.history = ScalingHistory()
         self._resources: ResourceMap | None = None
+        # Each reconciled HPA's pod selector, to find pods two HPAs both claim.
+        self._selectors: dict[str, LabelSelector] = {}
         self.hpas.on_add(lambda o: self.queue.add(object_key(o)))
         self.hpas.on_update(self._updated)
         self.hpas.on_delete(self._deleted)
@@ -107,6 +132,7 @@ class HorizontalPodAutoscalerController:
 
     def _deleted(self, obj: Obj) -> None:
         self.history.forget(object_key(obj))
+        self._selectors.pop(object_key(obj), None)
 
     # -- scale targets ----------------------------------------------------------------
 
@@ -158,14 +184,20 @@ class HorizontalPodAutoscalerController:
             conditions = _condition(conditions, "AbleToScale", "False", "FailedGetScale",
                                     message)
             status["conditions"] = conditions
+            # Upstream always serializes desiredReplicas (it has no omitempty).
+            status.setdefault("desiredReplicas", 0)
             await self._write(hpa, status)
             return
         conditions = _condition(conditions, "AbleToScale", "True", "SucceededGetScale",
                                 "the HPA controller was able to get the target's current scale")
         current = int((scale.get("spec") or {}).get("replicas") or 0)
+        # As upstream, the first count seen is a recommendation: a new HPA (or a restarted
+        # controller) does not scale down within its first stabilization window.
+        self.history.record_initial(key, current)
         minimum = int(spec.get("minReplicas") or 1)
         maximum = int(spec.get("maxReplicas") or 0)
-        metric_statuses = status.get("currentMetrics") or []
+        # Rewritten on every pass (as upstream): no metrics were read out of range.
+        metric_statuses: list[Obj] = []
         desired = 0
         reason = ""
         if current == 0 and minimum != 0:
@@ -179,20 +211,16 @@ class HorizontalPodAutoscalerController:
         else:
             selector = (scale.get("status") or {}).get("selector") or ""
             try:
-                proposal, metric_name, metric_statuses = await self._metrics_replicas(
-                    hpa, current, selector)
-            except MetricFailure as err:
-                self.recorder.event(hpa, "Warning", err.reason, err.message)
-                conditions = _condition(conditions, "ScalingActive", "False", err.reason,
-                                        f"the HPA was unable to compute the replica count: "
-                                        f"{err.message}")
+                proposal, metric_name, metric_statuses, conditions = \
+                    await self._metrics_replicas(key, hpa, current, selector, conditions)
+            except MetricsFailed as err:
                 status.update(currentReplicas=current, desiredReplicas=status.get(
-                    "desiredReplicas", current), conditions=conditions)
+                    "desiredReplicas", 0), conditions=err.conditions)
+                _set_metrics(status, err.statuses)
                 await self._write(hpa, status)
+                self.recorder.event(hpa, "Warning", "FailedComputeMetricsReplicas",
+                                    err.message)
                 return
-            conditions = _condition(conditions, "ScalingActive", "True", "ValidMetricFound",
-                                    f"the HPA was able to successfully calculate a replica "
-                                    f"count from {metric_name}")
             desired = proposal
             if desired > current:
                 reason = f"{metric_name} above target"
@@ -223,7 +251,9 @@ class HorizontalPodAutoscalerController:
                 conditions = _condition(conditions, "AbleToScale", "False",
                                         "FailedUpdateScale", "the HPA controller was unable to "
                                         f"update the target scale: {err.message}")
-                status["conditions"] = conditions
+                status.update(currentReplicas=current, desiredReplicas=status.get(
+                    "desiredReplicas", 0), conditions=conditions)
+                _set_metrics(status, metric_statuses)
                 await self._write(hpa, status)
                 return
             conditions = _condition(conditions, "AbleToScale", "True", "SucceededRescale",
@@ -237,29 +267,55 @@ class HorizontalPodAutoscalerController:
                      reason)
         else:
             desired = current
-        status.update(currentReplicas=current, desiredReplicas=desired,
-                      observedGeneration=(hpa.get("metadata") or {}).get("generation") or 0,
-                      conditions=conditions)
-        if metric_statuses:
-            status["currentMetrics"] = metric_statuses
+        status.update(currentReplicas=current, desiredReplicas=desired, conditions=conditions)
+        _set_metrics(status, metric_statuses)
         await self._write(hpa, status)
 
-    async def _metrics_replicas(self, hpa: Obj, current: int, selector: str
-                                ) -> tuple[int, str, list[Obj]]:
-        """The highest replica count any metric asks for, its name, and every metric's
-        current value."""
+    def _selector(self, key: str, hpa: Obj, selector: str, conditions: list[Obj]
+                  ) -> tuple[LabelSelector, list[Obj]]:
+        """The scale's selector, parsed; it must select pods no other HPA selects
+        (upstream's validateAndParseSelector)."""
+        if not selector:
+            self.recorder.event(hpa, "Warning", "SelectorRequired", "selector is required")
+            raise MetricsFailed("selector is required", _condition(
+                conditions, "ScalingActive", "False", "InvalidSelector",
+                "the HPA target's scale is missing a selector"), [])
+        try:
+            sel = parse_label_selector(selector)
+        except ValueError as err:
+            message = f"couldn't convert selector into a corresponding internal selector " \
+                      f"object: {err}"
+            self.recorder.event(hpa, "Warning", "InvalidSelector", message)
+            raise MetricsFailed(message, _condition(conditions, "ScalingActive", "False",
+                                                    "InvalidSelector", message), []) from err
+        self._selectors[key] = sel
+        namespace = m.namespace_of(hpa)
+        others = [(k, s) for k, s in self._selectors.items()
+                  if k != key and k.partition("/")[0] == namespace]
+        if others:
+            claimed = {key}
+            for pod in self.pods.by_index("namespace", namespace):
+                labels = m.labels_of(pod)
+                if sel.matches(labels):
+                    claimed.update(k for k, s in others if s.matches(labels))
+            if len(claimed) > 1:
+                message = f"pods by selector {selector} are controlled by multiple HPAs: " \
+                          f"[{' '.join(sorted(claimed))}]"
+                self.recorder.event(hpa, "Warning", "AmbiguousSelector", message)
+                raise MetricsFailed(message, _condition(conditions, "ScalingActive", "False",
+                                                        "AmbiguousSelector", message), [])
+        return sel, conditions
+
+    async def _metrics_replicas(self, key: str, hpa: Obj, current: int, selector: str,
+                                conditions: list[Obj]
+                                ) -> tuple[int, str, list[Obj], list[Obj]]:
+        """The highest replica count any metric asks for, its name, every metric's
+        current value, and the conditions; MetricsFailed when there is none to act on."""
         spec = hpa.get("spec") or {}
         metrics = spec.get("metrics") or [{"type": "Resource", "resource": {
             "name": "cpu", "target": {"type": "Utilization",
                                       "averageUtilization": DEFAULT_CPU_UTILIZATION}}}]
-        if not selector:
-            raise MetricFailure("InvalidSelector", "selector is required")
-        try:
-            sel = parse_label_selector(selector)
-        except ValueError as err:
-            raise MetricFailure("InvalidSelector", f"couldn't convert selector into a "
-                                                   f"corresponding internal selector object: "
-                                                   f"{err}") from err
+        sel, conditions = self._selector(key, hpa, selector, conditions)
         pods = [p for p in self.pods.by_index("namespace", m.namespace_of(hpa))
                 if sel.matches(m.labels_of(p))]
         best: tuple[int, str] | None = None
@@ -270,34 +326,57 @@ class HorizontalPodAutoscalerController:
                 replicas, name, metric_status = await self._one_metric(
                     hpa, metric, current, selector, pods)
             except MetricFailure as err:
+                self.recorder.event(hpa, "Warning", err.reason, err.message)
                 failures.append(err)
-                statuses.append({"type": metric.get("type", "")})
+                # An empty status, as upstream's zero value: kubectl shows <unknown>.
+                statuses.append({"type": ""})
                 continue
             statuses.append(metric_status)
             if best is None or replicas > best[0]:
                 best = (replicas, name)
-        if best is None or (failures and best[0] < current):
-            raise failures[0] if failures else MetricFailure("FailedGetResourceMetric",
-                                                             "no metrics")
-        return best[0], best[1], statuses
+        if failures and (best is None or best[0] < current):
+            first = failures[0]
+            raise MetricsFailed(
+                f"invalid metrics ({len(failures)} invalid out of {len(metrics)}), first error "
+                f"is: {first.wrapped}",
+                _condition(conditions, "ScalingActive", "False", first.reason,
+                           f"the HPA was unable to compute the replica count: {first.message}"),
+                statuses)
+        assert best is not None
+        conditions = _condition(conditions, "ScalingActive", "True", "ValidMetricFound",
+                                f"the HPA was able to successfully calculate a replica count "
+                                f"from {best[1]}")
+        return best[0], best[1], statuses, conditions
 
     async def _one_metric(self, hpa: Obj, metric: Obj, current: int, selector: str,
                           pods: list[Obj]) -> tuple[int, str, Obj]:
         mtype = metric.get("type")
         if mtype not in ("Resource", "ContainerResource"):
-            raise MetricFailure(f"FailedGet{mtype}Metric", f"{mtype} metrics need a custom or "
-                                "external metrics API, which this cluster does not serve")
+            message = f"{mtype} metrics need a custom or external metrics API, which this " \
+                      "cluster does not serve"
+            raise MetricFailure(f"FailedGet{mtype}Metric", message,
+                                f"failed to get {str(mtype).lower()} metric value: {message}")
         key = "resource" if mtype == "Resource" else "containerResource"
         source = metric.get(key) or {}
         resource = source.get("name", "")
         container = source.get("container", "") if mtype == "ContainerResource" else ""
         target = source.get("target") or {}
-        reason = "FailedGetResourceMetric" if mtype == "Resource" else \
-            "FailedGetContainerResourceMetric"
+        if mtype == "Resource":
+            reason = "FailedGetResourceMetric"
+            wrap = f"failed to get {resource} resource metric value"
+        else:
+            reason = "FailedGetContainerResourceMetric"
+            wrap = f"failed to get {container} container metric value"
+        average_value = target.get("type") == "AverageValue"
+        what = f"failed to get {resource} {'usage' if average_value else 'utilization'}"
         try:
-            samples = await self.metrics.resource_metrics(resource, m.namespace_of(hpa),
-                                                          selector, container)
-            if target.get("type") == "AverageValue":
+            try:
+                samples = await self.metrics.resource_metrics(resource, m.namespace_of(hpa),
+                                                              selector, container)
+            except MetricsUnavailable as err:
+                raise CalculationError(f"unable to get metrics for resource {resource}: "
+                                       f"{err}") from err
+            if average_value:
                 rec = average_value_replicas(current, milli_value(target.get("averageValue")),
                                              resource, pods, samples)
                 current_value: Obj = {"averageValue": from_milli(rec.raw_average)}
@@ -308,10 +387,11 @@ class HorizontalPodAutoscalerController:
                                         container=container)
                 current_value = {"averageUtilization": rec.utilization,
                                  "averageValue": from_milli(rec.raw_average)}
-                name = f"{resource} resource utilization (percentage of request)"
-        except (MetricsUnavailable, CalculationError) as err:
-            raise MetricFailure(reason, f"failed to get {resource} utilization: "
-                                        f"{err}") from err
+                name = f"{resource} {'container ' if container else ''}resource utilization " \
+                       "(percentage of request)"
+        except CalculationError as err:
+            message = f"{what}: {err}"
+            raise MetricFailure(reason, message, f"{wrap}: {message}") from err
         body: Obj = {"name": resource, "current": current_value}
         if container:
             body["container"] = container

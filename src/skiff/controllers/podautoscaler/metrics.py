@@ -64,22 +64,25 @@ class ResourceMetricsAPI:
         except StatusError as err:
             raise MetricsUnavailable(
                 f"unable to fetch metrics from resource metrics API: {err.message}") from err
+        items = listing.get("items") or []
+        if not items:
+            raise MetricsUnavailable("no metrics returned from resource metrics API")
         out: dict[str, PodMetric] = {}
-        for item in listing.get("items") or []:
+        for item in items:
             total = 0
-            found = False
-            for c in item.get("containers") or []:
-                if container and c.get("name") != container:
-                    continue
+            # As upstream: a pod missing the resource in any container has no metric
+            # (it counts as missing, not as using less).
+            containers = [c for c in item.get("containers") or []
+                          if not container or c.get("name") == container]
+            missing = not containers
+            for c in containers:
                 usage = (c.get("usage") or {}).get(resource)
                 if usage is None:
-                    continue
-                found = True
+                    missing = True
+                    break
                 total += milli_value(usage)
-            if not found:
+            if missing:
                 continue
             stamp = m.parse_time(item.get("timestamp") or "") or m.now()
             out[m.name_of(item)] = PodMetric(total, stamp, _duration(item.get("window")))
-        if not out:
-            raise MetricsUnavailable("no metrics returned from resource metrics API")
         return out

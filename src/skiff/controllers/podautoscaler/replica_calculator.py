@@ -164,17 +164,37 @@ def average_value_replicas(current: int, target_milli: int, resource: str, pods:
                            metrics: dict[str, PodMetric], now: dt.datetime | None = None,
                            tolerance: float = TOLERANCE) -> Recommendation:
     """Replicas for an AverageValue target on a resource (upstream's
-    GetRawResourceReplicas): the same as utilization, against a per-pod amount."""
+    GetRawResourceReplicas): the average usage per pod against the target amount,
+    with the same missing/unready rules; requests play no part."""
     now = now or m.now()
     if not pods:
         raise CalculationError("no pods returned by selector while calculating replica count")
-    # Express the target as a utilization of a 1-unit "request" per pod, so one code
-    # path applies the tolerance and the missing/unready rules.
-    fake_requests_pods = []
-    for pod in pods:
-        p = {**pod, "spec": {"containers": [{"name": "x", "resources": {"requests": {
-            resource: f"{target_milli}m"}}}]}}
-        fake_requests_pods.append(p)
-    rec = resource_replicas(current, 100, resource, fake_requests_pods, metrics, now,
-                            tolerance)
-    return Recommendation(rec.replicas, None, rec.raw_average)
+    if target_milli <= 0:
+        raise CalculationError("the average value target must be positive")
+    ready, unready, missing, ignored = group_pods(pods, metrics, resource, now)
+    metrics = {k: v for k, v in metrics.items() if k not in ignored and k not in unready}
+    if not metrics:
+        raise CalculationError("did not receive metrics for targeted pods (pods might be "
+                               "unready)")
+    average = sum(v.value for v in metrics.values()) // len(metrics)
+    ratio = average / target_milli
+    scale_up_with_unready = bool(unready) and ratio > 1.0
+    if not scale_up_with_unready and not missing:
+        if abs(1.0 - ratio) <= tolerance:
+            return Recommendation(current, None, average)
+        return Recommendation(math.ceil(ratio * ready), None, average)
+    filled = {k: v.value for k, v in metrics.items()}
+    # Missing pods use exactly the target on a scale-down, nothing on a scale-up.
+    for name in missing:
+        filled[name] = target_milli if ratio < 1.0 else 0
+    if scale_up_with_unready:
+        for name in unready:
+            filled[name] = 0
+    new_ratio = (sum(filled.values()) // len(filled)) / target_milli
+    if (abs(1.0 - new_ratio) <= tolerance or (ratio < 1.0 < new_ratio)
+            or (ratio > 1.0 > new_ratio)):
+        return Recommendation(current, None, average)
+    replicas = math.ceil(new_ratio * len(filled))
+    if (new_ratio < 1.0 and replicas > current) or (new_ratio > 1.0 and replicas < current):
+        return Recommendation(current, None, average)
+    return Recommendation(replicas, None, average)

@@ -68,6 +68,13 @@ class ScalingHistory:
         for d in (self.recommendations, self.scale_ups, self.scale_downs):
             d.pop(key, None)
 
+    def record_initial(self, key: str, current: int, now: float | None = None) -> None:
+        """Take the first replica count seen as a recommendation (upstream's
+        recordInitialRecommendation), so nothing scales down before a window passes."""
+        if key not in self.recommendations:
+            now = time.monotonic() if now is None else now
+            self.recommendations[key] = [_Sample(current, now)]
+
     # -- without behavior -------------------------------------------------------------
 
     def normalize(self, key: str, current: int, desired: int, minimum: int, maximum: int,
