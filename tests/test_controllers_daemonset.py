@@ -203,3 +203,73 @@ async def test_on_delete_and_failed_pod(client: Client, ns: str) -> None:
             raise AssertionError("the failed pod should be gone")
         except StatusError as err:
             assert err.code == 404
+
+
+async def test_min_ready_seconds_counts_ready_before_available(client: Client, ns: str) -> None:
+    node = f"{ns}-m"
+    await add_node(client, node)
+    async with FakeKubelet(client, ns):
+        await client.create("apps", "v1", "daemonsets", ds("slow", minReadySeconds=4), ns)
+
+        async def status(ready: int, available: int) -> Obj | None:
+            st = (await get_ds(client, ns, "slow")).get("status") or {}
+            return st if (st.get("numberReady", 0) == ready
+                          and st.get("numberAvailable", 0) == available) else None
+        # Ready but not yet available for minReadySeconds: counted as such, not stuck at 0.
+        st = await eventually(lambda: status(1, 0), "one ready pod not yet available")
+        assert st["numberUnavailable"] == 1 and st["currentNumberScheduled"] == 1
+        # Nothing changes when the pod turns available: the controller looks again by itself.
+        st = await eventually(lambda: status(1, 1), "the pod turns available")
+        assert "numberUnavailable" not in st
+
+
+async def test_succeeded_pod_is_replaced(client: Client, ns: str) -> None:
+    node = f"{ns}-s"
+    await add_node(client, node)
+    async with FakeKubelet(client, ns):
+        await client.create("apps", "v1", "daemonsets", ds("done"), ns)
+        await eventually(lambda: _is(placement(client, ns, "done"), {node: "agent:1"}), "a pod")
+        pod = (await pods_in(client, ns, "app=done"))[0]
+        # A daemon pod that exited cleanly (a node shutdown ends them so) is replaced too.
+        await finish_pod(client, pod, exit_code=0)
+
+        async def replaced() -> bool:
+            pods = await pods_in(client, ns, "app=done")
+            return (await placement(client, ns, "done") == {node: "agent:1"}
+                    and all(p["metadata"]["uid"] != pod["metadata"]["uid"] for p in pods))
+        await eventually(replaced, "the succeeded pod is replaced")
+        events = [e for e in await events_for(client, ns, "done")
+                  if e["reason"] == "SucceededDaemonPod"]
+        assert events and events[0]["type"] == "Normal"
+        assert events[0]["message"] == (f"Found succeeded daemon pod {ns}/"
+                                        f"{pod['metadata']['name']} on node {node}, "
+                                        "will try to delete it")
+
+
+async def test_surge_keeps_old_pod_until_new_is_available(client: Client, ns: str) -> None:
+    node = f"{ns}-v"
+    await add_node(client, node)
+    async with FakeKubelet(client, ns):
+        strategy = {"type": "RollingUpdate",
+                    "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+        await client.create("apps", "v1", "daemonsets",
+                            ds("sv", minReadySeconds=60, updateStrategy=strategy), ns)
+        await eventually(lambda: _is(placement(client, ns, "sv"), {node: "agent:1"}), "one pod")
+        await client.patch("apps", "v1", "daemonsets", "sv", {"spec": {"template": {"spec": {
+            "containers": [container("agent", "agent:2")]}}}}, ns, patch_type="strategic")
+
+        async def both() -> dict[str, Obj] | None:
+            pods = {p["spec"]["containers"][0]["image"]: p
+                    for p in await pods_in(client, ns, "app=sv")}
+            new = pods.get("agent:2")
+            ready = any(c["type"] == "Ready" and c["status"] == "True"
+                        for c in ((new or {}).get("status") or {}).get("conditions") or [])
+            return pods if ready and "agent:1" in pods else None
+        old = (await eventually(both, "the new pod is ready beside the old one"))["agent:1"]
+        # Ready is not enough: until the new pod has been ready for minReadySeconds the old
+        # one keeps serving.
+        await asyncio.sleep(1.0)
+        pods = await both()
+        assert pods is not None, "the old pod went before the new one was available"
+        assert pods["agent:1"]["metadata"]["uid"] == old["metadata"]["uid"]
+        assert not pods["agent:1"]["metadata"].get("deletionTimestamp")

@@ -231,6 +231,8 @@ class DaemonSetController:
         """Create and delete pods so each eligible node runs one; True if anything changed."""
         surge = scaled(((ds["spec"].get("updateStrategy") or {}).get("rollingUpdate") or {})
                        .get("maxSurge", 0), 1) > 0
+        min_ready = int(ds["spec"].get("minReadySeconds") or 0)
+        now = self.clock()
         create_on: list[str] = []
         delete: list[Obj] = []
         force_delete: list[Obj] = []
@@ -240,10 +242,21 @@ class DaemonSetController:
             pods = by_node.get(name, [])
             if run and not pods:
                 create_on.append(name)
-            elif run:
+            elif keep:
+                # A pod that may stay (even where no new one would start) is still tended:
+                # finished pods go, surplus pods go.
                 running = []
                 for pod in pods:
                     if pod_state.is_deleting(pod):
+                        continue
+                    if pod_state.phase(pod) == pod_state.SUCCEEDED:
+                        # Upstream (since 1.28) replaces daemon pods that exited, without
+                        # back-off: a node shutdown ends them so.
+                        self.recorder.event(
+                            ds, "Normal", "SucceededDaemonPod",
+                            f"Found succeeded daemon pod {m.namespace_of(pod)}/{m.name_of(pod)}"
+                            f" on node {name}, will try to delete it")
+                        delete.append(pod)
                         continue
                     if pod_state.phase(pod) == pod_state.FAILED:
                         wait = self._failed_pod_wait(ds, name)
@@ -261,10 +274,16 @@ class DaemonSetController:
                 if not surge:
                     delete.extend(running[1:])
                 elif len(running) > 1:
-                    delete.extend(_surplus_with_surge(running, hash_))
-                elif not running:
+                    delete.extend(_surplus_with_surge(running, hash_, min_ready, now))
+                    # The old pod goes when the new one turns available: look again then.
+                    newest = next((p for p in running if _is_updated(p, hash_)), None)
+                    left = (pod_state.seconds_until_available(newest, min_ready, now)
+                            if newest is not None else None)
+                    if left is not None:
+                        requeue = left if requeue is None else min(requeue, left)
+                elif not running and run:
                     create_on.append(name)
-            elif not keep:
+            else:
                 delete.extend(p for p in pods if not pod_state.is_deleting(p))
         for name, pods in by_node.items():
             if name not in nodes:
@@ -421,7 +440,7 @@ class DaemonSetController:
                         if pod_state.is_available(pod, min_ready, now):
                             available += 1
                         else:
-                            left = pod_state.available_in(pod, min_ready, now)
+                            left = pod_state.seconds_until_available(pod, min_ready, now)
                             if left is not None:
                                 requeue = left if requeue is None else min(requeue, left)
                     if _is_updated(pod, hash_):
@@ -466,14 +485,21 @@ def _is_updated(pod: Obj, hash_: str) -> bool:
     return bool(hash_) and m.labels_of(pod).get(rev.POD_REVISION_LABEL) == hash_
 
 
-def _surplus_with_surge(pods: list[Obj], hash_: str) -> list[Obj]:
-    """With surge, keep the oldest new pod and, while it is not ready, the oldest old one."""
+def _surplus_with_surge(pods: list[Obj], hash_: str, min_ready: int,
+                        now: dt.datetime) -> list[Obj]:
+    """With surge, keep the oldest new pod and, while it is not available, the oldest old one.
+
+    The old pod goes once it is no longer ready, or once the new one is available
+    (ready for minReadySeconds), as upstream: a new pod that is merely ready does
+    not yet replace it.
+    """
     new = [p for p in pods if _is_updated(p, hash_)]
     old = [p for p in pods if not _is_updated(p, hash_)]
     keep: list[Obj] = []
     if new:
         keep.append(new[0])
-        if old and not pod_state.is_ready(new[0]) and pod_state.is_ready(old[0]):
+        if (old and pod_state.is_ready(old[0])
+                and not pod_state.is_available(new[0], min_ready, now)):
             keep.append(old[0])
     elif old:
         keep.append(old[0])
