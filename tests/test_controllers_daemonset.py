@@ -273,3 +273,37 @@ async def test_surge_keeps_old_pod_until_new_is_available(client: Client, ns: st
         assert pods is not None, "the old pod went before the new one was available"
         assert pods["agent:1"]["metadata"]["uid"] == old["metadata"]["uid"]
         assert not pods["agent:1"]["metadata"].get("deletionTimestamp")
+
+
+@pytest.mark.parametrize("surge", [False, True])
+async def test_rollout_retires_pod_of_node_no_longer_taking_new_ones(
+        client: Client, ns: str, surge: bool) -> None:
+    keep, tainted = f"{ns}-k", f"{ns}-t"
+    for name in (keep, tainted):
+        await add_node(client, name)
+    strategy = ({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+                if surge else {"type": "RollingUpdate"})
+    async with FakeKubelet(client, ns):
+        await client.create("apps", "v1", "daemonsets", ds("rt", updateStrategy=strategy), ns)
+        await eventually(lambda: _is(placement(client, ns, "rt"),
+                                     {keep: "agent:1", tainted: "agent:1"}), "a pod per node")
+        # NoSchedule: no new daemon pod starts there, the running one may stay.
+        await client.patch("", "v1", "nodes", tainted, {"spec": {"taints": [
+            {"key": "dedicated", "value": "x", "effect": "NoSchedule"}]}})
+
+        async def misscheduled() -> Obj | None:
+            st = (await get_ds(client, ns, "rt")).get("status") or {}
+            return st if st.get("numberMisscheduled") == 1 else None
+        await eventually(misscheduled, "the pod on the tainted node counts as misscheduled")
+        assert await placement(client, ns, "rt") == {keep: "agent:1", tainted: "agent:1"}
+        await client.patch("apps", "v1", "daemonsets", "rt", {"spec": {"template": {"spec": {
+            "containers": [container("agent", "agent:2")]}}}}, ns, patch_type="strategic")
+        # The rollout replaces the pod where it should run and retires the other one.
+        await eventually(lambda: _is(placement(client, ns, "rt"), {keep: "agent:2"}),
+                         "agent:2 on the untainted node only")
+
+        async def done() -> Obj | None:
+            st = (await get_ds(client, ns, "rt")).get("status") or {}
+            return st if (st.get("numberMisscheduled") == 0
+                          and st.get("updatedNumberScheduled") == 1) else None
+        await eventually(done, "nothing misscheduled after the rollout")

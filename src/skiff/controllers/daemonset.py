@@ -357,14 +357,23 @@ class DaemonSetController:
     async def _rolling_update(self, key: str, ds: Obj, nodes: dict[str, Obj],
                               by_node: dict[str, list[Obj]], daemon_spec: Obj,
                               hash_: str) -> None:
+        """Replace old pods within maxUnavailable (delete first) or maxSurge (create first).
+
+        As upstream, the nodes walked are those that should run a pod plus those that
+        still hold one: an old pod left on a node that no longer takes new ones (a
+        NoSchedule taint) is retired by the rollout, within the same budgets.
+        """
         ru = (ds["spec"].get("updateStrategy") or {}).get("rollingUpdate") or {}
-        desired = sum(1 for n in nodes.values() if dn.should_run(daemon_spec, n)[0])
+        runs = {name for name, n in nodes.items() if dn.should_run(daemon_spec, n)[0]}
+        desired = len(runs)
         max_surge = scaled(ru.get("maxSurge", 0), desired)
         max_unavailable = scaled(ru.get("maxUnavailable", 1), desired)
         if max_surge == 0 and max_unavailable == 0:
             max_unavailable = 1
         min_ready = int(ds["spec"].get("minReadySeconds") or 0)
         now = self.clock()
+        # Pods of nodes that left are the manage step's; it force-deletes them.
+        walked = [name for name in nodes if name in runs or name in by_node]
 
         def available(pod: Obj) -> bool:
             return pod_state.is_available(pod, min_ready, now)
@@ -375,16 +384,15 @@ class DaemonSetController:
             unavailable = 0
             replace_now: list[Obj] = []
             candidates: list[Obj] = []
-            for name, node in nodes.items():
-                if not dn.should_run(daemon_spec, node)[0]:
-                    continue
+            for name in walked:
                 found = _updated_and_old(by_node.get(name, []), hash_)
                 if found is None:
                     unavailable += 1
                     continue
                 new, old = found
-                if old is None:
-                    if new is None or not available(new):
+                if old is None or new is not None:
+                    # Nothing, or both: the manage step creates or prunes; unavailable till then.
+                    if new is None or old is not None or not available(new):
                         unavailable += 1
                 elif not available(old):
                     replace_now.append(old)
@@ -394,28 +402,40 @@ class DaemonSetController:
             to_delete = replace_now + candidates[:budget]
         else:
             surging = 0
+            available_count = 0
             create_now: list[str] = []
             candidates_n: list[str] = []
-            for name, node in nodes.items():
-                if not dn.should_run(daemon_spec, node)[0]:
-                    continue
+            retiring: list[Obj] = []
+            for name in walked:
                 found = _updated_and_old(by_node.get(name, []), hash_)
                 if found is None:
+                    surging += 1
                     continue
                 new, old = found
+                counted = old if old is not None else new
+                if counted is not None and available(counted):
+                    available_count += 1
                 if old is None:
                     continue
                 if new is None:
                     if not available(old):
-                        create_now.append(name)
-                    else:
+                        if name in runs:
+                            create_now.append(name)
+                        else:
+                            to_delete.append(old)
+                    elif name in runs:
                         candidates_n.append(name)
+                    else:
+                        retiring.append(old)
                 elif not available(new):
                     surging += 1
                 else:
                     to_delete.append(old)
             budget = max(0, min(max_surge - surging, len(candidates_n)))
             to_create = create_now + candidates_n[:budget]
+            # Surge promises full availability: a node's old pod goes only while enough
+            # pods elsewhere are available.
+            to_delete.extend(retiring[:max(0, available_count - desired)])
         if to_delete or to_create:
             await self._sync_nodes(key, ds, to_delete, [], to_create, daemon_spec, hash_)
 
