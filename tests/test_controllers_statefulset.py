@@ -181,8 +181,13 @@ async def test_on_delete_and_failed_pods(client: Client, ns: str) -> None:
                       if p["metadata"]["name"] == "od-1"), None)
             return p if p and p["metadata"]["uid"] != od1["metadata"]["uid"] else None
         await eventually(recreated, "the failed pod is recreated")
-        reasons = {e["reason"] for e in await events_for(client, ns, "od")}
-        assert "RecreatingFailedPod" in reasons
+        events = await events_for(client, ns, "od")
+        reasons = {e["reason"] for e in events}
+        # As upstream since 1.30: a plain delete and create, no RecreatingFailedPod.
+        assert "RecreatingFailedPod" not in reasons
+        assert any(e["reason"] == "SuccessfulDelete"
+                   and e["message"] == "delete Pod od-1 in StatefulSet od successful"
+                   for e in events)
 
 
 async def test_parallel_goes_on_beside_a_finished_pod(client: Client, ns: str) -> None:

@@ -197,13 +197,9 @@ class StatefulSetController:
                 ordinal = start + i
                 pod = slots[i]
                 if pod is not None and pod_state.is_terminal(pod):
+                    # Only the SuccessfulDelete event: upstream dropped RecreatingFailedPod
+                    # and RecreatingTerminatedPod in 1.30 (they repeated on every sync).
                     if not pod_state.is_deleting(pod):
-                        failed = pod_state.phase(pod) == pod_state.FAILED
-                        self.recorder.event(
-                            sts, "Warning" if failed else "Normal",
-                            "RecreatingFailedPod" if failed else "RecreatingTerminatedPod",
-                            f"StatefulSet {m.namespace_of(sts)}/{m.name_of(sts)} is recreating "
-                            f"{'failed' if failed else 'terminated'} Pod {m.name_of(pod)}")
                         await delete(pod)
                     # The replacement is made once this one is gone; with Parallel the
                     # other members go on meanwhile (upstream's burst mode ignores the stop).
