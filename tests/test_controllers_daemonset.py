@@ -307,3 +307,33 @@ async def test_rollout_retires_pod_of_node_no_longer_taking_new_ones(
             return st if (st.get("numberMisscheduled") == 0
                           and st.get("updatedNumberScheduled") == 1) else None
         await eventually(done, "nothing misscheduled after the rollout")
+
+
+async def test_failed_pod_held_by_finalizer_does_not_block_replacement(
+        client: Client, ns: str) -> None:
+    node = f"{ns}-h"
+    await add_node(client, node)
+    async with FakeKubelet(client, ns):
+        await client.create("apps", "v1", "daemonsets", ds("held"), ns)
+        await eventually(lambda: _is(placement(client, ns, "held"), {node: "agent:1"}), "a pod")
+        pod = (await pods_in(client, ns, "app=held"))[0]
+        name = pod["metadata"]["name"]
+        await client.patch("", "v1", "pods", name,
+                           {"metadata": {"finalizers": ["test.skiff.dev/hold"]}}, ns)
+        await finish_pod(client, pod, exit_code=1)
+        try:
+            # The failed pod is deleted but stays (finalizer); a new one runs meanwhile.
+            async def replaced() -> bool:
+                pods = await pods_in(client, ns, "app=held")
+                old = [p for p in pods if p["metadata"]["name"] == name]
+                return (bool(old and old[0]["metadata"].get("deletionTimestamp"))
+                        and await placement(client, ns, "held") == {node: "agent:1"})
+            await eventually(replaced, "a new pod beside the failed one held for deletion")
+
+            async def status() -> Obj | None:
+                st = (await get_ds(client, ns, "held")).get("status") or {}
+                return st if st.get("numberAvailable") == 1 else None
+            st = await eventually(status, "the new pod counts")
+            assert st["currentNumberScheduled"] == 1 and st["desiredNumberScheduled"] == 1
+        finally:
+            await client.patch("", "v1", "pods", name, {"metadata": {"finalizers": None}}, ns)

@@ -488,8 +488,15 @@ class DaemonSetController:
 
 
 def _pods_by_node(pods: list[Obj]) -> dict[str, list[Obj]]:
+    """The daemon pods per target node, leaving out finished pods already being deleted.
+
+    Those have nothing left to do (a finalizer or the kubelet holds them), so as
+    upstream they neither count as scheduled nor stop a replacement.
+    """
     out: dict[str, list[Obj]] = {}
     for pod in pods:
+        if pod_state.is_terminal(pod) and pod_state.is_deleting(pod):
+            continue
         node = dn.target_node(pod)
         if node:
             out.setdefault(node, []).append(pod)
