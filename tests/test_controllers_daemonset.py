@@ -10,6 +10,7 @@ import pytest
 
 from skiff.api.errors import StatusError
 from skiff.client import Client
+from skiff.controllers import daemonset_nodes as dn
 from tests.controller_helpers import container, events_for, eventually, new_namespace, pods_in
 from tests.fake_kubelet import FakeKubelet, finish_pod
 
@@ -337,3 +338,24 @@ async def test_failed_pod_held_by_finalizer_does_not_block_replacement(
             assert st["currentNumberScheduled"] == 1 and st["desiredNumberScheduled"] == 1
         finally:
             await client.patch("", "v1", "pods", name, {"metadata": {"finalizers": None}}, ns)
+
+
+def test_daemon_tolerations_replace_the_templates_own() -> None:
+    spec: Obj = {"tolerations": [
+        {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
+         "tolerationSeconds": 60},
+        {"key": "node.kubernetes.io/not-ready", "operator": "Exists"},
+        {"key": "dedicated", "operator": "Equal", "value": "x", "effect": "NoSchedule"}]}
+    dn.add_daemon_tolerations(spec)
+    tolerations = spec["tolerations"]
+    # The daemon toleration wins over the template's (no tolerationSeconds: never evicted).
+    assert tolerations[0] == {"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+                              "effect": "NoExecute"}
+    # Others stay as written; the missing daemon ones are added once.
+    assert tolerations[1] == {"key": "node.kubernetes.io/not-ready", "operator": "Exists"}
+    assert tolerations[2]["key"] == "dedicated"
+    keys = [(t["key"], t.get("effect")) for t in tolerations]
+    assert keys.count(("node.kubernetes.io/not-ready", "NoExecute")) == 1
+    assert len(keys) == len(set(keys))
+    dn.add_daemon_tolerations(spec)
+    assert spec["tolerations"] == tolerations
