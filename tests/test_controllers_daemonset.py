@@ -359,3 +359,23 @@ def test_daemon_tolerations_replace_the_templates_own() -> None:
     assert len(keys) == len(set(keys))
     dn.add_daemon_tolerations(spec)
     assert spec["tolerations"] == tolerations
+
+
+def test_failed_pod_back_off_starts_over_after_a_quiet_spell(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from skiff.controllers import daemonset as dsmod
+    clock = [1000.0]
+    monkeypatch.setattr(dsmod.time, "monotonic", lambda: clock[0])
+    ctl = dsmod.DaemonSetController.__new__(dsmod.DaemonSetController)
+    ctl._failed_backoff = {}
+    owner: Obj = {"metadata": {"uid": "u1"}}
+    waits = []
+    for _ in range(6):
+        assert ctl._failed_pod_wait(owner, "n") == 0.0
+        waits.append(ctl._failed_pod_wait(owner, "n"))
+        clock[0] += waits[-1]
+    assert waits == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
+    # A day without failures: the next one is killed at once and the back-off is 1 s again.
+    clock[0] += 86400
+    assert ctl._failed_pod_wait(owner, "n") == 0.0
+    assert ctl._failed_pod_wait(owner, "n") == 1.0

@@ -300,6 +300,13 @@ class DaemonSetController:
         now = time.monotonic()
         if now < not_before:
             return not_before - now
+        if failures:
+            last = not_before - min(FAILED_POD_BACKOFF * (2 ** (failures - 1)),
+                                    FAILED_POD_BACKOFF_MAX)
+            if now - last > FAILED_POD_BACKOFF_MAX:
+                # Quiet for longer than the longest back-off: start again from 1 s, as
+                # upstream's back-off does, rather than keep a node's old failures forever.
+                failures = 0
         delay = min(FAILED_POD_BACKOFF * (2 ** failures), FAILED_POD_BACKOFF_MAX)
         self._failed_backoff[key] = (failures + 1, now + delay)
         return 0.0
