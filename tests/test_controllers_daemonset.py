@@ -379,3 +379,17 @@ def test_failed_pod_back_off_starts_over_after_a_quiet_spell(
     clock[0] += 86400
     assert ctl._failed_pod_wait(owner, "n") == 0.0
     assert ctl._failed_pod_wait(owner, "n") == 1.0
+
+
+def test_a_nodes_pods_rank_scheduled_then_oldest_then_by_name() -> None:
+    from skiff.controllers.daemonset import _oldest_first
+
+    def pod(name: str, created: str, node: str = "", phase: str = "Pending") -> Obj:
+        return {"metadata": {"name": name, "creationTimestamp": created},
+                "spec": {"nodeName": node} if node else {}, "status": {"phase": phase}}
+    pods = [pod("d", "2026-01-01T00:00:03Z", "n", "Running"),
+            pod("c", "2026-01-01T00:00:01Z"),
+            pod("b", "2026-01-01T00:00:02Z", "n"),
+            pod("a", "2026-01-01T00:00:02Z", "n")]
+    # An older pod that is scheduled but not yet running still ranks before a newer running one.
+    assert [p["metadata"]["name"] for p in sorted(pods, key=_oldest_first)] == ["a", "b", "d", "c"]

@@ -510,9 +510,12 @@ def _pods_by_node(pods: list[Obj]) -> dict[str, list[Obj]]:
     return out
 
 
-def _oldest_first(pod: Obj) -> tuple[int, str]:
-    """Running pods before others, then by creation (upstream's podByCreationTimestampAndPhase)."""
-    return (0 if pod_state.phase(pod) == pod_state.RUNNING else 1, pod_state.creation_time(pod))
+def _oldest_first(pod: Obj) -> tuple[int, str, str]:
+    """Scheduled pods first, then by creation, then by name.
+
+    Upstream's podByCreationTimestampAndPhase: which pod of a node is kept and counted.
+    """
+    return (0 if pod_state.node_name(pod) else 1, pod_state.creation_time(pod), m.name_of(pod))
 
 
 def _is_updated(pod: Obj, hash_: str) -> bool:
