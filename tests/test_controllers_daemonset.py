@@ -379,6 +379,13 @@ def test_failed_pod_back_off_starts_over_after_a_quiet_spell(
     clock[0] += 86400
     assert ctl._failed_pod_wait(owner, "n") == 0.0
     assert ctl._failed_pod_wait(owner, "n") == 1.0
+    # A changed spec (a new observed generation) starts over too.
+    for _ in range(3):
+        clock[0] += ctl._failed_pod_wait(owner, "n")
+        ctl._failed_pod_wait(owner, "n")
+    assert ctl._failed_pod_wait(owner, "n") > 1.0
+    owner["status"] = {"observedGeneration": 2}
+    assert ctl._failed_pod_wait(owner, "n") == 0.0
 
 
 def test_a_nodes_pods_rank_scheduled_then_oldest_then_by_name() -> None:

@@ -90,8 +90,9 @@ class DaemonSetController:
         self.queue = WorkQueue(name="daemonset")
         self.recorder = EventRecorder(client, COMPONENT)
         self.expectations = Expectations()
-        # (ds uid, node) → (failures, monotonic time before which not to kill again)
-        self._failed_backoff: dict[tuple[str, str], tuple[int, float]] = {}
+        # (ds uid, observed generation, node) → (failures, monotonic time before which not
+        # to kill again). The generation is in the key as upstream's: a new spec starts over.
+        self._failed_backoff: dict[tuple[str, int, str], tuple[int, float]] = {}
         self.sets.on_add(lambda s: self.queue.add(object_key(s)))
         self.sets.on_update(lambda _o, s: self.queue.add(object_key(s)))
         self.sets.on_delete(lambda s: self.expectations.forget(object_key(s)))
@@ -295,7 +296,7 @@ class DaemonSetController:
         return True, requeue
 
     def _failed_pod_wait(self, ds: Obj, node: str) -> float:
-        key = (m.uid_of(ds), node)
+        key = (m.uid_of(ds), int((ds.get("status") or {}).get("observedGeneration") or 0), node)
         failures, not_before = self._failed_backoff.get(key, (0, 0.0))
         now = time.monotonic()
         if now < not_before:
