@@ -400,3 +400,31 @@ def test_a_nodes_pods_rank_scheduled_then_oldest_then_by_name() -> None:
             pod("a", "2026-01-01T00:00:02Z", "n")]
     # An older pod that is scheduled but not yet running still ranks before a newer running one.
     assert [p["metadata"]["name"] for p in sorted(pods, key=_oldest_first)] == ["a", "b", "d", "c"]
+
+
+async def test_recreated_after_orphaning_takes_back_its_history(client: Client, ns: str) -> None:
+    node = f"{ns}-o"
+    await add_node(client, node)
+    async with FakeKubelet(client, ns):
+        await client.create("apps", "v1", "daemonsets", ds("oh"), ns)
+        await eventually(lambda: _is(placement(client, ns, "oh"), {node: "agent:1"}), "a pod")
+        pod = (await pods_in(client, ns, "app=oh"))[0]
+        await client.delete("apps", "v1", "daemonsets", "oh", ns, propagation_policy="Orphan")
+
+        async def orphaned() -> bool:
+            revs = (await client.list("apps", "v1", "controllerrevisions", ns))["items"]
+            return bool(revs) and all(not r["metadata"].get("ownerReferences") for r in revs)
+        await eventually(orphaned, "the revision is orphaned")
+        await client.create("apps", "v1", "daemonsets", ds("oh"), ns)
+
+        async def adopted() -> Obj | None:
+            d = await get_ds(client, ns, "oh")
+            revs = (await client.list("apps", "v1", "controllerrevisions", ns))["items"]
+            owners = [(r["metadata"].get("ownerReferences") or [{}])[0].get("uid") for r in revs]
+            st = d.get("status") or {}
+            return d if (owners == [d["metadata"]["uid"]]
+                         and st.get("updatedNumberScheduled") == 1) else None
+        d = await eventually(adopted, "the old revision is adopted")
+        assert "collisionCount" not in d["status"]
+        assert [p["metadata"]["uid"] for p in await pods_in(client, ns, "app=oh")] == [
+            pod["metadata"]["uid"]]

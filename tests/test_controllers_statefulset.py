@@ -252,3 +252,35 @@ async def test_rolling_update_counts_the_pod_it_deletes(client: Client, ns: str)
         # update in that same sync, out of the current replicas (as upstream).
         first = next(st for st in seen if st.get("updateRevision") != st.get("currentRevision"))
         assert first.get("currentReplicas") == 1, seen
+
+
+async def test_recreated_after_orphaning_takes_back_its_history(client: Client, ns: str) -> None:
+    async with FakeKubelet(client, ns):
+        await client.create("apps", "v1", "statefulsets", sts("oh", 2), ns)
+
+        async def ready() -> Obj | None:
+            s = await get_sts(client, ns, "oh")
+            st = s.get("status") or {}
+            return s if st.get("readyReplicas") == 2 and st.get("currentReplicas") == 2 else None
+        before = (await eventually(ready, "two ready"))["status"]["currentRevision"]
+        pods = {p["metadata"]["name"]: p["metadata"]["uid"]
+                for p in await pods_in(client, ns, "app=oh")}
+        await client.delete("apps", "v1", "statefulsets", "oh", ns, propagation_policy="Orphan")
+
+        async def orphaned() -> bool:
+            revs = (await client.list("apps", "v1", "controllerrevisions", ns))["items"]
+            return bool(revs) and all(not r["metadata"].get("ownerReferences") for r in revs)
+        await eventually(orphaned, "the revision is orphaned")
+        # As after `kubectl delete sts --cascade=orphan` and applying it again.
+        await client.create("apps", "v1", "statefulsets", sts("oh", 2), ns)
+        s = await eventually(ready, "two ready again")
+        st = s["status"]
+        assert st["collisionCount"] == 0
+        assert st["currentRevision"] == st["updateRevision"] == before
+        revs = (await client.list("apps", "v1", "controllerrevisions", ns))["items"]
+        assert [r["metadata"]["name"] for r in revs] == [before]
+        assert revs[0]["metadata"]["ownerReferences"][0]["uid"] == s["metadata"]["uid"]
+        # The pods were adopted, not replaced.
+        again = {p["metadata"]["name"]: p["metadata"]["uid"]
+                 for p in await pods_in(client, ns, "app=oh")}
+        assert again == pods

@@ -36,7 +36,6 @@ from skiff.controllers import daemonset_nodes as dn
 from skiff.controllers import pod_state
 from skiff.controllers import revisions as rev
 from skiff.controllers.controller_ref import (
-    CONTROLLER_INDEX,
     NAMESPACE_INDEX,
     UID_INDEX,
     ControllerRefManager,
@@ -184,8 +183,7 @@ class DaemonSetController:
         selector = from_label_selector_dict(spec.get("selector"))
         manager = ControllerRefManager(self.client, ds, selector, ("", "v1", "pods"))
         pods = await manager.claim(owned_or_orphaned(self.pods, ds))
-        owned_revisions = [r for r in self.revisions.by_index(CONTROLLER_INDEX, m.uid_of(ds))
-                           if m.namespace_of(r) == m.namespace_of(ds)]
+        owned_revisions = await rev.claim_revisions(self.client, ds, selector, self.revisions)
         collision = int((ds.get("status") or {}).get("collisionCount") or 0)
         try:
             update_rev, all_revs = await rev.ensure_update_revision(

@@ -35,7 +35,6 @@ from skiff.controllers import pod_state
 from skiff.controllers import revisions as rev
 from skiff.controllers import statefulset_pods as sp
 from skiff.controllers.controller_ref import (
-    CONTROLLER_INDEX,
     NAMESPACE_INDEX,
     UID_INDEX,
     ControllerRefManager,
@@ -122,8 +121,7 @@ class StatefulSetController:
         manager = ControllerRefManager(self.client, sts, selector, ("", "v1", "pods"))
         pods = await manager.claim(owned_or_orphaned(self.pods, sts))
         pods = [p for p in pods if (po := sp.parent_and_ordinal(p)) and po[0] == m.name_of(sts)]
-        owned_revisions = [r for r in self.revisions.by_index(CONTROLLER_INDEX, m.uid_of(sts))
-                           if m.namespace_of(r) == m.namespace_of(sts)]
+        owned_revisions = await rev.claim_revisions(self.client, sts, selector, self.revisions)
         collision = int((sts.get("status") or {}).get("collisionCount") or 0)
         try:
             update_rev, all_revs = await rev.ensure_update_revision(
