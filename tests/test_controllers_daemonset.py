@@ -386,6 +386,7 @@ def test_failed_pod_back_off_starts_over_after_a_quiet_spell(
     assert ctl._failed_pod_wait(owner, "n") > 1.0
     owner["status"] = {"observedGeneration": 2}
     assert ctl._failed_pod_wait(owner, "n") == 0.0
+    assert len(ctl._failed_backoff) == 1, "the old generation's entry is dropped"
 
 
 def test_a_nodes_pods_rank_scheduled_then_oldest_then_by_name() -> None:

@@ -306,6 +306,10 @@ class DaemonSetController:
                 # Quiet for longer than the longest back-off: start again from 1 s, as
                 # upstream's back-off does, rather than keep a node's old failures forever.
                 failures = 0
+        if key not in self._failed_backoff:
+            # A new generation's entry replaces the node's older ones, which nothing reads.
+            for stale in [k for k in self._failed_backoff if k[0] == key[0] and k[2] == node]:
+                del self._failed_backoff[stale]
         delay = min(FAILED_POD_BACKOFF * (2 ** failures), FAILED_POD_BACKOFF_MAX)
         self._failed_backoff[key] = (failures + 1, now + delay)
         return 0.0
