@@ -181,5 +181,106 @@ async def test_on_delete_and_failed_pods(client: Client, ns: str) -> None:
                       if p["metadata"]["name"] == "od-1"), None)
             return p if p and p["metadata"]["uid"] != od1["metadata"]["uid"] else None
         await eventually(recreated, "the failed pod is recreated")
-        reasons = {e["reason"] for e in await events_for(client, ns, "od")}
-        assert "RecreatingFailedPod" in reasons
+        events = await events_for(client, ns, "od")
+        reasons = {e["reason"] for e in events}
+        # As upstream since 1.30: a plain delete and create, no RecreatingFailedPod.
+        assert "RecreatingFailedPod" not in reasons
+        assert any(e["reason"] == "SuccessfulDelete"
+                   and e["message"] == "delete Pod od-1 in StatefulSet od successful"
+                   for e in events)
+
+
+async def test_parallel_goes_on_beside_a_finished_pod(client: Client, ns: str) -> None:
+    async with FakeKubelet(client, ns):
+        await client.create("apps", "v1", "statefulsets",
+                            sts("pf", 1, podManagementPolicy="Parallel"), ns)
+
+        async def ready(n: int) -> Obj | None:
+            s = await get_sts(client, ns, "pf")
+            return s if (s.get("status") or {}).get("readyReplicas") == n else None
+        await eventually(lambda: ready(1), "pf-0 ready")
+        # A finalizer holds pf-0 while it is deleted, so it stays failed and terminating.
+        await client.patch("", "v1", "pods", "pf-0",
+                           {"metadata": {"finalizers": ["test.skiff.dev/hold"]}}, ns)
+        pf0 = await client.get("", "v1", "pods", "pf-0", ns)
+        await finish_pod(client, pf0, exit_code=1)
+
+        async def held() -> bool:
+            pod = await client.get("", "v1", "pods", "pf-0", ns)
+            return bool(pod["metadata"].get("deletionTimestamp"))
+        await eventually(held, "the failed pf-0 is being deleted")
+        try:
+            await client.patch("apps", "v1", "statefulsets", "pf", {"spec": {"replicas": 3}}, ns)
+            # Parallel: the other members are made though pf-0 is not yet replaced.
+            await eventually(lambda: ready(2), "pf-1 and pf-2 ready beside pf-0")
+            events = await events_for(client, ns, "pf")
+            deletes = [e for e in events if e["reason"] == "SuccessfulDelete"]
+            assert sum(int(e.get("count") or 1) for e in deletes) == 1, deletes
+        finally:
+            await client.patch("", "v1", "pods", "pf-0", {"metadata": {"finalizers": None}}, ns)
+        await eventually(lambda: ready(3), "pf-0 is recreated once it is gone")
+
+
+async def test_rolling_update_counts_the_pod_it_deletes(client: Client, ns: str) -> None:
+    async with FakeKubelet(client, ns):
+        await client.create("apps", "v1", "statefulsets", sts("cr", 2), ns)
+
+        async def ready() -> Obj | None:
+            s = await get_sts(client, ns, "cr")
+            st = s.get("status") or {}
+            return s if st.get("readyReplicas") == 2 and st.get("currentReplicas") == 2 else None
+        s = await eventually(ready, "two ready")
+        seen: list[Obj] = []
+
+        async def follow() -> None:
+            async for _kind, obj in client.watch(
+                    "apps", "v1", "statefulsets", ns,
+                    resource_version=s["metadata"]["resourceVersion"]):
+                seen.append(obj.get("status") or {})
+        watcher = asyncio.create_task(follow())
+        try:
+            await client.patch("apps", "v1", "statefulsets", "cr", {"spec": {"template": {
+                "spec": {"containers": [container("web", "nginx:2")]}}}}, ns,
+                patch_type="strategic")
+
+            async def rolling() -> bool:
+                return any(st.get("updateRevision") != st.get("currentRevision") for st in seen)
+            await eventually(rolling, "the rollout starts")
+        finally:
+            watcher.cancel()
+        # The status written with the new revision already counts cr-1, deleted for the
+        # update in that same sync, out of the current replicas (as upstream).
+        first = next(st for st in seen if st.get("updateRevision") != st.get("currentRevision"))
+        assert first.get("currentReplicas") == 1, seen
+
+
+async def test_recreated_after_orphaning_takes_back_its_history(client: Client, ns: str) -> None:
+    async with FakeKubelet(client, ns):
+        await client.create("apps", "v1", "statefulsets", sts("oh", 2), ns)
+
+        async def ready() -> Obj | None:
+            s = await get_sts(client, ns, "oh")
+            st = s.get("status") or {}
+            return s if st.get("readyReplicas") == 2 and st.get("currentReplicas") == 2 else None
+        before = (await eventually(ready, "two ready"))["status"]["currentRevision"]
+        pods = {p["metadata"]["name"]: p["metadata"]["uid"]
+                for p in await pods_in(client, ns, "app=oh")}
+        await client.delete("apps", "v1", "statefulsets", "oh", ns, propagation_policy="Orphan")
+
+        async def orphaned() -> bool:
+            revs = (await client.list("apps", "v1", "controllerrevisions", ns))["items"]
+            return bool(revs) and all(not r["metadata"].get("ownerReferences") for r in revs)
+        await eventually(orphaned, "the revision is orphaned")
+        # As after `kubectl delete sts --cascade=orphan` and applying it again.
+        await client.create("apps", "v1", "statefulsets", sts("oh", 2), ns)
+        s = await eventually(ready, "two ready again")
+        st = s["status"]
+        assert st["collisionCount"] == 0
+        assert st["currentRevision"] == st["updateRevision"] == before
+        revs = (await client.list("apps", "v1", "controllerrevisions", ns))["items"]
+        assert [r["metadata"]["name"] for r in revs] == [before]
+        assert revs[0]["metadata"]["ownerReferences"][0]["uid"] == s["metadata"]["uid"]
+        # The pods were adopted, not replaced.
+        again = {p["metadata"]["name"]: p["metadata"]["uid"]
+                 for p in await pods_in(client, ns, "app=oh")}
+        assert again == pods

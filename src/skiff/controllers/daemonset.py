@@ -36,7 +36,6 @@ from skiff.controllers import daemonset_nodes as dn
 from skiff.controllers import pod_state
 from skiff.controllers import revisions as rev
 from skiff.controllers.controller_ref import (
-    CONTROLLER_INDEX,
     NAMESPACE_INDEX,
     UID_INDEX,
     ControllerRefManager,
@@ -90,8 +89,9 @@ class DaemonSetController:
         self.queue = WorkQueue(name="daemonset")
         self.recorder = EventRecorder(client, COMPONENT)
         self.expectations = Expectations()
-        # (ds uid, node) → (failures, monotonic time before which not to kill again)
-        self._failed_backoff: dict[tuple[str, str], tuple[int, float]] = {}
+        # (ds uid, observed generation, node) → (failures, monotonic time before which not
+        # to kill again). The generation is in the key as upstream's: a new spec starts over.
+        self._failed_backoff: dict[tuple[str, int, str], tuple[int, float]] = {}
         self.sets.on_add(lambda s: self.queue.add(object_key(s)))
         self.sets.on_update(lambda _o, s: self.queue.add(object_key(s)))
         self.sets.on_delete(lambda s: self.expectations.forget(object_key(s)))
@@ -183,8 +183,7 @@ class DaemonSetController:
         selector = from_label_selector_dict(spec.get("selector"))
         manager = ControllerRefManager(self.client, ds, selector, ("", "v1", "pods"))
         pods = await manager.claim(owned_or_orphaned(self.pods, ds))
-        owned_revisions = [r for r in self.revisions.by_index(CONTROLLER_INDEX, m.uid_of(ds))
-                           if m.namespace_of(r) == m.namespace_of(ds)]
+        owned_revisions = await rev.claim_revisions(self.client, ds, selector, self.revisions)
         collision = int((ds.get("status") or {}).get("collisionCount") or 0)
         try:
             update_rev, all_revs = await rev.ensure_update_revision(
@@ -231,6 +230,8 @@ class DaemonSetController:
         """Create and delete pods so each eligible node runs one; True if anything changed."""
         surge = scaled(((ds["spec"].get("updateStrategy") or {}).get("rollingUpdate") or {})
                        .get("maxSurge", 0), 1) > 0
+        min_ready = int(ds["spec"].get("minReadySeconds") or 0)
+        now = self.clock()
         create_on: list[str] = []
         delete: list[Obj] = []
         force_delete: list[Obj] = []
@@ -240,10 +241,21 @@ class DaemonSetController:
             pods = by_node.get(name, [])
             if run and not pods:
                 create_on.append(name)
-            elif run:
+            elif keep:
+                # A pod that may stay (even where no new one would start) is still tended:
+                # finished pods go, surplus pods go.
                 running = []
                 for pod in pods:
                     if pod_state.is_deleting(pod):
+                        continue
+                    if pod_state.phase(pod) == pod_state.SUCCEEDED:
+                        # Upstream (since 1.28) replaces daemon pods that exited, without
+                        # back-off: a node shutdown ends them so.
+                        self.recorder.event(
+                            ds, "Normal", "SucceededDaemonPod",
+                            f"Found succeeded daemon pod {m.namespace_of(pod)}/{m.name_of(pod)}"
+                            f" on node {name}, will try to delete it")
+                        delete.append(pod)
                         continue
                     if pod_state.phase(pod) == pod_state.FAILED:
                         wait = self._failed_pod_wait(ds, name)
@@ -261,10 +273,16 @@ class DaemonSetController:
                 if not surge:
                     delete.extend(running[1:])
                 elif len(running) > 1:
-                    delete.extend(_surplus_with_surge(running, hash_))
-                elif not running:
+                    delete.extend(_surplus_with_surge(running, hash_, min_ready, now))
+                    # The old pod goes when the new one turns available: look again then.
+                    newest = next((p for p in running if _is_updated(p, hash_)), None)
+                    left = (pod_state.seconds_until_available(newest, min_ready, now)
+                            if newest is not None else None)
+                    if left is not None:
+                        requeue = left if requeue is None else min(requeue, left)
+                elif not running and run:
                     create_on.append(name)
-            elif not keep:
+            else:
                 delete.extend(p for p in pods if not pod_state.is_deleting(p))
         for name, pods in by_node.items():
             if name not in nodes:
@@ -276,11 +294,22 @@ class DaemonSetController:
         return True, requeue
 
     def _failed_pod_wait(self, ds: Obj, node: str) -> float:
-        key = (m.uid_of(ds), node)
+        key = (m.uid_of(ds), int((ds.get("status") or {}).get("observedGeneration") or 0), node)
         failures, not_before = self._failed_backoff.get(key, (0, 0.0))
         now = time.monotonic()
         if now < not_before:
             return not_before - now
+        if failures:
+            last = not_before - min(FAILED_POD_BACKOFF * (2 ** (failures - 1)),
+                                    FAILED_POD_BACKOFF_MAX)
+            if now - last > FAILED_POD_BACKOFF_MAX:
+                # Quiet for longer than the longest back-off: start again from 1 s, as
+                # upstream's back-off does, rather than keep a node's old failures forever.
+                failures = 0
+        if key not in self._failed_backoff:
+            # A new generation's entry replaces the node's older ones, which nothing reads.
+            for stale in [k for k in self._failed_backoff if k[0] == key[0] and k[2] == node]:
+                del self._failed_backoff[stale]
         delay = min(FAILED_POD_BACKOFF * (2 ** failures), FAILED_POD_BACKOFF_MAX)
         self._failed_backoff[key] = (failures + 1, now + delay)
         return 0.0
@@ -338,14 +367,23 @@ class DaemonSetController:
     async def _rolling_update(self, key: str, ds: Obj, nodes: dict[str, Obj],
                               by_node: dict[str, list[Obj]], daemon_spec: Obj,
                               hash_: str) -> None:
+        """Replace old pods within maxUnavailable (delete first) or maxSurge (create first).
+
+        As upstream, the nodes walked are those that should run a pod plus those that
+        still hold one: an old pod left on a node that no longer takes new ones (a
+        NoSchedule taint) is retired by the rollout, within the same budgets.
+        """
         ru = (ds["spec"].get("updateStrategy") or {}).get("rollingUpdate") or {}
-        desired = sum(1 for n in nodes.values() if dn.should_run(daemon_spec, n)[0])
+        runs = {name for name, n in nodes.items() if dn.should_run(daemon_spec, n)[0]}
+        desired = len(runs)
         max_surge = scaled(ru.get("maxSurge", 0), desired)
         max_unavailable = scaled(ru.get("maxUnavailable", 1), desired)
         if max_surge == 0 and max_unavailable == 0:
             max_unavailable = 1
         min_ready = int(ds["spec"].get("minReadySeconds") or 0)
         now = self.clock()
+        # Pods of nodes that left are the manage step's; it force-deletes them.
+        walked = [name for name in nodes if name in runs or name in by_node]
 
         def available(pod: Obj) -> bool:
             return pod_state.is_available(pod, min_ready, now)
@@ -356,16 +394,15 @@ class DaemonSetController:
             unavailable = 0
             replace_now: list[Obj] = []
             candidates: list[Obj] = []
-            for name, node in nodes.items():
-                if not dn.should_run(daemon_spec, node)[0]:
-                    continue
+            for name in walked:
                 found = _updated_and_old(by_node.get(name, []), hash_)
                 if found is None:
                     unavailable += 1
                     continue
                 new, old = found
-                if old is None:
-                    if new is None or not available(new):
+                if old is None or new is not None:
+                    # Nothing, or both: the manage step creates or prunes; unavailable till then.
+                    if new is None or old is not None or not available(new):
                         unavailable += 1
                 elif not available(old):
                     replace_now.append(old)
@@ -375,28 +412,40 @@ class DaemonSetController:
             to_delete = replace_now + candidates[:budget]
         else:
             surging = 0
+            available_count = 0
             create_now: list[str] = []
             candidates_n: list[str] = []
-            for name, node in nodes.items():
-                if not dn.should_run(daemon_spec, node)[0]:
-                    continue
+            retiring: list[Obj] = []
+            for name in walked:
                 found = _updated_and_old(by_node.get(name, []), hash_)
                 if found is None:
+                    surging += 1
                     continue
                 new, old = found
+                counted = old if old is not None else new
+                if counted is not None and available(counted):
+                    available_count += 1
                 if old is None:
                     continue
                 if new is None:
                     if not available(old):
-                        create_now.append(name)
-                    else:
+                        if name in runs:
+                            create_now.append(name)
+                        else:
+                            to_delete.append(old)
+                    elif name in runs:
                         candidates_n.append(name)
+                    else:
+                        retiring.append(old)
                 elif not available(new):
                     surging += 1
                 else:
                     to_delete.append(old)
             budget = max(0, min(max_surge - surging, len(candidates_n)))
             to_create = create_now + candidates_n[:budget]
+            # Surge promises full availability: a node's old pod goes only while enough
+            # pods elsewhere are available.
+            to_delete.extend(retiring[:max(0, available_count - desired)])
         if to_delete or to_create:
             await self._sync_nodes(key, ds, to_delete, [], to_create, daemon_spec, hash_)
 
@@ -421,7 +470,7 @@ class DaemonSetController:
                         if pod_state.is_available(pod, min_ready, now):
                             available += 1
                         else:
-                            left = pod_state.available_in(pod, min_ready, now)
+                            left = pod_state.seconds_until_available(pod, min_ready, now)
                             if left is not None:
                                 requeue = left if requeue is None else min(requeue, left)
                     if _is_updated(pod, hash_):
@@ -449,31 +498,48 @@ class DaemonSetController:
 
 
 def _pods_by_node(pods: list[Obj]) -> dict[str, list[Obj]]:
+    """The daemon pods per target node, leaving out finished pods already being deleted.
+
+    Those have nothing left to do (a finalizer or the kubelet holds them), so as
+    upstream they neither count as scheduled nor stop a replacement.
+    """
     out: dict[str, list[Obj]] = {}
     for pod in pods:
+        if pod_state.is_terminal(pod) and pod_state.is_deleting(pod):
+            continue
         node = dn.target_node(pod)
         if node:
             out.setdefault(node, []).append(pod)
     return out
 
 
-def _oldest_first(pod: Obj) -> tuple[int, str]:
-    """Running pods before others, then by creation (upstream's podByCreationTimestampAndPhase)."""
-    return (0 if pod_state.phase(pod) == pod_state.RUNNING else 1, pod_state.creation_time(pod))
+def _oldest_first(pod: Obj) -> tuple[int, str, str]:
+    """Scheduled pods first, then by creation, then by name.
+
+    Upstream's podByCreationTimestampAndPhase: which pod of a node is kept and counted.
+    """
+    return (0 if pod_state.node_name(pod) else 1, pod_state.creation_time(pod), m.name_of(pod))
 
 
 def _is_updated(pod: Obj, hash_: str) -> bool:
     return bool(hash_) and m.labels_of(pod).get(rev.POD_REVISION_LABEL) == hash_
 
 
-def _surplus_with_surge(pods: list[Obj], hash_: str) -> list[Obj]:
-    """With surge, keep the oldest new pod and, while it is not ready, the oldest old one."""
+def _surplus_with_surge(pods: list[Obj], hash_: str, min_ready: int,
+                        now: dt.datetime) -> list[Obj]:
+    """With surge, keep the oldest new pod and, while it is not available, the oldest old one.
+
+    The old pod goes once it is no longer ready, or once the new one is available
+    (ready for minReadySeconds), as upstream: a new pod that is merely ready does
+    not yet replace it.
+    """
     new = [p for p in pods if _is_updated(p, hash_)]
     old = [p for p in pods if not _is_updated(p, hash_)]
     keep: list[Obj] = []
     if new:
         keep.append(new[0])
-        if old and not pod_state.is_ready(new[0]) and pod_state.is_ready(old[0]):
+        if (old and pod_state.is_ready(old[0])
+                and not pod_state.is_available(new[0], min_ready, now)):
             keep.append(old[0])
     elif old:
         keep.append(old[0])

@@ -31,15 +31,26 @@ _HOST_NETWORK_TOLERATION = ("node.kubernetes.io/network-unavailable", "NoSchedul
 
 
 def add_daemon_tolerations(pod_spec: Obj) -> None:
-    """Add (once) the tolerations every daemon pod carries."""
+    """Add (once) the tolerations every daemon pod carries.
+
+    A template toleration for the same key, operator and effect is replaced by the
+    daemon one, as upstream does: a `tolerationSeconds` there would otherwise let a
+    not-ready or unreachable node evict the daemon pod.
+    """
     wanted = list(_DAEMON_TOLERATIONS)
     if pod_spec.get("hostNetwork"):
         wanted.append(_HOST_NETWORK_TOLERATION)
     tolerations = pod_spec.setdefault("tolerations", [])
     for key, effect in wanted:
-        if not any(t.get("key") == key and t.get("effect") == effect
-                   and t.get("operator") == "Exists" for t in tolerations):
-            tolerations.append({"key": key, "operator": "Exists", "effect": effect})
+        daemon = {"key": key, "operator": "Exists", "effect": effect}
+        same = [i for i, t in enumerate(tolerations)
+                if isinstance(t, dict) and t.get("key") == key and t.get("effect") == effect
+                and t.get("operator") == "Exists" and not t.get("value")]
+        if not same:
+            tolerations.append(daemon)
+            continue
+        for i in same:
+            tolerations[i] = dict(daemon)
 
 
 def pin_to_node(pod_spec: Obj, node: str) -> None:

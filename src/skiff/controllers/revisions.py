@@ -19,8 +19,14 @@ import orjson
 
 from skiff.api import meta as m
 from skiff.api.errors import StatusError
+from skiff.api.selectors.labels import LabelSelector
 from skiff.client.http_client import Client
-from skiff.controllers.controller_ref import owner_reference
+from skiff.client.informer import Informer
+from skiff.controllers.controller_ref import (
+    ControllerRefManager,
+    owned_or_orphaned,
+    owner_reference,
+)
 
 Obj = dict[str, Any]
 
@@ -100,6 +106,18 @@ def new_revision(owner: Obj, template: Obj, number: int, collision_count: int | 
         meta["annotations"] = dict(md["annotations"])
     return {"apiVersion": "apps/v1", "kind": "ControllerRevision", "metadata": meta,
             "data": revision_data(template), "revision": number}
+
+
+async def claim_revisions(client: Client, owner: Obj, selector: LabelSelector,
+                          informer: Informer) -> list[Obj]:
+    """The owner's revisions, adopting the orphans its selector matches.
+
+    Upstream adopts them, so a set deleted with `--cascade=orphan` and made again
+    takes its history back rather than colliding with its own old revisions.
+    """
+    manager = ControllerRefManager(client, owner, selector, (GROUP, VERSION, PLURAL))
+    claimed = await manager.claim(owned_or_orphaned(informer, owner))
+    return [r for r in claimed if m.namespace_of(r) == m.namespace_of(owner)]
 
 
 class RevisionCollision(Exception):

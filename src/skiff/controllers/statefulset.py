@@ -35,7 +35,6 @@ from skiff.controllers import pod_state
 from skiff.controllers import revisions as rev
 from skiff.controllers import statefulset_pods as sp
 from skiff.controllers.controller_ref import (
-    CONTROLLER_INDEX,
     NAMESPACE_INDEX,
     UID_INDEX,
     ControllerRefManager,
@@ -122,8 +121,7 @@ class StatefulSetController:
         manager = ControllerRefManager(self.client, sts, selector, ("", "v1", "pods"))
         pods = await manager.claim(owned_or_orphaned(self.pods, sts))
         pods = [p for p in pods if (po := sp.parent_and_ordinal(p)) and po[0] == m.name_of(sts)]
-        owned_revisions = [r for r in self.revisions.by_index(CONTROLLER_INDEX, m.uid_of(sts))
-                           if m.namespace_of(r) == m.namespace_of(sts)]
+        owned_revisions = await rev.claim_revisions(self.client, sts, selector, self.revisions)
         collision = int((sts.get("status") or {}).get("collisionCount") or 0)
         try:
             update_rev, all_revs = await rev.ensure_update_revision(
@@ -175,11 +173,20 @@ class StatefulSetController:
                 condemned.append(pod)
         condemned.sort(key=lambda p: -(sp.parent_and_ordinal(p) or ("", 0))[1])
         created: list[Obj] = []
+        # uids deleted in this sync: the cache does not show them terminating yet.
+        gone: set[str] = set()
 
         def healthy(pod: Obj) -> bool:
             if not pod_state.is_running_and_ready(pod):
                 return False
             return min_ready <= 0 or pod_state.is_available(pod, min_ready, now)
+
+        def deleting(pod: Obj) -> bool:
+            return pod_state.is_deleting(pod) or m.uid_of(pod) in gone
+
+        async def delete(pod: Obj) -> None:
+            await self._delete_pod(sts, pod)
+            gone.add(m.uid_of(pod))
 
         try:
             if (sts.get("metadata") or {}).get("deletionTimestamp"):
@@ -188,16 +195,15 @@ class StatefulSetController:
                 ordinal = start + i
                 pod = slots[i]
                 if pod is not None and pod_state.is_terminal(pod):
+                    # Only the SuccessfulDelete event: upstream dropped RecreatingFailedPod
+                    # and RecreatingTerminatedPod in 1.30 (they repeated on every sync).
                     if not pod_state.is_deleting(pod):
-                        failed = pod_state.phase(pod) == pod_state.FAILED
-                        self.recorder.event(
-                            sts, "Warning" if failed else "Normal",
-                            "RecreatingFailedPod" if failed else "RecreatingTerminatedPod",
-                            f"StatefulSet {m.namespace_of(sts)}/{m.name_of(sts)} is recreating "
-                            f"{'failed' if failed else 'terminated'} Pod {m.name_of(pod)}")
-                        await self._delete_pod(sts, pod)
-                    # The replacement is made once this one is gone.
-                    raise _Wait
+                        await delete(pod)
+                    # The replacement is made once this one is gone; with Parallel the
+                    # other members go on meanwhile (upstream's burst mode ignores the stop).
+                    if monotonic:
+                        raise _Wait
+                    continue
                 if pod is None:
                     if rolling and i < partition:
                         template, revision = rev.revision_template(current_rev), current_name
@@ -219,13 +225,13 @@ class StatefulSetController:
                     await self._fix_identity(sts, pod, ordinal)
             first_unhealthy = next((p for p in condemned if not healthy(p)), None)
             for pod in condemned:
-                if pod_state.is_deleting(pod):
+                if deleting(pod):
                     if monotonic:
                         raise _Wait
                     continue
                 if monotonic and not healthy(pod) and pod is not first_unhealthy:
                     raise _Wait
-                await self._delete_pod(sts, pod)
+                await delete(pod)
                 if monotonic:
                     raise _Wait
             if rolling:
@@ -233,17 +239,17 @@ class StatefulSetController:
                     pod = slots[i]
                     if pod is None:
                         continue
-                    if sp.revision_of(pod) != update_name and not pod_state.is_deleting(pod):
-                        await self._delete_pod(sts, pod)
+                    if sp.revision_of(pod) != update_name and not deleting(pod):
+                        await delete(pod)
                         raise _Wait
                     if not healthy(pod):
                         raise _Wait
         except _Wait:
             pass
-        return self._status(sts, pods + created, current_name, update_name, rolling, now)
+        return self._status(sts, pods + created, current_name, update_name, rolling, now, gone)
 
     def _status(self, sts: Obj, pods: list[Obj], current: str, update: str, rolling: bool,
-                now: dt.datetime) -> tuple[Obj, float | None]:
+                now: dt.datetime, gone: set[str]) -> tuple[Obj, float | None]:
         min_ready = int((sts["spec"]).get("minReadySeconds") or 0)
         counts = {"replicas": 0, "readyReplicas": 0, "currentReplicas": 0,
                   "updatedReplicas": 0, "availableReplicas": 0}
@@ -258,7 +264,8 @@ class StatefulSetController:
                     left = pod_state.seconds_until_available(pod, min_ready, now)
                     if left is not None:
                         requeue = left if requeue is None else min(requeue, left)
-            if not pod_state.is_deleting(pod):
+            # A pod deleted just now no longer counts as current (upstream decrements it).
+            if not pod_state.is_deleting(pod) and m.uid_of(pod) not in gone:
                 if sp.revision_of(pod) == current:
                     counts["currentReplicas"] += 1
                 if sp.revision_of(pod) == update:
