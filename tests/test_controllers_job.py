@@ -322,3 +322,20 @@ async def test_deleting_a_running_job_removes_its_pods(client: Client, ns: str,
         return await pods_in(client, ns, "job-name=gone") == []
     # The tracking finalizer must not keep the collected pods around.
     await eventually(no_pods, "the job's pods are collected")
+
+
+async def test_indexed_pods_of_a_long_named_job_keep_their_index(
+        client: Client, ns: str, kubelet: FakeKubelet) -> None:
+    # 61 characters: its pods' hostnames (`<job>-<index>`) still fit in 63.
+    name = "a-job-name-long-enough-that-its-pods-names-must-be-shortened1"
+    assert len(name) == 61
+    await client.create("batch", "v1", "jobs", job(name, completions=2, parallelism=2,
+                                                    completionMode="Indexed"), ns)
+
+    async def two() -> list[Obj]:
+        pods = await pods_in(client, ns, f"job-name={name}")
+        return pods if len(pods) == 2 else []
+    pods = await eventually(two, "both indexes get a pod")
+    # The Job's name is cut, not the index: upstream's `<job>-<index>-` prefix.
+    prefixes = sorted(p["metadata"]["generateName"] for p in pods)
+    assert prefixes == [name[:55] + "-0-", name[:55] + "-1-"]

@@ -526,10 +526,7 @@ class JobController:
         if index is None:
             pod = pod_from_template(template, job)
         else:
-            prefix = f"{name}-{index}-"
-            if len(prefix) > 58:
-                prefix = prefix[:58]
-            pod = pod_from_template(template, job, generate_name=prefix)
+            pod = pod_from_template(template, job, generate_name=ji.pod_name_prefix(name, index))
             _make_indexed(pod, name, index)
             if spec.get("backoffLimitPerIndex") is not None:
                 failures, ignored = self._index_failure_counts(ctx, index)
