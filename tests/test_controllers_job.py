@@ -324,6 +324,43 @@ async def test_deleting_a_running_job_removes_its_pods(client: Client, ns: str,
     await eventually(no_pods, "the job's pods are collected")
 
 
+async def test_suspend_and_resume_events_are_sent_once(client: Client, ns: str,
+                                                       kubelet: FakeKubelet) -> None:
+    await client.create("batch", "v1", "jobs", job("once", suspend=True, parallelism=2,
+                                                    completions=2), ns)
+
+    async def counts() -> dict[str, int]:
+        out: dict[str, int] = {}
+        for e in await events_for(client, ns, "once"):
+            out[e["reason"]] = out.get(e["reason"], 0) + int(e.get("count") or 1)
+        return out
+
+    async def suspended_cond(status: str) -> Obj | None:
+        j = await get_job(client, ns, "once")
+        for c in (j.get("status") or {}).get("conditions") or []:
+            if c["type"] == "Suspended" and c["status"] == status:
+                return j
+        return None
+
+    await eventually(lambda: suspended_cond("True"), "the job is marked suspended")
+    await client.patch("batch", "v1", "jobs", "once", {"spec": {"suspend": False}}, ns)
+    await eventually(lambda: suspended_cond("False"), "the job is marked resumed")
+
+    async def two() -> list[Obj]:
+        pods = await running_pods(client, ns, "once")
+        return pods if len(pods) == 2 else []
+    await eventually(two, "resuming starts the pods")
+    await client.patch("batch", "v1", "jobs", "once", {"spec": {"suspend": True}}, ns)
+    await eventually(lambda: suspended_cond("True"), "the job is suspended again")
+
+    async def deleted() -> dict[str, int]:
+        got = await counts()
+        return got if got.get("SuccessfulDelete") == 2 else {}
+    # Each transition is one event, as upstream's, even when a sync ran on a stale cache.
+    got = await eventually(deleted, "the pods are deleted")
+    assert got["Suspended"] == 2 and got["Resumed"] == 1, got
+
+
 async def test_indexed_pods_of_a_long_named_job_keep_their_index(
         client: Client, ns: str, kubelet: FakeKubelet) -> None:
     # 61 characters: its pods' hostnames (`<job>-<index>`) still fit in 63.

@@ -87,6 +87,9 @@ class _Sync:
     failed_indexes: set[int] | None = None
     delayed_removal: dict[int, str] = field(default_factory=dict)
     requeue: list[float] = field(default_factory=list)
+    # Events about status changes, sent once the status write has succeeded: a sync
+    # from a stale cache would otherwise announce the same change twice.
+    events: list[tuple[str, str]] = field(default_factory=list)
 
 
 class JobController:
@@ -305,7 +308,7 @@ class JobController:
                                                 js.REASON_COMPLETIONS_REACHED,
                                                 js.MSG_COMPLETIONS_REACHED, now=now)
             elif manage_called:
-                suspend_changed = self._suspend_conditions(job, now)
+                suspend_changed = self._suspend_conditions(ctx, now)
         needs_flush = (suspend_changed or active_count != int(status.get("active") or 0)
                        or ctx.ready != status.get("ready")
                        or ctx.terminating != status.get("terminating"))
@@ -438,17 +441,18 @@ class JobController:
                 last[ix] = p
         return {ix: m.uid_of(p) for ix, p in last.items()}
 
-    def _suspend_conditions(self, job: Obj, now: dt.datetime) -> bool:
+    def _suspend_conditions(self, ctx: _Sync, now: dt.datetime) -> bool:
+        job = ctx.job
         if js.is_suspended(job):
             changed = js.ensure_condition(job, js.SUSPENDED, "True", "JobSuspended",
                                           "Job suspended", now)
             if changed:
-                self.recorder.event(job, "Normal", "Suspended", "Job suspended")
+                ctx.events.append(("Suspended", "Job suspended"))
             return changed
         changed = js.ensure_condition(job, js.SUSPENDED, "False", "JobResumed", "Job resumed",
                                       now)
         if changed:
-            self.recorder.event(job, "Normal", "Resumed", "Job resumed")
+            ctx.events.append(("Resumed", "Job resumed"))
             # activeDeadlineSeconds counts time spent active, so resuming restarts it.
             job["status"]["startTime"] = m.rfc3339(now)
         return changed
@@ -673,7 +677,7 @@ class JobController:
                                                     needs_flush)
         done = not reached_max and self._enact_finished(ctx, now)
         if done or needs_flush:
-            ctx.job = await self._update_status(ctx.job)
+            await self._write_status(ctx)
             if done and ctx.finished is not None:
                 self._record_finished(ctx.job, ctx.finished)
 
@@ -689,7 +693,7 @@ class JobController:
     async def _flush_and_release(self, key: str, ctx: _Sync, pods: list[Obj],
                                  with_finalizer: set[str], needs_flush: bool) -> bool:
         if needs_flush:
-            ctx.job = await self._update_status(ctx.job)
+            await self._write_status(ctx)
             self.backoff[key] = ctx.new_backoff
             needs_flush = False
         error: BaseException | None = None
@@ -713,7 +717,7 @@ class JobController:
             needs_flush = True
         if error is not None:
             if needs_flush:
-                ctx.job = await self._update_status(ctx.job)
+                await self._write_status(ctx)
             raise error
         return needs_flush
 
@@ -742,6 +746,13 @@ class JobController:
             self.recorder.event(job, "Normal", "Completed", "Job completed")
         else:
             self.recorder.event(job, "Warning", cond.get("reason", ""), cond.get("message", ""))
+
+    async def _write_status(self, ctx: _Sync) -> None:
+        """Write the Job's status, then send the events about what it changed."""
+        ctx.job = await self._update_status(ctx.job)
+        for reason, message in ctx.events:
+            self.recorder.event(ctx.job, "Normal", reason, message)
+        ctx.events.clear()
 
     async def _update_status(self, job: Obj) -> Obj:
         status = job.get("status") or {}
