@@ -237,6 +237,13 @@ async def test_active_deadline(client: Client, ns: str, kubelet: FakeKubelet) ->
         return await pods_in(client, ns, "job-name=late") == []
     await eventually(no_pods, "the job's pod is deleted")
 
+    async def delete_event() -> list[str]:
+        return [e["message"] for e in await events_for(client, ns, "late")
+                if e["reason"] == "SuccessfulDelete"]
+    # As upstream's pod control, deleting the failed Job's running pod is recorded.
+    messages = await eventually(delete_event, "a SuccessfulDelete event")
+    assert messages[0].startswith("Deleted pod: late-"), messages
+
 
 async def test_ttl_after_finished_deletes_the_job(client: Client, ns: str,
                                                   kubelet: FakeKubelet) -> None:

@@ -574,13 +574,11 @@ class JobController:
             try:
                 if js.has_tracking_finalizer(pod):
                     await self._remove_finalizer(pod)
-                await self.client.delete("", "v1", "pods", m.name_of(pod), m.namespace_of(pod))
+                await self._delete_pod(job, pod)
             except StatusError as err:
                 self.expectations.deletion_observed(key)
                 if err.code != 404:
                     raise
-                return
-            self.recorder.event(job, "Normal", "SuccessfulDelete", f"Deleted pod: {m.name_of(pod)}")
 
         return await _delete_all(pods, one)
 
@@ -589,12 +587,23 @@ class JobController:
         """Delete the active pods of a finishing Job, keeping finalizers (they are counted)."""
         async def one(pod: Obj) -> None:
             try:
-                await self.client.delete("", "v1", "pods", m.name_of(pod), m.namespace_of(pod))
+                await self._delete_pod(job, pod)
             except StatusError as err:
                 if err.code != 404:
                     raise
 
         return await _delete_all(pods, one)
+
+    async def _delete_pod(self, job: Obj, pod: Obj) -> None:
+        """Delete one of the Job's pods, with the events upstream's pod control records."""
+        try:
+            await self.client.delete("", "v1", "pods", m.name_of(pod), m.namespace_of(pod))
+        except StatusError as err:
+            if err.code != 404:
+                self.recorder.event(job, "Warning", "FailedDelete",
+                                    f"Error deleting: {err.message}")
+            raise
+        self.recorder.event(job, "Normal", "SuccessfulDelete", f"Deleted pod: {m.name_of(pod)}")
 
     # -- status -----------------------------------------------------------------------------
 
