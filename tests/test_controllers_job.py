@@ -383,3 +383,14 @@ async def test_indexed_pods_of_a_long_named_job_keep_their_index(
     # The Job's name is cut, not the index: upstream's `<job>-<index>-` prefix.
     prefixes = sorted(p["metadata"]["generateName"] for p in pods)
     assert prefixes == [name[:55] + "-0-", name[:55] + "-1-"]
+
+
+async def test_a_job_managed_by_another_controller_is_left_alone(
+        client: Client, ns: str, kubelet: FakeKubelet) -> None:
+    await client.create("batch", "v1", "jobs", job("ext", managedBy="example.com/other"), ns)
+    await client.create("batch", "v1", "jobs", job(
+        "own", managedBy="kubernetes.io/job-controller"), ns)
+    # The built-in name is ours: that Job runs. Once it has, the other has had its chance.
+    await eventually(lambda: running_pods(client, ns, "own"), "the job-controller's Job runs")
+    assert await pods_in(client, ns, "job-name=ext") == []
+    assert not (await get_job(client, ns, "ext")).get("status")

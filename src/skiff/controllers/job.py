@@ -211,6 +211,10 @@ class JobController:
             self.finalizer_expectations.forget(key)
             self.backoff.pop(key, None)
             return None
+        if js.managed_externally(cached):
+            # As upstream (JobManagedBy, on by default since 1.32): another controller
+            # creates the pods and writes the status.
+            return None
         if js.is_finished(cached):
             self.backoff.pop(key, None)
             return None

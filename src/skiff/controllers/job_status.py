@@ -15,6 +15,8 @@ from skiff.controllers import pod_state
 Obj = dict[str, Any]
 
 TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
+# spec.managedBy naming the built-in controller; any other value hands the Job to another.
+JOB_CONTROLLER_NAME = "kubernetes.io/job-controller"
 
 COMPLETE = "Complete"
 FAILED = "Failed"
@@ -107,6 +109,12 @@ def finish_time(job: Obj) -> dt.datetime | None:
 def is_suspended(job: Obj) -> bool:
     """spec.suspend is true."""
     return bool((job.get("spec") or {}).get("suspend"))
+
+
+def managed_externally(job: Obj) -> bool:
+    """spec.managedBy names another controller: this one leaves the Job alone."""
+    managed_by = (job.get("spec") or {}).get("managedBy")
+    return managed_by is not None and managed_by != JOB_CONTROLLER_NAME
 
 
 def is_indexed(job: Obj) -> bool:
