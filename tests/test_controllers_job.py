@@ -6,14 +6,17 @@ through the API, the way a node agent would.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from skiff.api import meta as m
 from skiff.api.errors import StatusError
 from skiff.client import Client
-from tests.controller_helpers import container, events_for, eventually, pods_in
+from skiff.controllers.job import JobController
+from tests.controller_helpers import container, events_for, eventually, pods_in, seed
 from tests.fake_kubelet import FakeKubelet, finish_pod
 
 Obj = dict[str, Any]
@@ -394,3 +397,60 @@ async def test_a_job_managed_by_another_controller_is_left_alone(
     await eventually(lambda: running_pods(client, ns, "own"), "the job-controller's Job runs")
     assert await pods_in(client, ns, "job-name=ext") == []
     assert not (await get_job(client, ns, "ext")).get("status")
+
+
+class _RecordingClient:
+    """Takes the Job controller's writes without a server: creates are recorded."""
+
+    def __init__(self) -> None:
+        self.created: list[Obj] = []
+
+    async def create(self, group: str, version: str, plural: str, obj: Obj,
+                     namespace: str = "") -> Obj:
+        obj = {**obj, "metadata": {**obj["metadata"], "name": f"created-{len(self.created)}"}}
+        self.created.append(obj)
+        return obj
+
+    async def update_status(self, group: str, version: str, plural: str, obj: Obj) -> Obj:
+        return obj
+
+    async def patch(self, *args: Any, **kw: Any) -> Obj:
+        return {}
+
+
+async def test_backoff_limit_per_index_delays_the_index_replacement() -> None:
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    now = [start]
+    client: Any = _RecordingClient()
+    ctrl = JobController(client, clock=lambda: now[0])
+    j = job("per", completions=2, parallelism=2, completionMode="Indexed",
+            backoffLimitPerIndex=3, backoffLimit=2**31 - 1)
+    j["metadata"].update(namespace="ns", uid="job-uid", resourceVersion="1")
+    j["spec"]["selector"] = {"matchLabels": {"job": "per"}}
+    j["status"] = {"startTime": m.rfc3339(start)}
+
+    def pod(name: str, index: int, phase: str, failures: int = 0) -> Obj:
+        ix = "batch.kubernetes.io/job-completion-index"
+        status: Obj = {"phase": phase}
+        if phase == "Failed":
+            status["containerStatuses"] = [{"name": "c", "state": {"terminated": {
+                "exitCode": 1, "finishedAt": m.rfc3339(start)}}}]
+        return {"apiVersion": "v1", "kind": "Pod", "status": status, "metadata": {
+            "name": name, "namespace": "ns", "uid": name, "finalizers": [TRACKING],
+            "labels": {"job": "per", ix: str(index)},
+            "annotations": {ix: str(index),
+                            "batch.kubernetes.io/job-index-failure-count": str(failures)},
+            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "per",
+                                 "uid": "job-uid", "controller": True}]}}
+
+    await seed(ctrl.jobs, j)
+    await seed(ctrl.pods, pod("per-0-a", 0, "Failed", failures=1), pod("per-1-a", 1, "Running"))
+    # The index failed twice so far: its replacement waits 20 s, as upstream's.
+    now[0] = start + dt.timedelta(seconds=5)
+    requeue = await ctrl.reconcile("ns/per")
+    assert client.created == []
+    assert requeue is not None and 14 < requeue <= 15
+    now[0] = start + dt.timedelta(seconds=21)
+    await ctrl.reconcile("ns/per")
+    assert [p["metadata"]["annotations"]["batch.kubernetes.io/job-index-failure-count"]
+            for p in client.created] == ["2"]

@@ -502,6 +502,11 @@ class JobController:
         indexes: list[int | None] = [None] * diff
         if js.is_indexed(job):
             pending = self._pending_indexes(ctx, diff, total or 0)
+            if spec.get("backoffLimitPerIndex") is not None:
+                pending, wait = self._indexes_out_of_backoff(ctx, pending, now)
+                if wait > 0:
+                    ctx.requeue.append(max(wait, 0.5))
+                    return active, None
             indexes = list(pending)
             if not indexes:
                 return active, None
@@ -526,6 +531,33 @@ class JobController:
                 if len(out) == count:
                     break
         return out
+
+    def _indexes_out_of_backoff(self, ctx: _Sync, pending: list[int], now: dt.datetime
+                                ) -> tuple[list[int], float]:
+        """With backoffLimitPerIndex each index waits out its own back-off.
+
+        The wait grows with the index's failures so far (ignored ones too), counted from
+        when its last failed pod finished. Returns the indexes that may start now or,
+        if none may, the seconds until the first can.
+        """
+        by_uid = {m.uid_of(p): p for p in ctx.pods}
+        ready: list[int] = []
+        wait: float | None = None
+        for index in pending:
+            last = by_uid.get(ctx.delayed_removal.get(index, ""))
+            left = 0.0
+            if last is not None:
+                failures = (ji.index_failure_count(last)
+                            + ji.index_ignored_failure_count(last) + 1)
+                record = BackoffRecord(failures, pod_state.finish_time(last))
+                left = record.remaining(now, self.backoff_base, self.backoff_max)
+            if left <= 0:
+                ready.append(index)
+            elif wait is None or left < wait:
+                wait = left
+        if ready:
+            return ready, 0.0
+        return [], wait or 0.0
 
     async def _create_pod(self, job: Obj, index: int | None, ctx: _Sync) -> None:
         spec = job["spec"]
@@ -561,10 +593,8 @@ class JobController:
                     latest = p
         if latest is None:
             return 0, 0
-        annotations = (latest.get("metadata") or {}).get("annotations") or {}
         failures = ji.index_failure_count(latest)
-        ignored_text = annotations.get(ji.INDEX_IGNORED_FAILURE_COUNT, "0")
-        ignored = int(ignored_text) if ignored_text.isdigit() else 0
+        ignored = ji.index_ignored_failure_count(latest)
         if pfp.evaluate(ctx.job["spec"].get("podFailurePolicy"), latest).count_failed:
             failures += 1
         else:

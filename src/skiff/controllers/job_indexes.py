@@ -58,7 +58,16 @@ def format_indexes(indexes: Iterable[int]) -> str:
 
 def index_failure_count(pod: Obj) -> int:
     """The failure count annotation of the index a pod runs."""
-    value = ((pod.get("metadata") or {}).get("annotations") or {}).get(INDEX_FAILURE_COUNT)
+    return _count_annotation(pod, INDEX_FAILURE_COUNT)
+
+
+def index_ignored_failure_count(pod: Obj) -> int:
+    """How many failures of the pod's index the podFailurePolicy ignored before it."""
+    return _count_annotation(pod, INDEX_IGNORED_FAILURE_COUNT)
+
+
+def _count_annotation(pod: Obj, key: str) -> int:
+    value = ((pod.get("metadata") or {}).get("annotations") or {}).get(key)
     return int(value) if isinstance(value, str) and value.isdigit() else 0
 
 
