@@ -21,6 +21,11 @@ from skiff.api.cron import CronError, parse_cron
         # Both day fields restricted: either may match (classic cron).
         ("0 0 13 * 5", datetime(2024, 9, 1), datetime(2024, 9, 6)),
         ("0 0 29 2 *", datetime(2023, 3, 1), datetime(2024, 2, 29)),
+        # A stepped star restricts its day field: odd days of month, or Mondays.
+        ("0 0 */2 * 1", datetime(2024, 1, 1, 12), datetime(2024, 1, 3)),
+        ("0 0 */2 * 1", datetime(2024, 1, 5, 12), datetime(2024, 1, 7)),
+        ("0 0 */2 * 1", datetime(2024, 1, 7, 12), datetime(2024, 1, 8)),
+        ("0 0 */1 * 1", datetime(2024, 1, 1, 12), datetime(2024, 1, 8)),
     ],
 )
 def test_next_after(schedule: str, after: datetime, expected: datetime) -> None:

@@ -137,6 +137,20 @@ def parse_cron(schedule: str) -> CronSchedule:
         days=sets[2],
         months=sets[3],
         weekdays=sets[4],
-        days_restricted=not fields[2].startswith(("*", "?")),
-        weekdays_restricted=not fields[4].startswith(("*", "?")),
+        days_restricted=not _is_star(fields[2]),
+        weekdays_restricted=not _is_star(fields[4]),
     )
+
+
+def _is_star(text: str) -> bool:
+    """Whether a day field counts as unrestricted for the either-day rule.
+
+    As in the cron library Kubernetes uses, a `*` or `?` part counts unless stepped by
+    more than one: `*/2` in day of month restricts it, so `0 0 */2 * 1` fires on odd
+    days and on Mondays.
+    """
+    for part in text.split(","):
+        rng, _, step = part.partition("/")
+        if rng in ("*", "?") and (not step or int(step) <= 1):
+            return True
+    return False
