@@ -17,7 +17,7 @@ import pytest
 
 from skiff.api import meta as m
 from skiff.client import Client
-from skiff.controllers.cronjob import CronJobController, job_name
+from skiff.controllers.cronjob import CronJobController, _start_key, job_name
 from tests.cluster_fixture import Cluster, running_cluster
 from tests.controller_helpers import container, events_for, eventually
 
@@ -215,3 +215,13 @@ async def test_starting_deadline_bounds_the_catch_up(
         "hourly", clock.now.replace(second=0, microsecond=0))
     reasons = [e["reason"] for e in await events_for(client, ns, "hourly")]
     assert "TooManyMissedTimes" not in reasons
+
+
+def test_history_is_trimmed_oldest_start_first_never_started_last() -> None:
+    def j(name: str, start: str | None) -> Obj:
+        return {"metadata": {"name": name, "creationTimestamp": "2024-01-01T00:00:00Z"},
+                "status": {"startTime": start} if start else {}}
+    jobs = [j("x-2", "2024-01-01T00:02:00Z"), j("x-0", None), j("x-1", "2024-01-01T00:02:00Z"),
+            j("x-3", "2024-01-01T00:01:00Z")]
+    assert [x["metadata"]["name"] for x in sorted(jobs, key=_start_key)] == [
+        "x-3", "x-1", "x-2", "x-0"]

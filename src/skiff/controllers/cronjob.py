@@ -303,8 +303,9 @@ def _set_active(status: Obj, active: list[Obj]) -> None:
         status.pop("active", None)
 
 
-def _start_key(job: Obj) -> tuple[int, str, str]:
-    """Oldest first: by startTime, jobs that never started first, then by creation."""
-    start = (job.get("status") or {}).get("startTime") or ""
-    created = (job.get("metadata") or {}).get("creationTimestamp") or ""
-    return (1 if start else 0, start, created)
+def _start_key(job: Obj) -> tuple[int, dt.datetime, str]:
+    """Oldest first, as upstream's byJobStartTime: by startTime, then by name; jobs
+    that never started count as the newest (they are deleted last)."""
+    start = m.parse_time((job.get("status") or {}).get("startTime") or "")
+    never = start is None
+    return (1 if never else 0, start or dt.datetime.min.replace(tzinfo=dt.UTC), m.name_of(job))
