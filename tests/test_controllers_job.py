@@ -454,3 +454,16 @@ async def test_backoff_limit_per_index_delays_the_index_replacement() -> None:
     await ctrl.reconcile("ns/per")
     assert [p["metadata"]["annotations"]["batch.kubernetes.io/job-index-failure-count"]
             for p in client.created] == ["2"]
+
+
+async def test_indexed_pods_get_the_index_hostname_over_the_templates() -> None:
+    client: Any = _RecordingClient()
+    ctrl = JobController(client)
+    j = job("peers", completions=2, parallelism=2, completionMode="Indexed")
+    j["metadata"].update(namespace="ns", uid="job-uid", resourceVersion="1")
+    j["spec"]["selector"] = {"matchLabels": {"job": "peers"}}
+    j["spec"]["template"]["spec"]["hostname"] = "custom"
+    await seed(ctrl.jobs, j)
+    await seed(ctrl.pods)
+    await ctrl.reconcile("ns/peers")
+    assert sorted(p["spec"]["hostname"] for p in client.created) == ["peers-0", "peers-1"]

@@ -855,8 +855,8 @@ def _make_indexed(pod: Obj, job_name: str, index: int) -> None:
     md.setdefault("annotations", {})[ji.COMPLETION_INDEX] = str(index)
     md.setdefault("labels", {})[ji.COMPLETION_INDEX] = str(index)
     spec = pod["spec"]
-    if not spec.get("hostname"):
-        spec["hostname"] = f"{job_name}-{index}"
+    # Upstream sets it even over a hostname in the template: peers find each other by it.
+    spec["hostname"] = f"{job_name}-{index}"
     env_var = {"name": "JOB_COMPLETION_INDEX", "valueFrom": {"fieldRef": {
         "fieldPath": f"metadata.labels['{ji.COMPLETION_INDEX}']"}}}
     for key in ("initContainers", "containers"):
