@@ -467,3 +467,38 @@ async def test_indexed_pods_get_the_index_hostname_over_the_templates() -> None:
     await seed(ctrl.pods)
     await ctrl.reconcile("ns/peers")
     assert sorted(p["spec"]["hostname"] for p in client.created) == ["peers-0", "peers-1"]
+
+
+class _PatchRecordingClient(_RecordingClient):
+    """Also records the pods whose finalizer the controller patches away."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patched: list[str] = []
+
+    async def patch(self, group: str, version: str, plural: str, name: str, *args: Any,
+                    **kw: Any) -> Obj:
+        self.patched.append(name)
+        return {}
+
+
+async def test_the_finished_pods_of_an_externally_managed_job_keep_their_finalizer() -> None:
+    client: Any = _PatchRecordingClient()
+    ctrl = JobController(client)
+    done = [{"type": "Complete", "status": "True"}]
+    for name, managed_by in (("ext", "example.com/other"), ("own", None)):
+        j = job(name, managedBy=managed_by)
+        j["metadata"].update(namespace="ns", uid=f"{name}-uid", resourceVersion="1")
+        j["status"] = {"conditions": done}
+        await seed(ctrl.jobs, j)
+    pods = [{"apiVersion": "v1", "kind": "Pod", "status": {"phase": "Succeeded"},
+             "metadata": {"name": f"{name}-pod", "namespace": "ns", "uid": f"{name}-pod",
+                          "finalizers": [TRACKING], "ownerReferences": [{
+                              "apiVersion": "batch/v1", "kind": "Job", "name": name,
+                              "uid": f"{name}-uid", "controller": True}]}}
+            for name in ("ext", "own")]
+    await seed(ctrl.pods, *pods)
+    for p in pods:
+        await ctrl.reconcile("pod:ns/" + p["metadata"]["name"])
+    # The other controller releases its pods; ours are released once the Job finished.
+    assert client.patched == ["own-pod"]

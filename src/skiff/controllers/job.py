@@ -240,7 +240,8 @@ class JobController:
         if ref is not None and (ref.get("kind") != "Job" or ref.get("apiVersion") != "batch/v1"):
             return
         job = self._job_of(pod)
-        if job is not None and not js.is_finished(job):
+        if job is not None and (js.managed_externally(job) or not js.is_finished(job)):
+            # Adopted, or its Job's own controller accounts for it and releases it.
             return
         await self._remove_finalizer(pod)
 
