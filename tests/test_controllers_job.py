@@ -15,6 +15,8 @@ import pytest
 from skiff.api import meta as m
 from skiff.api.errors import StatusError
 from skiff.client import Client
+from skiff.controllers import job_indexes as ji
+from skiff.controllers import job_status as js
 from skiff.controllers.job import JobController
 from tests.controller_helpers import container, events_for, eventually, pods_in, seed
 from tests.fake_kubelet import FakeKubelet, finish_pod
@@ -502,3 +504,11 @@ async def test_the_finished_pods_of_an_externally_managed_job_keep_their_finaliz
         await ctrl.reconcile("pod:ns/" + p["metadata"]["name"])
     # The other controller releases its pods; ours are released once the Job finished.
     assert client.patched == ["own-pod"]
+
+
+def test_a_success_policy_rule_naming_no_index_in_range_matches_nothing() -> None:
+    def parse(text: str) -> set[int]:
+        return ji.parse_indexes(text, 3)
+    policy = {"rules": [{"succeededIndexes": "5-7"}, {"succeededIndexes": "0-1"}]}
+    assert js.match_success_policy(policy, {2}, parse) is None
+    assert js.match_success_policy(policy, {0, 1}, parse) == "Matched rules at index 1"

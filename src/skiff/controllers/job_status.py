@@ -166,11 +166,16 @@ def match_success_policy(policy: Obj | None, succeeded: set[int],
 
     `parse(text)` turns a `succeededIndexes` string into a set of indexes.
     """
+    if not succeeded:
+        return None
     for index, rule in enumerate((policy or {}).get("rules") or []):
         wanted_text = rule.get("succeededIndexes")
         count = rule.get("succeededCount")
         if wanted_text is not None:
             wanted = parse(wanted_text)
+            if not wanted:
+                # As upstream: a rule naming no index in range matches nothing.
+                continue
             got = len(wanted & succeeded)
             met = got >= count if isinstance(count, int) else wanted <= succeeded
         elif isinstance(count, int):
