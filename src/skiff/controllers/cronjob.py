@@ -49,6 +49,8 @@ SCHEDULED_TIMESTAMP = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 # Upstream requeues a little after the next start so the clock has surely passed it.
 NEXT_SCHEDULE_DELTA = 0.1
 CONFLICT_RETRY = 0.05
+# When a Job to be replaced could not be deleted, try again this much later.
+REPLACE_RETRY = 1.0
 
 
 def job_name(cronjob_name: str, scheduled: dt.datetime) -> str:
@@ -204,8 +206,11 @@ class CronJobController:
             return next_in
         if policy == "Replace":
             for ref in list(active):
-                if await self._delete_job(cronjob, ref.get("name", "")):
-                    active = [r for r in active if r.get("uid") != ref.get("uid")]
+                if not await self._delete_job(cronjob, ref.get("name", "")):
+                    # As upstream: no new run while the one it replaces could not go.
+                    _set_active(status, active)
+                    return REPLACE_RETRY
+                active = [r for r in active if r.get("uid") != ref.get("uid")]
             _set_active(status, active)
         job = self._job_from_template(cronjob, scheduled, tz)
         try:
