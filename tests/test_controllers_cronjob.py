@@ -269,3 +269,21 @@ async def test_replace_starts_no_run_while_the_old_one_cannot_be_deleted() -> No
     # The 10:00 run waits until the running job is gone, and is tried again soon.
     assert client.created == []
     assert requeue is not None and requeue <= 1.0
+
+
+async def test_unusable_schedule_and_zone_events_quote_as_upstream() -> None:
+    client: Any = _DeleteFailsClient()
+    ctl = CronJobController(client)
+    bad_zone = cronjob("zone", timeZone="Mars/Olympus")
+    bad_schedule = cronjob("sched", "every tuesday")
+    for cj in (bad_zone, bad_schedule):
+        cj["metadata"].update(namespace="ns", uid=cj["metadata"]["name"])
+    await seed(ctl.cronjobs, bad_zone, bad_schedule)
+    await seed(ctl.jobs)
+    await ctl.reconcile("ns/zone")
+    await ctl.reconcile("ns/sched")
+    sent = [(e["reason"], e["message"]) for e in ctl.recorder._pending]  # noqa: SLF001
+    assert sent[0] == ("UnknownTimeZone",
+                       'invalid timeZone: "Mars/Olympus": unknown time zone Mars/Olympus')
+    assert sent[1][0] == "UnparseableSchedule"
+    assert sent[1][1].startswith('unparseable schedule: "every tuesday" : ')

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as dt
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -168,9 +169,10 @@ class CronJobController:
         try:
             tz = cs.zone(spec.get("timeZone"))
         except cs.UnknownTimeZone:
+            zone_name = spec.get("timeZone")
             self.recorder.event(cronjob, "Warning", "UnknownTimeZone",
-                                  f"invalid timeZone: {spec.get('timeZone')!r}: unknown time zone "
-                                  f"{spec.get('timeZone')}")
+                                f"invalid timeZone: {_quote(zone_name)}: unknown time zone "
+                                f"{zone_name}")
             return None
         if spec.get("suspend"):
             return None
@@ -178,7 +180,7 @@ class CronJobController:
             schedule = parse_cron(spec.get("schedule") or "")
         except CronError as err:
             self.recorder.event(cronjob, "Warning", "UnparseableSchedule",
-                                  f"unparseable schedule: {spec.get('schedule')!r} : {err}")
+                                  f"unparseable schedule: {_quote(spec.get('schedule'))} : {err}")
             return None
         missed = cs.most_recent_schedule(schedule, tz, cs.earliest_time(cronjob, now), now)
         if missed.count > cs.MANY_MISSED:
@@ -299,6 +301,11 @@ class CronJobController:
     async def run(self) -> None:
         """Watch CronJobs and Jobs until cancelled."""
         await run_controller(self.queue, self.reconcile, self.workers, self._own, self.recorder)
+
+
+def _quote(value: Any) -> str:
+    """A value quoted as Go's %q does in upstream's messages (double quotes)."""
+    return json.dumps(str(value if value is not None else ""), ensure_ascii=False)
 
 
 def _set_active(status: Obj, active: list[Obj]) -> None:
