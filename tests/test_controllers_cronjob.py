@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 from skiff.api import meta as m
+from skiff.api.errors import StatusError
 from skiff.client import Client
-from skiff.controllers.cronjob import CronJobController, job_name
+from skiff.controllers.cronjob import CronJobController, _start_key, job_name
 from tests.cluster_fixture import Cluster, running_cluster
-from tests.controller_helpers import container, events_for, eventually
+from tests.controller_helpers import container, events_for, eventually, seed
 
 Obj = dict[str, Any]
 
@@ -215,3 +216,74 @@ async def test_starting_deadline_bounds_the_catch_up(
         "hourly", clock.now.replace(second=0, microsecond=0))
     reasons = [e["reason"] for e in await events_for(client, ns, "hourly")]
     assert "TooManyMissedTimes" not in reasons
+
+
+def test_history_is_trimmed_oldest_start_first_never_started_last() -> None:
+    def j(name: str, start: str | None) -> Obj:
+        return {"metadata": {"name": name, "creationTimestamp": "2024-01-01T00:00:00Z"},
+                "status": {"startTime": start} if start else {}}
+    jobs = [j("x-2", "2024-01-01T00:02:00Z"), j("x-0", None), j("x-1", "2024-01-01T00:02:00Z"),
+            j("x-3", "2024-01-01T00:01:00Z")]
+    assert [x["metadata"]["name"] for x in sorted(jobs, key=_start_key)] == [
+        "x-3", "x-1", "x-2", "x-0"]
+
+
+class _DeleteFailsClient:
+    """A server whose Job deletes fail; creates are recorded."""
+
+    def __init__(self) -> None:
+        self.created: list[str] = []
+
+    async def delete(self, *args: Any, **kw: Any) -> Obj:
+        raise StatusError(500, "InternalError", "etcd is on fire")
+
+    async def create(self, group: str, version: str, plural: str, obj: Obj,
+                     namespace: str = "") -> Obj:
+        self.created.append(obj["metadata"]["name"])
+        return obj
+
+    async def update_status(self, *args: Any, **kw: Any) -> Obj:
+        return {}
+
+    async def get(self, *args: Any, **kw: Any) -> Obj:
+        raise StatusError(404, "NotFound", "not found")
+
+
+async def test_replace_starts_no_run_while_the_old_one_cannot_be_deleted() -> None:
+    client: Any = _DeleteFailsClient()
+    clock = Clock()
+    clock.now = dt.datetime(2026, 1, 1, 10, 0, 30, tzinfo=dt.UTC)
+    ctl = CronJobController(client, clock=clock)
+    cj = cronjob("swap", concurrencyPolicy="Replace")
+    old = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {
+        "name": "swap-old", "namespace": "ns", "uid": "old-uid", "ownerReferences": [{
+            "apiVersion": "batch/v1", "kind": "CronJob", "name": "swap", "uid": "cj-uid",
+            "controller": True}]}, "status": {"active": 1}}
+    cj["metadata"].update(namespace="ns", uid="cj-uid", creationTimestamp="2026-01-01T09:00:00Z")
+    cj["status"] = {"lastScheduleTime": "2026-01-01T09:59:00Z", "active": [
+        {"kind": "Job", "name": "swap-old", "namespace": "ns", "uid": "old-uid",
+         "apiVersion": "batch/v1"}]}
+    await seed(ctl.cronjobs, cj)
+    await seed(ctl.jobs, old)
+    requeue = await ctl.reconcile("ns/swap")
+    # The 10:00 run waits until the running job is gone, and is tried again soon.
+    assert client.created == []
+    assert requeue is not None and requeue <= 1.0
+
+
+async def test_unusable_schedule_and_zone_events_quote_as_upstream() -> None:
+    client: Any = _DeleteFailsClient()
+    ctl = CronJobController(client)
+    bad_zone = cronjob("zone", timeZone="Mars/Olympus")
+    bad_schedule = cronjob("sched", "every tuesday")
+    for cj in (bad_zone, bad_schedule):
+        cj["metadata"].update(namespace="ns", uid=cj["metadata"]["name"])
+    await seed(ctl.cronjobs, bad_zone, bad_schedule)
+    await seed(ctl.jobs)
+    await ctl.reconcile("ns/zone")
+    await ctl.reconcile("ns/sched")
+    sent = [(e["reason"], e["message"]) for e in ctl.recorder._pending]  # noqa: SLF001
+    assert sent[0] == ("UnknownTimeZone",
+                       'invalid timeZone: "Mars/Olympus": unknown time zone Mars/Olympus')
+    assert sent[1][0] == "UnparseableSchedule"
+    assert sent[1][1].startswith('unparseable schedule: "every tuesday" : ')

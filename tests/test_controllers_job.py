@@ -6,14 +6,19 @@ through the API, the way a node agent would.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from skiff.api import meta as m
 from skiff.api.errors import StatusError
 from skiff.client import Client
-from tests.controller_helpers import container, events_for, eventually, pods_in
+from skiff.controllers import job_indexes as ji
+from skiff.controllers import job_status as js
+from skiff.controllers.job import JobController
+from tests.controller_helpers import container, events_for, eventually, pods_in, seed
 from tests.fake_kubelet import FakeKubelet, finish_pod
 
 Obj = dict[str, Any]
@@ -237,6 +242,13 @@ async def test_active_deadline(client: Client, ns: str, kubelet: FakeKubelet) ->
         return await pods_in(client, ns, "job-name=late") == []
     await eventually(no_pods, "the job's pod is deleted")
 
+    async def delete_event() -> list[str]:
+        return [e["message"] for e in await events_for(client, ns, "late")
+                if e["reason"] == "SuccessfulDelete"]
+    # As upstream's pod control, deleting the failed Job's running pod is recorded.
+    messages = await eventually(delete_event, "a SuccessfulDelete event")
+    assert messages[0].startswith("Deleted pod: late-"), messages
+
 
 async def test_ttl_after_finished_deletes_the_job(client: Client, ns: str,
                                                   kubelet: FakeKubelet) -> None:
@@ -322,3 +334,181 @@ async def test_deleting_a_running_job_removes_its_pods(client: Client, ns: str,
         return await pods_in(client, ns, "job-name=gone") == []
     # The tracking finalizer must not keep the collected pods around.
     await eventually(no_pods, "the job's pods are collected")
+
+
+async def test_suspend_and_resume_events_are_sent_once(client: Client, ns: str,
+                                                       kubelet: FakeKubelet) -> None:
+    await client.create("batch", "v1", "jobs", job("once", suspend=True, parallelism=2,
+                                                    completions=2), ns)
+
+    async def counts() -> dict[str, int]:
+        out: dict[str, int] = {}
+        for e in await events_for(client, ns, "once"):
+            out[e["reason"]] = out.get(e["reason"], 0) + int(e.get("count") or 1)
+        return out
+
+    async def suspended_cond(status: str) -> Obj | None:
+        j = await get_job(client, ns, "once")
+        for c in (j.get("status") or {}).get("conditions") or []:
+            if c["type"] == "Suspended" and c["status"] == status:
+                return j
+        return None
+
+    await eventually(lambda: suspended_cond("True"), "the job is marked suspended")
+    await client.patch("batch", "v1", "jobs", "once", {"spec": {"suspend": False}}, ns)
+    await eventually(lambda: suspended_cond("False"), "the job is marked resumed")
+
+    async def two() -> list[Obj]:
+        pods = await running_pods(client, ns, "once")
+        return pods if len(pods) == 2 else []
+    await eventually(two, "resuming starts the pods")
+    await client.patch("batch", "v1", "jobs", "once", {"spec": {"suspend": True}}, ns)
+    await eventually(lambda: suspended_cond("True"), "the job is suspended again")
+
+    async def deleted() -> dict[str, int]:
+        got = await counts()
+        return got if got.get("SuccessfulDelete") == 2 else {}
+    # Each transition is one event, as upstream's, even when a sync ran on a stale cache.
+    got = await eventually(deleted, "the pods are deleted")
+    assert got["Suspended"] == 2 and got["Resumed"] == 1, got
+
+
+async def test_indexed_pods_of_a_long_named_job_keep_their_index(
+        client: Client, ns: str, kubelet: FakeKubelet) -> None:
+    # 61 characters: its pods' hostnames (`<job>-<index>`) still fit in 63.
+    name = "a-job-name-long-enough-that-its-pods-names-must-be-shortened1"
+    assert len(name) == 61
+    await client.create("batch", "v1", "jobs", job(name, completions=2, parallelism=2,
+                                                    completionMode="Indexed"), ns)
+
+    async def two() -> list[Obj]:
+        pods = await pods_in(client, ns, f"job-name={name}")
+        return pods if len(pods) == 2 else []
+    pods = await eventually(two, "both indexes get a pod")
+    # The Job's name is cut, not the index: upstream's `<job>-<index>-` prefix.
+    prefixes = sorted(p["metadata"]["generateName"] for p in pods)
+    assert prefixes == [name[:55] + "-0-", name[:55] + "-1-"]
+
+
+async def test_a_job_managed_by_another_controller_is_left_alone(
+        client: Client, ns: str, kubelet: FakeKubelet) -> None:
+    await client.create("batch", "v1", "jobs", job("ext", managedBy="example.com/other"), ns)
+    await client.create("batch", "v1", "jobs", job(
+        "own", managedBy="kubernetes.io/job-controller"), ns)
+    # The built-in name is ours: that Job runs. Once it has, the other has had its chance.
+    await eventually(lambda: running_pods(client, ns, "own"), "the job-controller's Job runs")
+    assert await pods_in(client, ns, "job-name=ext") == []
+    assert not (await get_job(client, ns, "ext")).get("status")
+
+
+class _RecordingClient:
+    """Takes the Job controller's writes without a server: creates are recorded."""
+
+    def __init__(self) -> None:
+        self.created: list[Obj] = []
+
+    async def create(self, group: str, version: str, plural: str, obj: Obj,
+                     namespace: str = "") -> Obj:
+        obj = {**obj, "metadata": {**obj["metadata"], "name": f"created-{len(self.created)}"}}
+        self.created.append(obj)
+        return obj
+
+    async def update_status(self, group: str, version: str, plural: str, obj: Obj) -> Obj:
+        return obj
+
+    async def patch(self, *args: Any, **kw: Any) -> Obj:
+        return {}
+
+
+async def test_backoff_limit_per_index_delays_the_index_replacement() -> None:
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    now = [start]
+    client: Any = _RecordingClient()
+    ctrl = JobController(client, clock=lambda: now[0])
+    j = job("per", completions=2, parallelism=2, completionMode="Indexed",
+            backoffLimitPerIndex=3, backoffLimit=2**31 - 1)
+    j["metadata"].update(namespace="ns", uid="job-uid", resourceVersion="1")
+    j["spec"]["selector"] = {"matchLabels": {"job": "per"}}
+    j["status"] = {"startTime": m.rfc3339(start)}
+
+    def pod(name: str, index: int, phase: str, failures: int = 0) -> Obj:
+        ix = "batch.kubernetes.io/job-completion-index"
+        status: Obj = {"phase": phase}
+        if phase == "Failed":
+            status["containerStatuses"] = [{"name": "c", "state": {"terminated": {
+                "exitCode": 1, "finishedAt": m.rfc3339(start)}}}]
+        return {"apiVersion": "v1", "kind": "Pod", "status": status, "metadata": {
+            "name": name, "namespace": "ns", "uid": name, "finalizers": [TRACKING],
+            "labels": {"job": "per", ix: str(index)},
+            "annotations": {ix: str(index),
+                            "batch.kubernetes.io/job-index-failure-count": str(failures)},
+            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "per",
+                                 "uid": "job-uid", "controller": True}]}}
+
+    await seed(ctrl.jobs, j)
+    await seed(ctrl.pods, pod("per-0-a", 0, "Failed", failures=1), pod("per-1-a", 1, "Running"))
+    # The index failed twice so far: its replacement waits 20 s, as upstream's.
+    now[0] = start + dt.timedelta(seconds=5)
+    requeue = await ctrl.reconcile("ns/per")
+    assert client.created == []
+    assert requeue is not None and 14 < requeue <= 15
+    now[0] = start + dt.timedelta(seconds=21)
+    await ctrl.reconcile("ns/per")
+    assert [p["metadata"]["annotations"]["batch.kubernetes.io/job-index-failure-count"]
+            for p in client.created] == ["2"]
+
+
+async def test_indexed_pods_get_the_index_hostname_over_the_templates() -> None:
+    client: Any = _RecordingClient()
+    ctrl = JobController(client)
+    j = job("peers", completions=2, parallelism=2, completionMode="Indexed")
+    j["metadata"].update(namespace="ns", uid="job-uid", resourceVersion="1")
+    j["spec"]["selector"] = {"matchLabels": {"job": "peers"}}
+    j["spec"]["template"]["spec"]["hostname"] = "custom"
+    await seed(ctrl.jobs, j)
+    await seed(ctrl.pods)
+    await ctrl.reconcile("ns/peers")
+    assert sorted(p["spec"]["hostname"] for p in client.created) == ["peers-0", "peers-1"]
+
+
+class _PatchRecordingClient(_RecordingClient):
+    """Also records the pods whose finalizer the controller patches away."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patched: list[str] = []
+
+    async def patch(self, group: str, version: str, plural: str, name: str, *args: Any,
+                    **kw: Any) -> Obj:
+        self.patched.append(name)
+        return {}
+
+
+async def test_the_finished_pods_of_an_externally_managed_job_keep_their_finalizer() -> None:
+    client: Any = _PatchRecordingClient()
+    ctrl = JobController(client)
+    done = [{"type": "Complete", "status": "True"}]
+    for name, managed_by in (("ext", "example.com/other"), ("own", None)):
+        j = job(name, managedBy=managed_by)
+        j["metadata"].update(namespace="ns", uid=f"{name}-uid", resourceVersion="1")
+        j["status"] = {"conditions": done}
+        await seed(ctrl.jobs, j)
+    pods = [{"apiVersion": "v1", "kind": "Pod", "status": {"phase": "Succeeded"},
+             "metadata": {"name": f"{name}-pod", "namespace": "ns", "uid": f"{name}-pod",
+                          "finalizers": [TRACKING], "ownerReferences": [{
+                              "apiVersion": "batch/v1", "kind": "Job", "name": name,
+                              "uid": f"{name}-uid", "controller": True}]}}
+            for name in ("ext", "own")]
+    await seed(ctrl.pods, *pods)
+    for p in pods:
+        await ctrl.reconcile("pod:ns/" + p["metadata"]["name"])
+    # The other controller releases its pods; ours are released once the Job finished.
+    assert client.patched == ["own-pod"]
+
+
+def test_a_success_policy_rule_naming_no_index_in_range_matches_nothing() -> None:
+    def parse(text: str) -> set[int]:
+        return ji.parse_indexes(text, 3)
+    policy = {"rules": [{"succeededIndexes": "5-7"}, {"succeededIndexes": "0-1"}]}
+    assert js.match_success_policy(policy, {2}, parse) is None
+    assert js.match_success_policy(policy, {0, 1}, parse) == "Matched rules at index 1"

@@ -54,3 +54,11 @@ def test_earliest_time_respects_the_deadline() -> None:
 
 def test_job_name_is_minutes_since_epoch() -> None:
     assert job_name("backup", t(2024, 1, 1, 0, 1)) == f"backup-{1704067260 // 60}"
+
+
+def test_every_counts_from_the_last_start() -> None:
+    every = parse_cron("@every 90s")
+    missed = cs.most_recent_schedule(every, UTC, t(2024, 1, 1, 0, 0, 10),
+                                     t(2024, 1, 1, 0, 5))
+    assert missed.most_recent == t(2024, 1, 1, 0, 4, 40)
+    assert missed.count == 3

@@ -2,11 +2,12 @@
 
 Validation and the CronJob controller must agree on what a schedule means, so both use
 this one parser: minute, hour, day of month, month, day of week; `*`/`?`, lists,
-ranges, steps, month and weekday names, and the `@hourly`-style macros.
+ranges, steps, month and weekday names, the `@hourly`-style macros and `@every 5m`.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -117,13 +118,61 @@ class CronSchedule:
         return None
 
 
-def parse_cron(schedule: str) -> CronSchedule:
+@dataclass(frozen=True)
+class EverySchedule:
+    """`@every <duration>`: fixed intervals (whole seconds, at least one) from a start."""
+
+    delay: timedelta
+
+    def next_after(self, after: datetime) -> datetime | None:
+        """`after` plus the interval, its fraction of a second dropped."""
+        return after.replace(microsecond=0) + self.delay
+
+
+Schedule = CronSchedule | EverySchedule
+
+_EVERY = "@every "
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0,
+                   "m": 60.0, "h": 3600.0}
+_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+
+
+def _go_duration(text: str) -> float:
+    """Seconds in a Go duration (`90s`, `1h30m`, `1.5h`); ValueError if it is not one."""
+    body = text[1:] if text[:1] in "+-" else text
+    if body == "0":
+        return 0.0
+    seconds, pos = 0.0, 0
+    while pos < len(body):
+        match = _DURATION_PART.match(body, pos)
+        if match is None:
+            raise ValueError(f"time: invalid duration {text!r}")
+        seconds += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        pos = match.end()
+    if not body:
+        raise ValueError(f"time: invalid duration {text!r}")
+    return -seconds if text.startswith("-") else seconds
+
+
+def _parse_every(text: str) -> EverySchedule:
+    try:
+        seconds = _go_duration(text[len(_EVERY):])
+    except ValueError as err:
+        raise CronError(f"failed to parse duration {text}: {err}") from err
+    # As the cron library: under a second means one; fractions of a second are dropped.
+    return EverySchedule(timedelta(seconds=max(1, int(seconds))))
+
+
+def parse_cron(schedule: str) -> Schedule:
     """Parse a standard cron schedule; raise CronError saying what is wrong."""
     text = schedule.strip()
     if text.startswith("@"):
-        if text.lower() not in _MACROS:
+        # Descriptors are case-sensitive, as in the cron library Kubernetes uses.
+        if text.startswith(_EVERY):
+            return _parse_every(text)
+        if text not in _MACROS:
             raise CronError(f"unrecognized descriptor: {text}")
-        text = _MACROS[text.lower()]
+        text = _MACROS[text]
     fields = text.split()
     if len(fields) != 5:
         raise CronError(f"expected exactly 5 fields, found {len(fields)}: {schedule!r}")
@@ -137,6 +186,20 @@ def parse_cron(schedule: str) -> CronSchedule:
         days=sets[2],
         months=sets[3],
         weekdays=sets[4],
-        days_restricted=not fields[2].startswith(("*", "?")),
-        weekdays_restricted=not fields[4].startswith(("*", "?")),
+        days_restricted=not _is_star(fields[2]),
+        weekdays_restricted=not _is_star(fields[4]),
     )
+
+
+def _is_star(text: str) -> bool:
+    """Whether a day field counts as unrestricted for the either-day rule.
+
+    As in the cron library Kubernetes uses, a `*` or `?` part counts unless stepped by
+    more than one: `*/2` in day of month restricts it, so `0 0 */2 * 1` fires on odd
+    days and on Mondays.
+    """
+    for part in text.split(","):
+        rng, _, step = part.partition("/")
+        if rng in ("*", "?") and (not step or int(step) <= 1):
+            return True
+    return False

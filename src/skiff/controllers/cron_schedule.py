@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from skiff.api import meta as m
-from skiff.api.cron import CronSchedule
+from skiff.api.cron import Schedule
 
 # Upstream warns when more than this many start times were missed.
 MANY_MISSED = 100
@@ -32,7 +32,7 @@ def zone(name: str | None) -> dt.tzinfo:
         raise UnknownTimeZone(name) from err
 
 
-def next_time(schedule: CronSchedule, after: dt.datetime, tz: dt.tzinfo) -> dt.datetime | None:
+def next_time(schedule: Schedule, after: dt.datetime, tz: dt.tzinfo) -> dt.datetime | None:
     """The first start strictly after `after` (an aware datetime), in UTC."""
     local = after.astimezone(tz)
     nxt = schedule.next_after(local.replace(tzinfo=None))
@@ -49,7 +49,7 @@ class Missed:
     count: int
 
 
-def most_recent_schedule(schedule: CronSchedule, tz: dt.tzinfo, earliest: dt.datetime,
+def most_recent_schedule(schedule: Schedule, tz: dt.tzinfo, earliest: dt.datetime,
                          now: dt.datetime) -> Missed:
     """Start times in (earliest, now]: the last one and their number.
 
@@ -72,7 +72,7 @@ _WINDOWS = (dt.timedelta(minutes=2), dt.timedelta(hours=2), dt.timedelta(days=2)
             dt.timedelta(days=62), dt.timedelta(days=800), dt.timedelta(days=366 * 6))
 
 
-def _last_start(schedule: CronSchedule, tz: dt.tzinfo, earliest: dt.datetime,
+def _last_start(schedule: Schedule, tz: dt.tzinfo, earliest: dt.datetime,
                 now: dt.datetime) -> dt.datetime | None:
     """The last start in (earliest, now], looking back in growing windows."""
     for window in _WINDOWS:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as dt
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -49,6 +50,8 @@ SCHEDULED_TIMESTAMP = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 # Upstream requeues a little after the next start so the clock has surely passed it.
 NEXT_SCHEDULE_DELTA = 0.1
 CONFLICT_RETRY = 0.05
+# When a Job to be replaced could not be deleted, try again this much later.
+REPLACE_RETRY = 1.0
 
 
 def job_name(cronjob_name: str, scheduled: dt.datetime) -> str:
@@ -166,9 +169,10 @@ class CronJobController:
         try:
             tz = cs.zone(spec.get("timeZone"))
         except cs.UnknownTimeZone:
+            zone_name = spec.get("timeZone")
             self.recorder.event(cronjob, "Warning", "UnknownTimeZone",
-                                  f"invalid timeZone: {spec.get('timeZone')!r}: unknown time zone "
-                                  f"{spec.get('timeZone')}")
+                                f"invalid timeZone: {_quote(zone_name)}: unknown time zone "
+                                f"{zone_name}")
             return None
         if spec.get("suspend"):
             return None
@@ -176,7 +180,7 @@ class CronJobController:
             schedule = parse_cron(spec.get("schedule") or "")
         except CronError as err:
             self.recorder.event(cronjob, "Warning", "UnparseableSchedule",
-                                  f"unparseable schedule: {spec.get('schedule')!r} : {err}")
+                                  f"unparseable schedule: {_quote(spec.get('schedule'))} : {err}")
             return None
         missed = cs.most_recent_schedule(schedule, tz, cs.earliest_time(cronjob, now), now)
         if missed.count > cs.MANY_MISSED:
@@ -204,8 +208,11 @@ class CronJobController:
             return next_in
         if policy == "Replace":
             for ref in list(active):
-                if await self._delete_job(cronjob, ref.get("name", "")):
-                    active = [r for r in active if r.get("uid") != ref.get("uid")]
+                if not await self._delete_job(cronjob, ref.get("name", "")):
+                    # As upstream: no new run while the one it replaces could not go.
+                    _set_active(status, active)
+                    return REPLACE_RETRY
+                active = [r for r in active if r.get("uid") != ref.get("uid")]
             _set_active(status, active)
         job = self._job_from_template(cronjob, scheduled, tz)
         try:
@@ -296,6 +303,11 @@ class CronJobController:
         await run_controller(self.queue, self.reconcile, self.workers, self._own, self.recorder)
 
 
+def _quote(value: Any) -> str:
+    """A value quoted as Go's %q does in upstream's messages (double quotes)."""
+    return json.dumps(str(value if value is not None else ""), ensure_ascii=False)
+
+
 def _set_active(status: Obj, active: list[Obj]) -> None:
     if active:
         status["active"] = active
@@ -303,8 +315,9 @@ def _set_active(status: Obj, active: list[Obj]) -> None:
         status.pop("active", None)
 
 
-def _start_key(job: Obj) -> tuple[int, str, str]:
-    """Oldest first: by startTime, jobs that never started first, then by creation."""
-    start = (job.get("status") or {}).get("startTime") or ""
-    created = (job.get("metadata") or {}).get("creationTimestamp") or ""
-    return (1 if start else 0, start, created)
+def _start_key(job: Obj) -> tuple[int, dt.datetime, str]:
+    """Oldest first, as upstream's byJobStartTime: by startTime, then by name; jobs
+    that never started count as the newest (they are deleted last)."""
+    start = m.parse_time((job.get("status") or {}).get("startTime") or "")
+    never = start is None
+    return (1 if never else 0, start or dt.datetime.min.replace(tzinfo=dt.UTC), m.name_of(job))

@@ -87,6 +87,9 @@ class _Sync:
     failed_indexes: set[int] | None = None
     delayed_removal: dict[int, str] = field(default_factory=dict)
     requeue: list[float] = field(default_factory=list)
+    # Events about status changes, sent once the status write has succeeded: a sync
+    # from a stale cache would otherwise announce the same change twice.
+    events: list[tuple[str, str]] = field(default_factory=list)
 
 
 class JobController:
@@ -208,6 +211,10 @@ class JobController:
             self.finalizer_expectations.forget(key)
             self.backoff.pop(key, None)
             return None
+        if js.managed_externally(cached):
+            # As upstream (JobManagedBy, on by default since 1.32): another controller
+            # creates the pods and writes the status.
+            return None
         if js.is_finished(cached):
             self.backoff.pop(key, None)
             return None
@@ -233,7 +240,8 @@ class JobController:
         if ref is not None and (ref.get("kind") != "Job" or ref.get("apiVersion") != "batch/v1"):
             return
         job = self._job_of(pod)
-        if job is not None and not js.is_finished(job):
+        if job is not None and (js.managed_externally(job) or not js.is_finished(job)):
+            # Adopted, or its Job's own controller accounts for it and releases it.
             return
         await self._remove_finalizer(pod)
 
@@ -305,7 +313,7 @@ class JobController:
                                                 js.REASON_COMPLETIONS_REACHED,
                                                 js.MSG_COMPLETIONS_REACHED, now=now)
             elif manage_called:
-                suspend_changed = self._suspend_conditions(job, now)
+                suspend_changed = self._suspend_conditions(ctx, now)
         needs_flush = (suspend_changed or active_count != int(status.get("active") or 0)
                        or ctx.ready != status.get("ready")
                        or ctx.terminating != status.get("terminating"))
@@ -438,17 +446,18 @@ class JobController:
                 last[ix] = p
         return {ix: m.uid_of(p) for ix, p in last.items()}
 
-    def _suspend_conditions(self, job: Obj, now: dt.datetime) -> bool:
+    def _suspend_conditions(self, ctx: _Sync, now: dt.datetime) -> bool:
+        job = ctx.job
         if js.is_suspended(job):
             changed = js.ensure_condition(job, js.SUSPENDED, "True", "JobSuspended",
                                           "Job suspended", now)
             if changed:
-                self.recorder.event(job, "Normal", "Suspended", "Job suspended")
+                ctx.events.append(("Suspended", "Job suspended"))
             return changed
         changed = js.ensure_condition(job, js.SUSPENDED, "False", "JobResumed", "Job resumed",
                                       now)
         if changed:
-            self.recorder.event(job, "Normal", "Resumed", "Job resumed")
+            ctx.events.append(("Resumed", "Job resumed"))
             # activeDeadlineSeconds counts time spent active, so resuming restarts it.
             job["status"]["startTime"] = m.rfc3339(now)
         return changed
@@ -494,6 +503,11 @@ class JobController:
         indexes: list[int | None] = [None] * diff
         if js.is_indexed(job):
             pending = self._pending_indexes(ctx, diff, total or 0)
+            if spec.get("backoffLimitPerIndex") is not None:
+                pending, wait = self._indexes_out_of_backoff(ctx, pending, now)
+                if wait > 0:
+                    ctx.requeue.append(max(wait, 0.5))
+                    return active, None
             indexes = list(pending)
             if not indexes:
                 return active, None
@@ -519,6 +533,33 @@ class JobController:
                     break
         return out
 
+    def _indexes_out_of_backoff(self, ctx: _Sync, pending: list[int], now: dt.datetime
+                                ) -> tuple[list[int], float]:
+        """With backoffLimitPerIndex each index waits out its own back-off.
+
+        The wait grows with the index's failures so far (ignored ones too), counted from
+        when its last failed pod finished. Returns the indexes that may start now or,
+        if none may, the seconds until the first can.
+        """
+        by_uid = {m.uid_of(p): p for p in ctx.pods}
+        ready: list[int] = []
+        wait: float | None = None
+        for index in pending:
+            last = by_uid.get(ctx.delayed_removal.get(index, ""))
+            left = 0.0
+            if last is not None:
+                failures = (ji.index_failure_count(last)
+                            + ji.index_ignored_failure_count(last) + 1)
+                record = BackoffRecord(failures, pod_state.finish_time(last))
+                left = record.remaining(now, self.backoff_base, self.backoff_max)
+            if left <= 0:
+                ready.append(index)
+            elif wait is None or left < wait:
+                wait = left
+        if ready:
+            return ready, 0.0
+        return [], wait or 0.0
+
     async def _create_pod(self, job: Obj, index: int | None, ctx: _Sync) -> None:
         spec = job["spec"]
         name = m.name_of(job)
@@ -526,10 +567,7 @@ class JobController:
         if index is None:
             pod = pod_from_template(template, job)
         else:
-            prefix = f"{name}-{index}-"
-            if len(prefix) > 58:
-                prefix = prefix[:58]
-            pod = pod_from_template(template, job, generate_name=prefix)
+            pod = pod_from_template(template, job, generate_name=ji.pod_name_prefix(name, index))
             _make_indexed(pod, name, index)
             if spec.get("backoffLimitPerIndex") is not None:
                 failures, ignored = self._index_failure_counts(ctx, index)
@@ -556,10 +594,8 @@ class JobController:
                     latest = p
         if latest is None:
             return 0, 0
-        annotations = (latest.get("metadata") or {}).get("annotations") or {}
         failures = ji.index_failure_count(latest)
-        ignored_text = annotations.get(ji.INDEX_IGNORED_FAILURE_COUNT, "0")
-        ignored = int(ignored_text) if ignored_text.isdigit() else 0
+        ignored = ji.index_ignored_failure_count(latest)
         if pfp.evaluate(ctx.job["spec"].get("podFailurePolicy"), latest).count_failed:
             failures += 1
         else:
@@ -573,13 +609,11 @@ class JobController:
             try:
                 if js.has_tracking_finalizer(pod):
                     await self._remove_finalizer(pod)
-                await self.client.delete("", "v1", "pods", m.name_of(pod), m.namespace_of(pod))
+                await self._delete_pod(job, pod)
             except StatusError as err:
                 self.expectations.deletion_observed(key)
                 if err.code != 404:
                     raise
-                return
-            self.recorder.event(job, "Normal", "SuccessfulDelete", f"Deleted pod: {m.name_of(pod)}")
 
         return await _delete_all(pods, one)
 
@@ -588,12 +622,23 @@ class JobController:
         """Delete the active pods of a finishing Job, keeping finalizers (they are counted)."""
         async def one(pod: Obj) -> None:
             try:
-                await self.client.delete("", "v1", "pods", m.name_of(pod), m.namespace_of(pod))
+                await self._delete_pod(job, pod)
             except StatusError as err:
                 if err.code != 404:
                     raise
 
         return await _delete_all(pods, one)
+
+    async def _delete_pod(self, job: Obj, pod: Obj) -> None:
+        """Delete one of the Job's pods, with the events upstream's pod control records."""
+        try:
+            await self.client.delete("", "v1", "pods", m.name_of(pod), m.namespace_of(pod))
+        except StatusError as err:
+            if err.code != 404:
+                self.recorder.event(job, "Warning", "FailedDelete",
+                                    f"Error deleting: {err.message}")
+            raise
+        self.recorder.event(job, "Normal", "SuccessfulDelete", f"Deleted pod: {m.name_of(pod)}")
 
     # -- status -----------------------------------------------------------------------------
 
@@ -676,7 +721,7 @@ class JobController:
                                                     needs_flush)
         done = not reached_max and self._enact_finished(ctx, now)
         if done or needs_flush:
-            ctx.job = await self._update_status(ctx.job)
+            await self._write_status(ctx)
             if done and ctx.finished is not None:
                 self._record_finished(ctx.job, ctx.finished)
 
@@ -692,7 +737,7 @@ class JobController:
     async def _flush_and_release(self, key: str, ctx: _Sync, pods: list[Obj],
                                  with_finalizer: set[str], needs_flush: bool) -> bool:
         if needs_flush:
-            ctx.job = await self._update_status(ctx.job)
+            await self._write_status(ctx)
             self.backoff[key] = ctx.new_backoff
             needs_flush = False
         error: BaseException | None = None
@@ -716,7 +761,7 @@ class JobController:
             needs_flush = True
         if error is not None:
             if needs_flush:
-                ctx.job = await self._update_status(ctx.job)
+                await self._write_status(ctx)
             raise error
         return needs_flush
 
@@ -745,6 +790,13 @@ class JobController:
             self.recorder.event(job, "Normal", "Completed", "Job completed")
         else:
             self.recorder.event(job, "Warning", cond.get("reason", ""), cond.get("message", ""))
+
+    async def _write_status(self, ctx: _Sync) -> None:
+        """Write the Job's status, then send the events about what it changed."""
+        ctx.job = await self._update_status(ctx.job)
+        for reason, message in ctx.events:
+            self.recorder.event(ctx.job, "Normal", reason, message)
+        ctx.events.clear()
 
     async def _update_status(self, job: Obj) -> Obj:
         status = job.get("status") or {}
@@ -804,8 +856,8 @@ def _make_indexed(pod: Obj, job_name: str, index: int) -> None:
     md.setdefault("annotations", {})[ji.COMPLETION_INDEX] = str(index)
     md.setdefault("labels", {})[ji.COMPLETION_INDEX] = str(index)
     spec = pod["spec"]
-    if not spec.get("hostname"):
-        spec["hostname"] = f"{job_name}-{index}"
+    # Upstream sets it even over a hostname in the template: peers find each other by it.
+    spec["hostname"] = f"{job_name}-{index}"
     env_var = {"name": "JOB_COMPLETION_INDEX", "valueFrom": {"fieldRef": {
         "fieldPath": f"metadata.labels['{ji.COMPLETION_INDEX}']"}}}
     for key in ("initContainers", "containers"):

@@ -12,6 +12,8 @@ COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 # Failures so far of the index a pod runs (backoffLimitPerIndex).
 INDEX_FAILURE_COUNT = "batch.kubernetes.io/job-index-failure-count"
 INDEX_IGNORED_FAILURE_COUNT = "batch.kubernetes.io/job-index-ignored-failure-count"
+# The longest generateName the API server keeps whole (it appends 5 random characters).
+MAX_GENERATE_NAME = 58
 
 
 def completion_index(pod: Obj) -> int | None:
@@ -56,5 +58,20 @@ def format_indexes(indexes: Iterable[int]) -> str:
 
 def index_failure_count(pod: Obj) -> int:
     """The failure count annotation of the index a pod runs."""
-    value = ((pod.get("metadata") or {}).get("annotations") or {}).get(INDEX_FAILURE_COUNT)
+    return _count_annotation(pod, INDEX_FAILURE_COUNT)
+
+
+def index_ignored_failure_count(pod: Obj) -> int:
+    """How many failures of the pod's index the podFailurePolicy ignored before it."""
+    return _count_annotation(pod, INDEX_IGNORED_FAILURE_COUNT)
+
+
+def _count_annotation(pod: Obj, key: str) -> int:
+    value = ((pod.get("metadata") or {}).get("annotations") or {}).get(key)
     return int(value) if isinstance(value, str) and value.isdigit() else 0
+
+
+def pod_name_prefix(job_name: str, index: int) -> str:
+    """`<job>-<index>-`, shortening the Job's name (never the index) to fit a generateName."""
+    suffix = f"-{index}-"
+    return job_name[:MAX_GENERATE_NAME - len(suffix)] + suffix

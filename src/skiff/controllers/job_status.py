@@ -15,6 +15,8 @@ from skiff.controllers import pod_state
 Obj = dict[str, Any]
 
 TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
+# spec.managedBy naming the built-in controller; any other value hands the Job to another.
+JOB_CONTROLLER_NAME = "kubernetes.io/job-controller"
 
 COMPLETE = "Complete"
 FAILED = "Failed"
@@ -109,6 +111,12 @@ def is_suspended(job: Obj) -> bool:
     return bool((job.get("spec") or {}).get("suspend"))
 
 
+def managed_externally(job: Obj) -> bool:
+    """spec.managedBy names another controller: this one leaves the Job alone."""
+    managed_by = (job.get("spec") or {}).get("managedBy")
+    return managed_by is not None and managed_by != JOB_CONTROLLER_NAME
+
+
 def is_indexed(job: Obj) -> bool:
     """completionMode is Indexed."""
     return (job.get("spec") or {}).get("completionMode") == "Indexed"
@@ -158,11 +166,16 @@ def match_success_policy(policy: Obj | None, succeeded: set[int],
 
     `parse(text)` turns a `succeededIndexes` string into a set of indexes.
     """
+    if not succeeded:
+        return None
     for index, rule in enumerate((policy or {}).get("rules") or []):
         wanted_text = rule.get("succeededIndexes")
         count = rule.get("succeededCount")
         if wanted_text is not None:
             wanted = parse(wanted_text)
+            if not wanted:
+                # As upstream: a rule naming no index in range matches nothing.
+                continue
             got = len(wanted & succeeded)
             met = got >= count if isinstance(count, int) else wanted <= succeeded
         elif isinstance(count, int):
