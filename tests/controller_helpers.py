@@ -26,10 +26,16 @@ async def eventually(check: Callable[[], Awaitable[Any]], what: str,
         await asyncio.sleep(interval)
 
 
-async def new_namespace(client: Client) -> str:
-    """A fresh namespace for one test."""
+async def new_namespace(client: Client, *, default_account: bool = False) -> str:
+    """A fresh namespace for one test.
+
+    `default_account` also creates its `default` ServiceAccount, for clusters running
+    without the serviceaccounts controller: admission refuses pods without one.
+    """
     name = f"t-{uuid.uuid4().hex[:8]}"
     await client.create("", "v1", "namespaces", {"metadata": {"name": name}})
+    if default_account:
+        await client.create("", "v1", "serviceaccounts", {"metadata": {"name": "default"}}, name)
     return name
 
 

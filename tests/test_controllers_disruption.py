@@ -13,7 +13,13 @@ from skiff.api.errors import StatusError
 from skiff.client import Client
 from skiff.controllers.disruption import DisruptionController
 from tests.cluster_fixture import Cluster, running_cluster
-from tests.controller_helpers import container, events_for, eventually, replicaset
+from tests.controller_helpers import (
+    container,
+    events_for,
+    eventually,
+    new_namespace,
+    replicaset,
+)
 from tests.fake_kubelet import set_running
 
 Obj = dict[str, Any]
@@ -27,6 +33,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with running_cluster(tmp_path_factory.mktemp("cluster"),
                          extra_args=("--no-controllers",)) as c:
         yield c
+
+
+@pytest.fixture
+async def ns(client: Client) -> str:
+    """A fresh namespace with its `default` account (no controller makes one here)."""
+    return await new_namespace(client, default_account=True)
 
 
 @pytest.fixture

@@ -246,7 +246,7 @@ async def test_hpa_scales_a_replicaset_up_and_down(client: Client) -> None:
 
     from skiff.controllers.replicaset import ReplicaSetController
 
-    ns = await new_namespace(client)
+    ns = await new_namespace(client, default_account=True)
     rs = replicaset("web", 1, {"app": "web"})
     rs["spec"]["template"]["spec"]["containers"][0]["resources"] = {
         "requests": {"cpu": "100m"}}
@@ -351,7 +351,7 @@ async def test_hpa_scales_a_replicaset_up_and_down(client: Client) -> None:
 
 
 async def test_hpa_served_as_v1_and_v2(client: Client) -> None:
-    ns = await new_namespace(client)
+    ns = await new_namespace(client, default_account=True)
     v1 = {"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
           "metadata": {"name": "old"},
           "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
@@ -384,7 +384,7 @@ async def test_hpa_served_as_v1_and_v2(client: Client) -> None:
 async def test_two_hpas_over_the_same_pods_are_ambiguous(client: Client) -> None:
     import asyncio
 
-    ns = await new_namespace(client)
+    ns = await new_namespace(client, default_account=True)
     await client.create("apps", "v1", "replicasets", replicaset("amb", 1, {"app": "amb"}), ns)
     await client.create("", "v1", "pods", {"metadata": {"name": "amb-1", "labels": {
         "app": "amb"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}, ns)
@@ -435,7 +435,7 @@ async def test_a_scale_without_a_selector_is_reported_as_upstream(client: Client
 async def test_a_missing_target_is_reported_as_upstream(client: Client) -> None:
     import asyncio
 
-    ns = await new_namespace(client)
+    ns = await new_namespace(client, default_account=True)
     await client.create("autoscaling", "v2", "horizontalpodautoscalers", {
         "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
         "metadata": {"name": "lost"},
@@ -463,7 +463,7 @@ async def test_a_missing_target_is_reported_as_upstream(client: Client) -> None:
 
 async def test_missing_pod_and_node_metrics_are_named_as_metrics_server_does(
         client: Client) -> None:
-    ns = await new_namespace(client)
+    ns = await new_namespace(client, default_account=True)
     with pytest.raises(StatusError) as err:
         await client.get("metrics.k8s.io", "v1beta1", "pods", "web", ns)
     assert err.value.code == 404

@@ -219,6 +219,36 @@ async def test_replicaset_keeps_replicas_and_replaces_deleted_pod(client: Client
         assert reasons.count("SuccessfulCreate") == 4
 
 
+async def test_pods_naming_a_missing_service_account_are_refused(client: Client,
+                                                                  ns: str) -> None:
+    # Straight away, as upstream's ServiceAccount admission (the `default` account of
+    # this brand-new namespace is there by then or waited for).
+    pod = {"metadata": {"name": "lone"}, "spec": {
+        "serviceAccountName": "ghost", "automountServiceAccountToken": False,
+        "containers": [{"name": "c", "image": "nginx:1"}]}}
+    with pytest.raises(StatusError) as err:
+        await client.create("", "v1", "pods", pod, ns)
+    assert (err.value.code, err.value.reason) == (403, "Forbidden")
+    assert err.value.message == (f'pods "lone" is forbidden: error looking up service account '
+                                 f'{ns}/ghost: serviceaccount "ghost" not found')
+    del pod["spec"]["serviceAccountName"]
+    assert (await client.create("", "v1", "pods", pod, ns))["spec"]["serviceAccountName"] == \
+        "default"
+    # A controller's pods are named by generateName, which is what the refusal quotes.
+    rs = replicaset("ghostly", 1, {"app": "g"})
+    rs["spec"]["template"]["spec"]["serviceAccountName"] = "ghost"
+    await client.create("apps", "v1", "replicasets", rs, ns)
+
+    async def refused() -> list[str]:
+        return [e["message"] for e in await events_for(client, ns, "ghostly")
+                if e["reason"] == "FailedCreate"]
+
+    messages = await eventually(refused, "the ReplicaSet reports FailedCreate")
+    assert messages[0] == (f'Error creating: pods "ghostly-" is forbidden: error looking up '
+                           f'service account {ns}/ghost: serviceaccount "ghost" not found')
+    assert await live_pods_in(client, ns, "app=g") == []
+
+
 async def test_replicaset_never_overshoots_under_a_burst(client: Client, ns: str) -> None:
     await client.create("apps", "v1", "replicasets", replicaset("burst", 20, {"app": "b"}), ns)
 

@@ -15,6 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from skiff.agent.token_manager import TokenManager, requires_refresh
+from skiff.api.errors import StatusError
 from skiff.apiserver import jws
 from skiff.apiserver.admission.service_account import MOUNT_PATH, admit_pod
 from skiff.apiserver.pki import ensure_pki
@@ -187,13 +188,16 @@ class _Store:
         return type("KV", (), {"value": json.dumps(self.objects[key]).encode()})()
 
 
-def test_admission_mounts_the_api_credentials() -> None:
+_DEFAULT_SA = {"/registry/core/serviceaccounts/ns/default": {"metadata": {"name": "default"}}}
+
+
+async def test_admission_mounts_the_api_credentials() -> None:
     pod: dict[str, Any] = {"metadata": {"name": "p", "namespace": "ns"}, "spec": {
         "initContainers": [{"name": "i"}],
         "containers": [{"name": "a"}, {"name": "b", "volumeMounts": [
             {"name": "own", "mountPath": MOUNT_PATH}]}],
         "volumes": [{"name": "own", "emptyDir": {}}]}}
-    admit_pod(_Store({}), pod)  # type: ignore[arg-type]
+    await admit_pod(_Store(dict(_DEFAULT_SA)), pod)  # type: ignore[arg-type]
     spec = pod["spec"]
     assert spec["serviceAccountName"] == "default" and spec["serviceAccount"] == "default"
     vol = spec["volumes"][1]
@@ -208,23 +212,56 @@ def test_admission_mounts_the_api_credentials() -> None:
     assert len(spec["containers"][1]["volumeMounts"]) == 1  # mounts its own there
 
 
-def test_admission_honours_automount_false() -> None:
+async def test_admission_honours_automount_false() -> None:
     off = {"metadata": {"name": "p", "namespace": "ns"},
            "spec": {"automountServiceAccountToken": False, "containers": [{"name": "a"}]}}
-    admit_pod(_Store({}), off)  # type: ignore[arg-type]
+    await admit_pod(_Store(dict(_DEFAULT_SA)), off)  # type: ignore[arg-type]
     assert "volumes" not in off["spec"]
     store = _Store({"/registry/core/serviceaccounts/ns/quiet": {
         "metadata": {"name": "quiet"}, "automountServiceAccountToken": False}})
     by_sa = {"metadata": {"name": "p", "namespace": "ns"},
              "spec": {"serviceAccountName": "quiet", "containers": [{"name": "a"}]}}
-    admit_pod(store, by_sa)  # type: ignore[arg-type]
+    await admit_pod(store, by_sa)  # type: ignore[arg-type]
     assert "volumes" not in by_sa["spec"]
     # The pod's own true wins over the account's false.
     on = {"metadata": {"name": "p", "namespace": "ns"},
           "spec": {"serviceAccountName": "quiet", "automountServiceAccountToken": True,
                    "containers": [{"name": "a"}]}}
-    admit_pod(store, on)  # type: ignore[arg-type]
+    await admit_pod(store, on)  # type: ignore[arg-type]
     assert len(on["spec"]["volumes"]) == 1
+
+
+@pytest.mark.parametrize("automount", [None, False])
+async def test_admission_refuses_a_missing_service_account(automount: bool | None) -> None:
+    spec: dict[str, Any] = {"serviceAccountName": "ghost", "containers": [{"name": "a"}]}
+    if automount is not None:
+        spec["automountServiceAccountToken"] = automount
+    pod = {"metadata": {"name": "p", "namespace": "ns"}, "spec": spec}
+    with pytest.raises(StatusError) as err:
+        await admit_pod(_Store(dict(_DEFAULT_SA)), pod)  # type: ignore[arg-type]
+    assert (err.value.code, err.value.reason) == (403, "Forbidden")
+    assert err.value.message == ('pods "p" is forbidden: error looking up service account '
+                                 'ns/ghost: serviceaccount "ghost" not found')
+    assert err.value.details == {"name": "p", "kind": "pods"}
+
+
+async def test_admission_waits_a_little_for_the_default_account() -> None:
+    store = _Store({})
+    pod = {"metadata": {"name": "p", "namespace": "ns"}, "spec": {"containers": [{"name": "a"}]}}
+
+    async def controller() -> None:
+        # The account appears a moment after the pod was sent, as in a new namespace.
+        await asyncio.sleep(0.3)
+        store.objects.update(_DEFAULT_SA)
+
+    creating = asyncio.create_task(controller())
+    await admit_pod(store, pod)  # type: ignore[arg-type]
+    await creating
+    assert pod["spec"]["serviceAccountName"] == "default" and pod["spec"]["volumes"]
+    # It does give up: a namespace that never gets its account refuses pods.
+    with pytest.raises(StatusError, match='serviceaccount "default" not found'):
+        await admit_pod(_Store({}), {"metadata": {"name": "q", "namespace": "ns"},  # type: ignore[arg-type]
+                                     "spec": {"containers": [{"name": "a"}]}})
 
 
 def test_mount_paths_resolve_symlinks_inside_the_root(tmp_path: Path) -> None:

@@ -460,7 +460,17 @@ class ResourceStore:
         # pod's service-account volume and default tolerations, a cluster IP) belongs
         # to no manager.
         self.hooks.managed_fields(rt, None, obj, ctx, "")
-        await self.hooks.admit(rt, obj, None, ctx)
+        try:
+            await self.hooks.admit(rt, obj, None, ctx)
+        except StatusError as err:
+            if generated and err.reason == "Forbidden":
+                # Upstream admits before it generates the name, so its refusals name the
+                # object by generateName ('pods "web-7d4f-" is forbidden: ...').
+                name, prefix = str(md["name"]), str(md["generateName"])
+                err.message = err.message.replace(f'"{name}"', f'"{prefix}"', 1)
+                if err.details and err.details.get("name") == name:
+                    err.details["name"] = prefix
+            raise
         if ctx.dry_run:
             if self.store.get_now(keys.object_key(rt, namespace, md["name"])) is not None:
                 raise already_exists(rt.group, rt.plural, md["name"])

@@ -34,7 +34,7 @@ async def admit(store: SQLiteStore, rt: ResourceType, obj: dict[str, Any],
         if "kubernetes" not in finalizers:
             spec["finalizers"] = [*finalizers, "kubernetes"]
     elif rt.key == "core/pods" and old is None:
-        service_account.admit_pod(store, obj)
+        await service_account.admit_pod(store, obj)
         add_default_tolerations(obj, (settings or AdmissionSettings()).default_toleration_seconds)
         priority.admit_pod(store, obj)
     elif rt.key == "scheduling.k8s.io/priorityclasses":

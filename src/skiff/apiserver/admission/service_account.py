@@ -8,18 +8,22 @@ and its namespace (`namespace`), mounted read-only at
 /var/run/secrets/kubernetes.io/serviceaccount in every container that does not
 mount something there already.
 
-Unlike upstream, a pod naming an account that does not exist (yet) is admitted: the
-node agent's token request then fails with NotFound and it retries the mount, so a
-pod created before its namespace's `default` account appears still starts.
+A pod naming an account that does not exist is Forbidden, as upstream. The
+serviceaccounts controller creates `default` just after its namespace, so for
+`default` the lookup is retried for a second or two: a pod created right after its
+namespace still gets in.
 """
 
 from __future__ import annotations
 
+import asyncio
+import random
 from typing import Any
 
 import orjson
 
 from skiff.api import meta as m
+from skiff.api.errors import StatusError
 from skiff.store.sqlite import SQLiteStore
 
 Obj = dict[str, Any]
@@ -32,11 +36,30 @@ ROOT_CA_CONFIGMAP = "kube-root-ca.crt"
 TOKEN_EXPIRATION_SECONDS = 3607
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 _PREFIX = "/registry/core/serviceaccounts/"
+# As upstream: `default` is looked up this many times, 100-200 ms apart, before the
+# pod is refused; any other account once.
+DEFAULT_ATTEMPTS = 10
 
 
 def _service_account(store: SQLiteStore, namespace: str, name: str) -> Obj | None:
     kv = store.get_now(f"{_PREFIX}{namespace}/{name}")
     return orjson.loads(kv.value) if kv is not None else None
+
+
+async def _wait_for_service_account(store: SQLiteStore, namespace: str,
+                                    name: str) -> Obj | None:
+    sa = _service_account(store, namespace, name)
+    if sa is not None or name != DEFAULT:
+        return sa
+    interval = random.uniform(0.1, 0.2)  # noqa: S311 - spreads retries, not a secret
+    for _ in range(DEFAULT_ATTEMPTS - 1):
+        # Sleeping, not blocking: the controller creating the account may be in this
+        # very process.
+        await asyncio.sleep(interval)
+        sa = _service_account(store, namespace, name)
+        if sa is not None:
+            return sa
+    return None
 
 
 def _automount(spec: Obj, sa: Obj | None) -> bool:
@@ -59,8 +82,11 @@ def api_access_volume(name: str) -> Obj:
     ]}}
 
 
-def admit_pod(store: SQLiteStore, pod: Obj) -> None:
-    """Default the pod's service account and mount its credentials (on create)."""
+async def admit_pod(store: SQLiteStore, pod: Obj) -> None:
+    """Default the pod's service account, check it exists and mount its credentials.
+
+    Raises a 403 StatusError when the account does not exist, as upstream.
+    """
     spec = pod.setdefault("spec", {})
     if not spec.get("serviceAccountName"):
         spec["serviceAccountName"] = spec.get("serviceAccount") or DEFAULT
@@ -68,8 +94,16 @@ def admit_pod(store: SQLiteStore, pod: Obj) -> None:
     annotations = (pod.get("metadata") or {}).get("annotations") or {}
     if MIRROR_ANNOTATION in annotations:
         return
-    namespace = (pod.get("metadata") or {}).get("namespace", "")
-    sa = _service_account(store, namespace, spec["serviceAccountName"])
+    md = pod.get("metadata") or {}
+    namespace = md.get("namespace", "")
+    sa_name = spec["serviceAccountName"]
+    sa = await _wait_for_service_account(store, namespace, sa_name)
+    if sa is None:
+        name = md.get("name") or ""
+        raise StatusError(403, "Forbidden",
+                          f'pods "{name}" is forbidden: error looking up service account '
+                          f'{namespace}/{sa_name}: serviceaccount "{sa_name}" not found',
+                          {"name": name, "kind": "pods"})
     if not _automount(spec, sa):
         return
     containers = [c for key in ("initContainers", "containers")
