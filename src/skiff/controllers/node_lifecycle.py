@@ -2,11 +2,15 @@
 
 As upstream's node lifecycle controller: a node whose Lease has not been renewed for
 the grace period (40 s by default) gets its conditions set to Unknown ("Kubelet
-stopped posting node status.") and the `node.kubernetes.io/unreachable` NoExecute
-and NoSchedule taints. Pods on a node with a NoExecute taint are deleted once their
-toleration for it runs out (`tolerationSeconds`, 300 by default through the
-DefaultTolerationSeconds admission plugin), so their controllers replace them
-elsewhere. When the node's agent comes back and reports Ready, the taints go.
+stopped posting node status."). Nodes are tainted by their conditions
+(TaintNodesByCondition): Ready False or Unknown gives `node.kubernetes.io/not-ready`
+or `unreachable`, both NoSchedule and NoExecute; a true MemoryPressure, DiskPressure,
+PIDPressure or NetworkUnavailable gives the matching NoSchedule taint; a cordoned
+node (spec.unschedulable) gets `node.kubernetes.io/unschedulable:NoSchedule`. The
+taints go when the condition does. Pods on a node with a NoExecute taint are deleted
+once their toleration for it runs out (`tolerationSeconds`, 300 by default through
+the DefaultTolerationSeconds admission plugin), so their controllers replace them
+elsewhere.
 
 Heartbeats are timed by when this controller *observes* a renewal, not by the
 timestamps inside the Lease, so clock differences between machines do not matter.
@@ -31,8 +35,22 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 UNREACHABLE = "node.kubernetes.io/unreachable"
 NOT_READY = "node.kubernetes.io/not-ready"
+UNSCHEDULABLE = "node.kubernetes.io/unschedulable"
 MONITOR_PERIOD = 1.0
 CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
+# (condition type, status) -> the NoSchedule taint that state puts on the node.
+CONDITION_TAINTS = {
+    ("Ready", "False"): NOT_READY,
+    ("Ready", "Unknown"): UNREACHABLE,
+    ("MemoryPressure", "True"): "node.kubernetes.io/memory-pressure",
+    ("DiskPressure", "True"): "node.kubernetes.io/disk-pressure",
+    ("PIDPressure", "True"): "node.kubernetes.io/pid-pressure",
+    ("NetworkUnavailable", "True"): "node.kubernetes.io/network-unavailable",
+}
+# The taints this controller owns: it adds and removes them, and leaves all others.
+_MANAGED = frozenset({*((k, "NoSchedule") for k in CONDITION_TAINTS.values()),
+                      (UNSCHEDULABLE, "NoSchedule"),
+                      (NOT_READY, "NoExecute"), (UNREACHABLE, "NoExecute")})
 
 
 def _toleration_for(pod: Obj, taint: Obj) -> Obj | None:
@@ -50,6 +68,29 @@ def _toleration_for(pod: Obj, taint: Obj) -> Obj | None:
         if op == "Exists" or t.get("value", "") == taint.get("value", ""):
             return t
     return None
+
+
+def wanted_taints(node: Obj, ready: str | None = None) -> set[tuple[str, str]]:
+    """The (key, effect) pairs of the controller's taints `node` should carry.
+
+    `ready` overrides the Ready condition's status (Unknown for a node found silent
+    before its status says so).
+    """
+    wanted: set[tuple[str, str]] = set()
+    conditions = (node.get("status") or {}).get("conditions") or []
+    if ready is None:
+        ready = next((c.get("status") for c in conditions if c.get("type") == "Ready"), None)
+    for c in conditions:
+        ctype = c.get("type")
+        if ctype != "Ready" and (key := CONDITION_TAINTS.get((ctype, c.get("status")))):
+            wanted.add((key, "NoSchedule"))
+    if ready == "False":
+        wanted |= {(NOT_READY, "NoSchedule"), (NOT_READY, "NoExecute")}
+    elif ready == "Unknown":
+        wanted |= {(UNREACHABLE, "NoSchedule"), (UNREACHABLE, "NoExecute")}
+    if (node.get("spec") or {}).get("unschedulable") is True:
+        wanted.add((UNSCHEDULABLE, "NoSchedule"))
+    return wanted
 
 
 def _node_of_pod(pod: Obj) -> list[str]:
@@ -81,6 +122,9 @@ class NodeLifecycleController:
             self.pods.add_index("node", _node_of_pod)
         self._observed: dict[str, tuple[str, float]] = {}
         self._evicted: set[str] = set()
+        # Per node, the uids of pods waiting out a tolerationSeconds: upstream records
+        # "Cancelling deletion" when the taint goes before their time is up.
+        self._scheduled: dict[str, set[str]] = {}
 
     def _heartbeat(self, node: str) -> float:
         """When this controller last saw the node renew its lease (monotonic)."""
@@ -122,19 +166,14 @@ class NodeLifecycleController:
         for node in self.nodes.list():
             name = node["metadata"]["name"]
             last = self._heartbeat(name)
-            ready = m.condition(node, "Ready") or {}
-            taints = (node.get("spec") or {}).get("taints") or []
-            has_unreachable = any(t.get("key") == UNREACHABLE for t in taints)
-            if now - last > self.grace:
-                if ready.get("status") != "Unknown":
-                    await self._mark_unknown(node)
-                if not has_unreachable:
-                    await self._set_taints(node, add=True)
-            elif ready.get("status") == "True" and has_unreachable:
-                await self._set_taints(node, add=False)
+            silent = now - last > self.grace
+            if silent and (m.condition(node, "Ready") or {}).get("status") != "Unknown":
+                # The patched node, so the taint patch below is not refused as stale.
+                node = await self._mark_unknown(node) or node
+            await self._sync_taints(node, wanted_taints(node, "Unknown" if silent else None))
             await self._evict(node)
 
-    async def _mark_unknown(self, node: Obj) -> None:
+    async def _mark_unknown(self, node: Obj) -> Obj | None:
         name = node["metadata"]["name"]
         now = m.rfc3339()
         conditions = []
@@ -146,15 +185,17 @@ class NodeLifecycleController:
                           "lastTransitionTime": now})
             conditions.append(c)
         log.info("node %s stopped heartbeating; marking it Unknown", name)
+        patched: Obj | None = None
         try:
-            await self.client.patch("", "v1", "nodes", name, {"status": {"conditions":
-                                                                         conditions}},
-                                    subresource="status")
+            patched = await self.client.patch("", "v1", "nodes", name,
+                                              {"status": {"conditions": conditions}},
+                                              subresource="status")
         except StatusError as err:
             log.warning("node %s: %s", name, err.message)
         for pod in self.pods.by_index("node", name):
             await self._pod_not_ready(pod)
         await self._event(node, "NodeNotReady", f"Node {name} status is now: NodeNotReady")
+        return patched or None
 
     async def _pod_not_ready(self, pod: Obj) -> None:
         ready = m.condition(pod, "Ready")
@@ -172,26 +213,34 @@ class NodeLifecycleController:
                                     {"status": {"conditions": conditions}},
                                     md.get("namespace", ""), subresource="status")
 
-    async def _set_taints(self, node: Obj, add: bool) -> None:
-        name = node["metadata"]["name"]
-        taints = [t for t in (node.get("spec") or {}).get("taints") or []
-                  if t.get("key") != UNREACHABLE]
-        if add:
-            stamp = m.rfc3339()
-            taints += [{"key": UNREACHABLE, "effect": "NoSchedule"},
-                       {"key": UNREACHABLE, "effect": "NoExecute", "timeAdded": stamp}]
+    async def _sync_taints(self, node: Obj, wanted: set[tuple[str, str]]) -> None:
+        taints = (node.get("spec") or {}).get("taints") or []
+        have = {(t.get("key"), t.get("effect")) for t in taints} & _MANAGED
+        if have == wanted:
+            return
+        md = node["metadata"]
+        stamp = m.rfc3339()
+        kept = [t for t in taints if (t.get("key"), t.get("effect")) not in _MANAGED - wanted]
+        added = [{"key": k, "effect": e, "timeAdded": stamp} for k, e in sorted(wanted - have)]
+        # Guarded by resourceVersion so a concurrent `kubectl taint` is not undone; a
+        # conflict is retried on the next pass with fresh data.
+        patch = {"metadata": {"resourceVersion": md.get("resourceVersion")},
+                 "spec": {"taints": (kept + added) or None}}
         try:
-            await self.client.patch("", "v1", "nodes", name, {"spec": {"taints": taints or None}})
+            await self.client.patch("", "v1", "nodes", md["name"], patch)
         except StatusError as err:
-            log.warning("taints of node %s not updated: %s", name, err.message)
+            if err.code != 409:
+                log.warning("taints of node %s not updated: %s", md["name"], err.message)
 
     async def _evict(self, node: Obj) -> None:
         name = node["metadata"]["name"]
         noexec = [t for t in (node.get("spec") or {}).get("taints") or []
                   if t.get("effect") == "NoExecute"]
-        if not noexec:
+        waited = self._scheduled.pop(name, None) or set()
+        if not noexec and not waited:
             return
         now = m.now()
+        waiting: set[str] = set()
         for pod in self.pods.by_index("node", name):
             md = pod["metadata"]
             if md.get("deletionTimestamp") or md["uid"] in self._evicted:
@@ -208,7 +257,13 @@ class NodeLifecycleController:
                 added = m.parse_time(taint.get("timeAdded") or "") or now
                 at = added + dt.timedelta(seconds=max(0, int(seconds)))
                 due = at if due is None or at < due else due
-            if due is None or due > now:
+            if due is None:
+                # No timed taint any more (the node recovered): it stays.
+                if md["uid"] in waited:
+                    await self._cancel(pod)
+                continue
+            if due > now:
+                waiting.add(md["uid"])
                 continue
             self._evicted.add(md["uid"])
             await self._pod_event(pod, "TaintManagerEviction",
@@ -221,6 +276,13 @@ class NodeLifecycleController:
                     self._evicted.discard(md["uid"])
                     log.warning("evicting %s/%s: %s", md.get("namespace"), md["name"],
                                 err.message)
+        if waiting:
+            self._scheduled[name] = waiting
+
+    async def _cancel(self, pod: Obj) -> None:
+        md = pod["metadata"]
+        await self._pod_event(pod, "TaintManagerEviction",
+                              f"Cancelling deletion of Pod {md.get('namespace')}/{md['name']}")
 
     async def _event(self, node: Obj, reason: str, message: str) -> None:
         name = node["metadata"]["name"]
