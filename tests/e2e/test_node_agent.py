@@ -9,6 +9,7 @@ logs, metrics, and what bad input looks like.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 import uuid
@@ -435,3 +436,30 @@ spec:
     cpu = wait_for(busy_cpu, timeout=30, interval=1)
     # The cgroup CPU limit (200m) holds the busy loop down.
     assert 50 <= cpu <= 260, cpu
+
+
+def test_cordon_taints_the_node_and_the_agent_reports_it(kubectl: Kubectl) -> None:
+    def node() -> dict[str, Any]:
+        return json.loads(kubectl("get", "node", NODE, "-o", "json"))
+
+    kubectl("cordon", NODE)
+    try:
+        assert f"{NODE}   Ready,SchedulingDisabled" in kubectl("get", "nodes", "--no-headers")
+        # The node lifecycle controller's taint, as upstream's TaintNodesByCondition.
+        taints = wait_for(lambda: node()["spec"].get("taints"))
+        assert [(t["key"], t["effect"]) for t in taints] == [
+            ("node.kubernetes.io/unschedulable", "NoSchedule")]
+        assert taints[0]["timeAdded"]
+        # The agent notices on its next status round, as the kubelet does.
+        described = wait_for(lambda: "NodeNotSchedulable" in (
+            d := kubectl("describe", "node", NODE)) and d)
+        assert re.search(r"Taints:\s+node\.kubernetes\.io/unschedulable:NoSchedule\n",
+                         described)
+        assert re.search(rf"Normal\s+NodeNotSchedulable\s+.*Node {NODE} status is now: "
+                         "NodeNotSchedulable", described)
+    finally:
+        kubectl("uncordon", NODE)
+    wait_for(lambda: not node()["spec"].get("taints"))
+    wait_for(lambda: "NodeSchedulable " in kubectl(
+        "get", "events", "-A", "--field-selector",
+        f"involvedObject.kind=Node,involvedObject.name={NODE}"))

@@ -208,6 +208,25 @@ def test_automount_false_means_no_credentials(kubectl: Kubectl, ns: str) -> None
     assert not spec.get("volumes")
 
 
+def test_a_pod_naming_a_missing_account_is_refused(kubectl: Kubectl, ns: str) -> None:
+    for extra in ({}, {"automountServiceAccountToken": False}):
+        res = kubectl.run("apply", "-f", "-", check=False,
+                          input=_pod("ghostly", ns, "sleep 600", serviceAccountName="ghost",
+                                     **extra))
+        assert res.returncode != 0
+        assert ('Error from server (Forbidden): error when creating "STDIN": pods "ghostly" is '
+                f'forbidden: error looking up service account {ns}/ghost: serviceaccount '
+                '"ghost" not found') in res.stderr
+    # A pod sent right after its namespace, before anyone could see `default`, gets in.
+    fresh = f"tok-{uuid.uuid4().hex[:8]}"
+    kubectl("create", "namespace", fresh)
+    try:
+        kubectl("apply", "-f", "-", input=_pod("early", fresh, "sleep 1",
+                                               automountServiceAccountToken=False))
+    finally:
+        kubectl.run("delete", "namespace", fresh, "--wait=false", check=False)
+
+
 def test_root_ca_configmap_in_every_namespace(kubectl: Kubectl, ns: str,
                                               token_cluster: Cluster) -> None:
     ca = (token_cluster.data_dir / "pki" / "ca.crt").read_text()

@@ -97,6 +97,8 @@ class NodeAgent:
         self._node_cpu: list[tuple[float, int]] = []
         self._last_conditions: list[Obj] = []
         self._last_status_write = 0.0
+        # As the kubelet's: starts false, so an agent on a cordoned node reports it.
+        self._last_unschedulable = False
         self._housekeeping_lock = asyncio.Lock()
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -268,9 +270,20 @@ class NodeAgent:
                 log.warning("registering node %s failed (%s); retrying", self.node_name, exc)
                 await asyncio.sleep(1.0)
 
+    def record_schedulable(self, node: Obj) -> None:
+        """As the kubelet: an event when it sees its node cordoned or uncordoned."""
+        unschedulable = (node.get("spec") or {}).get("unschedulable") is True
+        if unschedulable == self._last_unschedulable:
+            return
+        self._last_unschedulable = unschedulable
+        reason = "NodeNotSchedulable" if unschedulable else "NodeSchedulable"
+        self.events.node_event(self.node_uid, "Normal", reason,
+                               f"Node {self.node_name} status is now: {reason}")
+
     async def _write_node_status(self, current: Obj | None = None) -> None:
         if current is None:
             current = await self.client.get("", "v1", "nodes", self.node_name)
+        self.record_schedulable(current)
         status = self._node_status(current)
         await self.client.patch("", "v1", "nodes", self.node_name, {"status": status},
                                 subresource="status")
@@ -284,6 +297,7 @@ class NodeAgent:
             try:
                 now = [{"type": c["type"], "status": c["status"]} for c in self._conditions()]
                 current = await self.client.get("", "v1", "nodes", self.node_name)
+                self.record_schedulable(current)
                 ready = m.condition(current, "Ready") or {}
                 if now != self._last_conditions or ready.get("status") != "True" or \
                         time.monotonic() - self._last_status_write > STATUS_HEARTBEAT:
