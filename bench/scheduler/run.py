@@ -197,6 +197,10 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                            "events": not args.no_events}
     try:
         await client.create("", "v1", "namespaces", {"metadata": {"name": NAMESPACE}})
+        # No serviceaccounts controller runs here, and admission refuses pods whose
+        # account does not exist.
+        await client.create("", "v1", "serviceaccounts", {"metadata": {"name": "default"}},
+                            NAMESPACE)
 
         async def make_node(i: int) -> None:
             spec = SimNodeSpec(name=f"node-{i}", cpu="4", memory="32Gi", pods=110,
