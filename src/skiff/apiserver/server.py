@@ -257,41 +257,43 @@ class APIServer:
 
     async def _bootstrap(self) -> None:
         ctx = WriteContext(user="system:apiserver", field_manager="kube-apiserver")
-        ns_rt = self.registry.get("", "v1", "namespaces")
-        assert ns_rt is not None
         for name in SYSTEM_NAMESPACES:
-            # Present after the first start: skipping them early spares a restart
-            # the defaulting and field-ownership work (and schema loading) of a
-            # create that would fail anyway.
-            if self.store.get_now(keys.object_key(ns_rt, "", name)) is not None:
-                continue
-            with contextlib.suppress(StatusError):
-                await self.objects.create(ns_rt, "", {
-                    "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}, ctx)
-        pc_rt = self.registry.get("scheduling.k8s.io", "v1", "priorityclasses")
-        assert pc_rt is not None
+            await self._create_if_absent("", "namespaces", "", {
+                "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}, ctx)
+        for name in SYSTEM_NAMESPACES:
+            # The service account controller makes these too, but a moment after the
+            # components start; a pod sent as soon as the cluster answers must not find
+            # its namespace without the account admission looks up.
+            await self._create_if_absent("", "serviceaccounts", name, {
+                "apiVersion": "v1", "kind": "ServiceAccount",
+                "metadata": {"name": "default", "namespace": name}}, ctx)
         for name, (value, description) in SYSTEM_PRIORITY_CLASSES.items():
-            if self.store.get_now(keys.object_key(pc_rt, "", name)) is not None:
-                continue
-            with contextlib.suppress(StatusError):
-                await self.objects.create(pc_rt, "", {
-                    "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
-                    "metadata": {"name": name}, "value": value, "description": description,
-                }, ctx)
+            await self._create_if_absent("scheduling.k8s.io", "priorityclasses", "", {
+                "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                "metadata": {"name": name}, "value": value, "description": description,
+            }, ctx)
         await self._publish_cluster_info(ctx)
-        svc_rt = self.registry.get("", "v1", "services")
-        assert svc_rt is not None
-        if self.store.get_now(keys.object_key(svc_rt, "default", "kubernetes")) is not None:
+        await self._create_if_absent("", "services", "default", {
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"type": "ClusterIP", "ports": [{"name": "https", "port": 443,
+                                                     "protocol": "TCP",
+                                                     "targetPort": self.port or 6443}]},
+        }, ctx)
+
+    async def _create_if_absent(self, group: str, plural: str, namespace: str,
+                                body: dict[str, Any], ctx: WriteContext) -> None:
+        # Present after the first start: skipping them early spares a restart the
+        # defaulting and field-ownership work (and schema loading) of a create that
+        # would fail anyway.
+        rt = self.registry.get(group, "v1", plural)
+        assert rt is not None
+        key = keys.object_key(rt, namespace, body["metadata"]["name"])
+        if self.store.get_now(key) is not None:
             return
         with contextlib.suppress(StatusError):
-            await self.objects.create(svc_rt, "default", {
-                "apiVersion": "v1", "kind": "Service",
-                "metadata": {"name": "kubernetes", "namespace": "default",
-                             "labels": {"component": "apiserver", "provider": "kubernetes"}},
-                "spec": {"type": "ClusterIP", "ports": [{"name": "https", "port": 443,
-                                                         "protocol": "TCP",
-                                                         "targetPort": self.port or 6443}]},
-            }, ctx)
+            await self.objects.create(rt, namespace, body, ctx)
 
     async def _publish_cluster_info(self, ctx: WriteContext) -> None:
         """kube-public/cluster-info, as kubeadm publishes it: the CA joining nodes trust."""
