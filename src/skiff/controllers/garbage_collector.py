@@ -176,13 +176,29 @@ class GarbageCollector:
             if state != "absent":
                 return  # present, or unknown (never collect on a guess)
         log.info("deleting %s %s/%s: all owners are gone", node.kind, node.namespace, node.name)
-        await self._delete(node, "Background")
+        await self._delete(node, _default_policy(node))
 
-    async def _owner_state(self, node: Node, ref: Obj) -> str:
-        """'present', 'absent' or 'unknown' for one owner reference of `node`."""
+    async def _has_solid_owner(self, node: Node, except_uid: str) -> bool:
+        """Whether an owner of `node` other than `except_uid` exists and is not itself
+        waiting for its dependents (foreground deletion)."""
+        for ref in node.owners:
+            if ref.get("uid") == except_uid:
+                continue
+            if await self._owner_state(node, ref, solid=True) != "absent":
+                return True  # present, or unknown (never collect on a guess)
+        return False
+
+    async def _owner_state(self, node: Node, ref: Obj, solid: bool = False) -> str:
+        """'present', 'absent' or 'unknown' for one owner reference of `node`.
+
+        With `solid`, an owner in foreground deletion counts as absent: it is about to
+        go and will not keep its dependents.
+        """
         uid = ref.get("uid", "")
         owner = self.graph.get(uid)
         if owner is not None and (not owner.namespace or owner.namespace == node.namespace):
+            if solid and owner.deleting and FOREGROUND in owner.finalizers:
+                return "absent"
             return "present"
         group, version = split_api_version(ref.get("apiVersion", ""))
         resource = self.resources.for_kind(group, version, ref.get("kind", ""))
@@ -199,14 +215,27 @@ class GarbageCollector:
             if err.code == 404:
                 return "absent"
             raise
-        return "present" if (live.get("metadata") or {}).get("uid") == uid else "absent"
+        md = live.get("metadata") or {}
+        if md.get("uid") != uid:
+            return "absent"
+        if solid and md.get("deletionTimestamp") and FOREGROUND in (md.get("finalizers") or ()):
+            return "absent"
+        return "present"
 
     async def _delete_dependents(self, owner: Node) -> float | None:
         blocking = 0
         for dep in self.graph.dependents(owner.uid):
             ref = dep.owner_ref(owner.uid) or {}
             if not dep.deleting:
-                await self._delete(dep, "Foreground")
+                if len(dep.owners) > 1 and await self._has_solid_owner(dep, owner.uid):
+                    # As upstream, another live owner keeps the dependent: it only stops
+                    # naming the owner being deleted, which then no longer waits for it.
+                    await self._remove_owner_ref(dep, owner.uid)
+                    continue
+                # Only a dependent with dependents of its own needs foreground deletion;
+                # leaves go in the background, as upstream, so they gain no finalizer.
+                await self._delete(dep, "Foreground" if self.graph.dependent_uids(dep.uid)
+                                   else _default_policy(dep))
             if ref.get("blockOwnerDeletion"):
                 blocking += 1
         if blocking:
@@ -309,6 +338,16 @@ def _unchanged(graph: Graph, obj: Obj, resource: APIResource) -> bool:
             and node.finalizers == tuple(md.get("finalizers") or ())
             and node.owners == [r for r in md.get("ownerReferences") or []
                                 if isinstance(r, dict)])
+
+
+def _default_policy(node: Node) -> str:
+    """The propagation policy for collecting `node`: what its own finalizers already
+    ask for, else background (an explicit policy would override them)."""
+    if ORPHAN in node.finalizers:
+        return "Orphan"
+    if FOREGROUND in node.finalizers:
+        return "Foreground"
+    return "Background"
 
 
 def _raise_unless_gone(err: StatusError) -> None:
