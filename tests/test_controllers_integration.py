@@ -177,3 +177,58 @@ async def test_orphan_deletion_keeps_dependents_without_the_reference(
     # Orphans are not collected later either.
     await asyncio.sleep(0.5)
     assert await exists(client, "configmaps", "only-child", ns)
+
+
+async def test_explicit_background_overrides_an_orphan_finalizer(client: Client, ns: str) -> None:
+    owner = await client.create("", "v1", "configmaps", cm("owner", finalizers=["orphan"]), ns)
+    await client.create("", "v1", "configmaps", cm("dep", owner), ns)
+    out = await client.delete("", "v1", "configmaps", "owner", ns, propagation_policy="Background")
+    # The policy replaced the object's own orphan finalizer: nothing held it.
+    assert out["kind"] == "Status", out
+    assert not await exists(client, "configmaps", "owner", ns)
+
+    async def dep_gone() -> bool:
+        return not await exists(client, "configmaps", "dep", ns)
+
+    await eventually(dep_gone, "the dependent is collected, not orphaned")
+
+
+async def test_orphan_dependents_is_a_policy_and_excludes_propagation_policy(
+    client: Client, ns: str
+) -> None:
+    await client.create("", "v1", "configmaps", cm("a", finalizers=["orphan", "x.io/keep"]), ns)
+    path = client.path("", "v1", "configmaps", "a", ns)
+    with_both = {"orphanDependents": True, "propagationPolicy": "Orphan"}
+    try:
+        await client.request("DELETE", path, body=with_both)
+        raise AssertionError("both options must be refused")
+    except StatusError as err:
+        assert err.code == 422
+        assert "orphanDependents and deletionPropagation cannot be both set" in err.message
+    out = await client.request("DELETE", path, body={"orphanDependents": False})
+    assert out["metadata"]["finalizers"] == ["x.io/keep"]
+
+
+async def test_job_deleted_without_a_policy_orphans_its_dependents(
+    client: Client, ns: str
+) -> None:
+    job = await client.create("batch", "v1", "jobs", {"metadata": {"name": "j"}, "spec": {
+        "suspend": True, "template": {"spec": {
+            "restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}}, ns)
+    dep = cm("dep")
+    dep["metadata"]["ownerReferences"] = [{
+        "apiVersion": "batch/v1", "kind": "Job", "name": "j", "uid": job["metadata"]["uid"]}]
+    await client.create("", "v1", "configmaps", dep, ns)
+    out = await client.delete("batch", "v1", "jobs", "j", ns)
+    assert "orphan" in out["metadata"]["finalizers"]
+
+    async def job_gone() -> bool:
+        try:
+            await client.get("batch", "v1", "jobs", "j", ns)
+        except StatusError as err:
+            return err.code == 404
+        return False
+
+    await eventually(job_gone, "the job is deleted once its dependents are orphaned")
+    left = await client.get("", "v1", "configmaps", "dep", ns)
+    assert not left["metadata"].get("ownerReferences")

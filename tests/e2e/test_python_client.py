@@ -7,6 +7,7 @@ Expected values are what a real 1.32 API server answers to the same calls.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 import uuid
@@ -277,6 +278,22 @@ def test_pod_crud_and_delete_options(core: client.CoreV1Api, ns: str) -> None:
         core.read_namespaced_pod("p", ns)
     assert err.value.status == 404
     assert _status_body(err.value)["message"] == 'pods "p" not found'
+
+
+def test_job_delete_without_policy_orphans_and_warns(api: client.ApiClient, ns: str) -> None:
+    batch = client.BatchV1Api(api)
+    job = client.V1Job(metadata=client.V1ObjectMeta(name="j"), spec=client.V1JobSpec(
+        suspend=True, template=client.V1PodTemplateSpec(spec=client.V1PodSpec(
+            restart_policy="Never", containers=[client.V1Container(name="c", image="busybox")]))))
+    batch.create_namespaced_job(ns, job)
+    # batch/v1 Jobs orphan by default upstream, and say so in a warning.
+    resp = batch.delete_namespaced_job("j", ns, _preload_content=False)
+    assert resp.status == 200
+    assert "orphan" in json.loads(resp.data)["metadata"]["finalizers"]
+    assert resp.headers["Warning"] == (
+        '299 - "child pods are preserved by default when jobs are deleted; set '
+        "propagationPolicy=Background to remove them or set propagationPolicy=Orphan to "
+        'suppress this warning"')
 
 
 # -- Deployments, every patch type, scale --------------------------------------------

@@ -78,6 +78,9 @@ _INCONSISTENT_CONTINUE = (
 )
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
+# Resources whose delete orphans dependents unless told otherwise: upstream keeps the
+# pre-garbage-collector default of these v1 APIs for compatibility.
+ORPHAN_BY_DEFAULT = frozenset({"batch/jobs", "core/replicationcontrollers"})
 
 
 @dataclass
@@ -199,6 +202,26 @@ def _remember_stored(rt: ResourceType, ctx: WriteContext, obj: Obj, value: bytes
     # Only where the stored form is the served form (no conversion).
     if _conversion(rt) is None:
         ctx.stored = (obj, value, revision)
+
+
+def gc_finalizers(rt: ResourceType, finalizers: list[str], policy: str) -> list[str]:
+    """The finalizers a delete with propagation `policy` leaves on an object.
+
+    As upstream: an explicit policy replaces whichever of `orphan` and
+    `foregroundDeletion` the object carries (Background drops both); without one the
+    object's own choice stands, else the resource's default (orphan for a few v1 APIs).
+    """
+    if not policy:
+        if ORPHAN in finalizers or FOREGROUND in finalizers:
+            return finalizers
+        policy = "Orphan" if rt.key in ORPHAN_BY_DEFAULT else "Background"
+    out = [f for f in finalizers if f not in (ORPHAN, FOREGROUND)]
+    if policy == "Orphan":
+        out.append(ORPHAN)
+    elif policy == "Foreground":
+        out.append(FOREGROUND)
+    # Keep the order (and so the stored object) when nothing changes.
+    return finalizers if sorted(out) == sorted(finalizers) else out
 
 
 def _drop_empty_meta(obj: Obj) -> None:
@@ -717,14 +740,8 @@ class ResourceStore:
                                f"{md['resourceVersion']}")
             new = copy.deepcopy(obj)
             nmd = new["metadata"]
-            finalizers = list(nmd.get("finalizers") or [])
-            policy = opts.propagation_policy
-            if policy == "Foreground" and FOREGROUND not in finalizers:
-                finalizers.append(FOREGROUND)
-                finalizers = [f for f in finalizers if f != ORPHAN]
-            elif policy == "Orphan" and ORPHAN not in finalizers:
-                finalizers.append(ORPHAN)
-                finalizers = [f for f in finalizers if f != FOREGROUND]
+            finalizers = gc_finalizers(rt, list(nmd.get("finalizers") or []),
+                                       opts.propagation_policy)
             grace = self._grace_period(rt, obj, opts)
             pending_namespace = rt.key == "core/namespaces"
             if not finalizers and not grace and not pending_namespace:

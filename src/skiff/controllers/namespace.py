@@ -102,14 +102,18 @@ class NamespaceController:
         return None
 
     async def _delete_all(self, r: APIResource, namespace: str) -> None:
+        # Background, as upstream: a resource that orphans by default (Jobs) must not
+        # leave dependents waiting on the orphan finalizer while the namespace empties.
         if r.supports("deletecollection"):
-            await self.client.delete_collection(r.group, r.version, r.plural, namespace)
+            await self.client.delete_collection(r.group, r.version, r.plural, namespace,
+                                                propagation_policy="Background")
             return
         page = await self.client.list(r.group, r.version, r.plural, namespace)
         for item in page.get("items") or []:
             with contextlib.suppress(StatusError):
                 await self.client.delete(r.group, r.version, r.plural,
-                                         item["metadata"]["name"], namespace)
+                                         item["metadata"]["name"], namespace,
+                                         propagation_policy="Background")
 
     async def _set_conditions(self, name: str, conditions: list[Obj]) -> None:
         """Write conditions when they changed (best effort: they only explain progress)."""
