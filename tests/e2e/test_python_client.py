@@ -168,6 +168,14 @@ def test_namespace_crud_and_termination(core: client.CoreV1Api) -> None:
     assert _status_body(err.value)["message"] == (
         f'configmaps "late" is forbidden: unable to create new content in namespace {name} '
         "because it is being terminated")
+    assert _status_body(err.value)["details"] == {
+        "name": "late", "kind": "configmaps", "causes": [{
+            "reason": "NamespaceTerminating", "message": f"namespace {name} is being terminated",
+            "field": "metadata.namespace"}]}
+    with pytest.raises(ApiException) as err:
+        core.delete_namespace("default")
+    assert err.value.status == 403
+    assert _status_body(err.value)["details"] == {"name": "default", "kind": "namespaces"}
 
     # The namespace controller deletes the content; the finalizer holds the ConfigMap.
     _eventually(lambda: core.read_namespaced_config_map("held", name).metadata.deletion_timestamp

@@ -324,8 +324,10 @@ class ResourceHandlers:
         rt = target.rt
         if rt.key == "core/namespaces" and target.name in IMMORTAL_NAMESPACES:
             # Upstream's NamespaceLifecycle admission refuses these outright.
-            raise forbidden(f'namespaces "{target.name}" is forbidden: this namespace may not '
+            err = forbidden(f'namespaces "{target.name}" is forbidden: this namespace may not '
                             'be deleted')
+            err.details = {"name": target.name, "kind": "namespaces"}
+            raise err
         ctx = self._context(request)
         opts = self._delete_options(request, await self._delete_body(request))
         _warn_orphaning_default(rt, opts, ctx)

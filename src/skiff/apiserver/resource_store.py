@@ -431,10 +431,18 @@ class ResourceStore:
         if creating and b'"deletionTimestamp"' in kv.value:
             ns = decode(kv)
             if ns["metadata"].get("deletionTimestamp"):
-                raise forbidden(
+                err = forbidden(
                     f'{rt.qualified} "{{name}}" is forbidden: unable to create new content in '
                     f"namespace {namespace} because it is being terminated"
                 )
+                # The cause clients (client-go's HasStatusCause) look for, as upstream.
+                err.details = {"kind": rt.plural, "causes": [{
+                    "reason": "NamespaceTerminating",
+                    "message": f"namespace {namespace} is being terminated",
+                    "field": "metadata.namespace"}]}
+                if rt.group:
+                    err.details["group"] = rt.group
+                raise err
 
     def current(self, rt: ResourceType, namespace: str, name: str) -> Obj | None:
         """The object as stored now (decoded, private to the caller), or None."""
@@ -462,6 +470,8 @@ class ResourceStore:
         except StatusError as err:
             if err.reason == "Forbidden":
                 err.message = err.message.replace("{name}", md.get("name") or "")
+                if err.details is not None and md.get("name"):
+                    err.details["name"] = md["name"]
             raise
         for k in _SERVER_META:
             md.pop(k, None)
