@@ -160,6 +160,41 @@ async def test_one_surviving_owner_keeps_the_dependent(
     put(fake, gc, cm("d", "u-d", [("gone", "u-g", False), ("alive", "u-a", False)]))
     await gc.reconcile("u-d")
     assert fake.deletes == []
+    # As upstream, the dangling reference is dropped.
+    (name, ops), = fake.patches
+    assert name == "d"
+    assert ops[-1] == {"op": "remove", "path": "/metadata/ownerReferences/0"}
+
+
+async def test_cluster_scoped_object_with_a_namespaced_owner_is_left_alone(
+    gc: GarbageCollector, fake: FakeClient
+) -> None:
+    ns_obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": "n", "uid": "u-n", "ownerReferences": [
+            {"apiVersion": "v1", "kind": "ConfigMap", "name": "o", "uid": "u-o"}]}}
+    gc.observe("ADDED", ns_obj, NS)
+    fake.live[("namespaces", "", "n")] = ns_obj
+    await gc.reconcile("u-n")
+    assert fake.deletes == [] and fake.patches == []
+
+
+def test_owner_in_another_namespace_is_reported(gc: GarbageCollector, fake: FakeClient) -> None:
+    owner = cm("o", "u-o")
+    owner["metadata"]["namespace"] = "elsewhere"
+    gc.observe("ADDED", owner, CM)
+    put(fake, gc, cm("d", "u-d", [("o", "u-o", False)]))
+    # And the other order: the owner observed after its dependent.
+    put(fake, gc, cm("d2", "u-d2", [("o2", "u-o2", False)]))
+    owner2 = cm("o2", "u-o2")
+    owner2["metadata"]["namespace"] = "elsewhere"
+    gc.observe("ADDED", owner2, CM)
+    events = list(gc.recorder._pending)
+    assert [(e["ref"]["name"], e["type"], e["reason"]) for e in events] == [
+        ("d", "Warning", "OwnerRefInvalidNamespace"),
+        ("d2", "Warning", "OwnerRefInvalidNamespace")]
+    assert events[0]["message"] == (
+        'ownerRef [v1/ConfigMap, namespace: ns, name: o, uid: u-o] does not exist in '
+        'namespace "ns"')
 
 
 async def test_unknown_owner_kind_is_never_collected(

@@ -23,6 +23,7 @@ from typing import Any
 
 from skiff.api.errors import StatusError
 from skiff.client.discovery import APIResource, ResourceMap, discover
+from skiff.client.event_recorder import EventRecorder
 from skiff.client.http_client import Client, split_api_version
 from skiff.client.informer import Informer, drop_managed_fields
 from skiff.client.workqueue import WorkQueue, run_workers
@@ -38,6 +39,8 @@ ORPHAN = "orphan"
 # As upstream's default configuration: events are never owners worth tracking, and
 # watching them would dominate the collector's work.
 IGNORED = frozenset({("", "events"), ("events.k8s.io", "events")})
+
+COMPONENT = "garbage-collector-controller"
 
 # Re-check of owners blocked on dependents, in case an event was missed.
 BLOCKED_RECHECK = 5.0
@@ -64,6 +67,7 @@ class GarbageCollector:
         self.rediscover_every = rediscover_every
         self._watched: dict[tuple[str, str], APIResource] = {}
         self._rediscover = asyncio.Event()
+        self.recorder = EventRecorder(client, COMPONENT)
 
     # -- observing ----------------------------------------------------------------------------
 
@@ -88,11 +92,36 @@ class GarbageCollector:
         old = self.graph.upsert(node)
         if old is not None and old.same_decision_inputs(node):
             return
+        self._check_owner_namespaces(node, old)
         if node.owners or node.deleting:
             self.queue.add(node.uid)
         owners = node.owner_uids() | (old.owner_uids() if old else set())
         for uid in owners:
             self.queue.add(uid)
+
+    def _check_owner_namespaces(self, node: Node, old: Node | None) -> None:
+        """Warn, as upstream, about references to an observed namespaced owner in
+        another namespace: such a reference can never hold its dependent."""
+        for uid in node.owner_uids() - (old.owner_uids() if old else set()):
+            owner = self.graph.get(uid)
+            if owner is not None and owner.namespace and owner.namespace != node.namespace:
+                self._report_invalid_namespace(node, uid)
+        if old is None and node.namespace:
+            # The owner may be observed after its dependents.
+            for uid in self.graph.dependent_uids(node.uid):
+                dep = self.graph.get(uid)
+                if dep is not None and dep.namespace != node.namespace:
+                    self._report_invalid_namespace(dep, node.uid)
+
+    def _report_invalid_namespace(self, node: Node, owner_uid: str) -> None:
+        ref = node.owner_ref(owner_uid) or {}
+        obj = {"apiVersion": node.api_version, "kind": node.kind,
+               "metadata": {"name": node.name, "namespace": node.namespace, "uid": node.uid}}
+        self.recorder.event(
+            obj, "Warning", "OwnerRefInvalidNamespace",
+            f"ownerRef [{ref.get('apiVersion', '')}/{ref.get('kind', '')}, namespace: "
+            f"{node.namespace}, name: {ref.get('name', '')}, uid: {owner_uid}] does not exist "
+            f'in namespace "{node.namespace}"')
 
     def _handlers(self, inf: Informer, resource: APIResource) -> None:
         key = (resource.group, resource.plural)
@@ -171,10 +200,19 @@ class GarbageCollector:
         return None
 
     async def _collect_if_ownerless(self, node: Node) -> None:
-        for ref in node.owners:
-            state = await self._owner_state(node, ref)
-            if state != "absent":
+        if len(node.owners) == 1:
+            # The common case (a pod of one ReplicaSet) needs no bookkeeping.
+            if await self._owner_state(node, node.owners[0]) != "absent":
                 return  # present, or unknown (never collect on a guess)
+        else:
+            absent = [ref.get("uid", "") for ref in node.owners
+                      if await self._owner_state(node, ref, solid=True) == "absent"]
+            if len(absent) < len(node.owners):
+                # Kept by a live owner: as upstream, the references to owners that are
+                # gone or waiting for their dependents go, so those do not wait on it.
+                for uid in absent:
+                    await self._remove_owner_ref(node, uid)
+                return
         log.info("deleting %s %s/%s: all owners are gone", node.kind, node.namespace, node.name)
         await self._delete(node, _default_policy(node))
 
@@ -205,7 +243,9 @@ class GarbageCollector:
         if resource is None:
             return "unknown"
         if resource.namespaced and not node.namespace:
-            return "absent"  # a cluster-scoped object cannot be owned by a namespaced one
+            # A cluster-scoped object cannot be owned by a namespaced one; as upstream
+            # this is an error that is left alone, never a reason to collect.
+            return "unknown"
         try:
             live = await self.client.get(
                 resource.group, resource.version, resource.plural, ref.get("name", ""),
@@ -306,6 +346,7 @@ class GarbageCollector:
     async def run(self) -> None:
         """Discover, watch and collect until cancelled."""
         workers = asyncio.create_task(run_workers(self.queue, self.reconcile, self.workers))
+        events = asyncio.create_task(self.recorder.run())
         try:
             while True:
                 try:
@@ -322,8 +363,11 @@ class GarbageCollector:
             for key in list(self.informers):
                 self._release(key)
             workers.cancel()
+            events.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await workers
+            with contextlib.suppress(asyncio.CancelledError):
+                await events
 
 
 def _unchanged(graph: Graph, obj: Obj, resource: APIResource) -> bool:
