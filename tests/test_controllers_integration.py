@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from skiff.api.errors import StatusError
@@ -232,3 +233,23 @@ async def test_job_deleted_without_a_policy_orphans_its_dependents(
     await eventually(job_gone, "the job is deleted once its dependents are orphaned")
     left = await client.get("", "v1", "configmaps", "dep", ns)
     assert not left["metadata"].get("ownerReferences")
+
+
+async def test_pending_graceful_deletion_only_gets_shorter(client: Client, ns: str) -> None:
+    pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
+    await client.create("", "v1", "pods", pod, ns)
+    await client.request("POST", client.path("", "v1", "pods", "p", ns, subresource="binding"),
+                         body={"metadata": {"name": "p"},
+                               "target": {"kind": "Node", "name": "node-a"}})
+    first = await client.delete("", "v1", "pods", "p", ns)
+    began = datetime.fromisoformat(first["metadata"]["deletionTimestamp"]) - timedelta(
+        seconds=30)
+    # While it is pending, a policy changes nothing (upstream keeps finalizers as they are).
+    again = await client.delete("", "v1", "pods", "p", ns, propagation_policy="Orphan")
+    assert not again["metadata"].get("finalizers")
+    assert again["metadata"]["deletionTimestamp"] == first["metadata"]["deletionTimestamp"]
+    # A shorter period counts from when the deletion began.
+    shorter = await client.delete("", "v1", "pods", "p", ns, grace_period_seconds=10)
+    assert shorter["metadata"]["deletionGracePeriodSeconds"] == 10
+    assert datetime.fromisoformat(shorter["metadata"]["deletionTimestamp"]) == began + timedelta(
+        seconds=10)

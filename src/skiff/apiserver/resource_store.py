@@ -731,7 +731,9 @@ class ResourceStore:
     async def delete(
         self, rt: ResourceType, namespace: str, name: str, opts: DeleteOptions, ctx: WriteContext
     ) -> tuple[Obj, bool]:
-        """Delete or start deleting an object. Returns (object, gone_now)."""
+        """Delete or start deleting an object. Returns (object, done): done when the
+        object is gone or its graceful deletion was already pending (answered as a
+        finished delete), false when this request marked it for deletion."""
         key = keys.object_key(rt, namespace, name)
         for attempt in range(_GUARANTEED_UPDATE_TRIES):
             kv = await self.store.get(key)
@@ -770,13 +772,19 @@ class ResourceStore:
             if md.get("deletionTimestamp"):
                 # Already being deleted: a shorter grace period may hurry it up.
                 old_grace = int(md.get("deletionGracePeriodSeconds") or 0)
+                if old_grace and (grace is None or grace >= old_grace):
+                    # A graceful deletion is pending: as upstream, nothing changes, not
+                    # even the finalizers a propagation policy would set.
+                    return obj, True
                 if grace is None or grace >= old_grace:
                     if finalizers == list(md.get("finalizers") or []):
                         return obj, False
                 else:
                     nmd["deletionGracePeriodSeconds"] = grace
-                    nmd["deletionTimestamp"] = m.rfc3339(
-                        m.now() + dt.timedelta(seconds=grace))
+                    # The period restarts from when the deletion began, as upstream.
+                    began = (m.parse_time(md["deletionTimestamp"]) or m.now()) - dt.timedelta(
+                        seconds=old_grace)
+                    nmd["deletionTimestamp"] = m.rfc3339(began + dt.timedelta(seconds=grace))
             else:
                 at = m.now()
                 if grace:
