@@ -253,3 +253,18 @@ async def test_pending_graceful_deletion_only_gets_shorter(client: Client, ns: s
     assert shorter["metadata"]["deletionGracePeriodSeconds"] == 10
     assert datetime.fromisoformat(shorter["metadata"]["deletionTimestamp"]) == began + timedelta(
         seconds=10)
+
+
+async def test_root_ca_configmap_is_restored_whole(client: Client, ns: str) -> None:
+    async def published() -> bool:
+        return await exists(client, "configmaps", "kube-root-ca.crt", ns)
+
+    await eventually(published, "the root CA ConfigMap is published")
+    await client.patch("", "v1", "configmaps", "kube-root-ca.crt",
+                       {"data": {"extra": "x", "ca.crt": "tampered"}}, ns)
+
+    async def restored() -> bool:
+        data = (await client.get("", "v1", "configmaps", "kube-root-ca.crt", ns))["data"]
+        return list(data) == ["ca.crt"] and data["ca.crt"] != "tampered"
+
+    await eventually(restored, "the ConfigMap holds exactly the CA again")
