@@ -268,3 +268,21 @@ async def test_root_ca_configmap_is_restored_whole(client: Client, ns: str) -> N
         return list(data) == ["ca.crt"] and data["ca.crt"] != "tampered"
 
     await eventually(restored, "the ConfigMap holds exactly the CA again")
+
+
+async def test_namespace_finalizers_change_only_through_finalize(client: Client) -> None:
+    name = f"fin-{uuid.uuid4().hex[:8]}"
+    await client.create("", "v1", "namespaces", {"metadata": {"name": name}})
+    patched = await client.patch("", "v1", "namespaces", name, {"spec": {"finalizers": []}})
+    assert patched["spec"]["finalizers"] == ["kubernetes"]
+    live = await client.get("", "v1", "namespaces", name)
+    live["spec"]["finalizers"] = []
+    await client.request("PUT", client.path("", "v1", "namespaces", name, subresource="finalize"),
+                         body=live)
+    # Without the finalizer nothing empties it; the first delete only marks it …
+    marked = await client.delete("", "v1", "namespaces", name)
+    assert marked["status"]["phase"] == "Terminating"
+    assert await exists(client, "namespaces", name)
+    # … and a second one, with nothing left in spec.finalizers, removes it.
+    await client.delete("", "v1", "namespaces", name)
+    assert not await exists(client, "namespaces", name)

@@ -569,6 +569,17 @@ class ResourceStore:
                 rmd.pop(k, None)
         if rt.namespaced:
             rmd["namespace"] = old_md.get("namespace")
+        if rt.key == "core/namespaces":
+            # As upstream's namespace strategy: spec.finalizers change only through
+            # the finalize subresource; an ordinary update keeps them.
+            old_fins = (old.get("spec") or {}).get("finalizers")
+            spec = result.get("spec")
+            if old_fins is not None:
+                if not isinstance(spec, dict):
+                    spec = result["spec"] = {}
+                spec["finalizers"] = old_fins
+            elif isinstance(spec, dict):
+                spec.pop("finalizers", None)
         if "status" in rt.subresources:
             if "status" in old:
                 result["status"] = old["status"]
@@ -755,7 +766,10 @@ class ResourceStore:
             finalizers = gc_finalizers(rt, list(nmd.get("finalizers") or []),
                                        opts.propagation_policy)
             grace = self._grace_period(rt, obj, opts)
-            pending_namespace = rt.key == "core/namespaces"
+            # A namespace is only marked by its first delete; a later one removes it
+            # once nothing is left in spec.finalizers, as upstream's namespace storage.
+            pending_namespace = rt.key == "core/namespaces" and not (
+                md.get("deletionTimestamp") and not (obj.get("spec") or {}).get("finalizers"))
             if not finalizers and not grace and not pending_namespace:
                 if opts.dry_run or ctx.dry_run:
                     return obj, True
