@@ -286,3 +286,29 @@ async def test_namespace_finalizers_change_only_through_finalize(client: Client)
     # … and a second one, with nothing left in spec.finalizers, removes it.
     await client.delete("", "v1", "namespaces", name)
     assert not await exists(client, "namespaces", name)
+
+
+async def test_delete_preconditions_and_negative_grace_as_upstream(client: Client, ns: str) -> None:
+    made = await client.create("", "v1", "configmaps", cm("c"), ns)
+    for pre, why in (
+        ({"uid": "other"}, f"the UID in the precondition (other) does not match the UID in "
+                           f"record ({made['metadata']['uid']}). The object might have been "
+                           "deleted and then recreated"),
+        ({"resourceVersion": "1"}, "the ResourceVersion in the precondition (1) does not match "
+                                   f"the ResourceVersion in record "
+                                   f"({made['metadata']['resourceVersion']}). The object might "
+                                   "have been modified"),
+    ):
+        try:
+            await client.delete("", "v1", "configmaps", "c", ns, preconditions=pre)
+            raise AssertionError("the precondition must fail")
+        except StatusError as err:
+            assert err.code == 409
+            assert err.message == f'Operation cannot be fulfilled on ConfigMap "c": {why}'
+    pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
+    await client.create("", "v1", "pods", pod, ns)
+    await client.request("POST", client.path("", "v1", "pods", "p", ns, subresource="binding"),
+                         body={"metadata": {"name": "p"},
+                               "target": {"kind": "Node", "name": "node-a"}})
+    out = await client.delete("", "v1", "pods", "p", ns, grace_period_seconds=-1)
+    assert out["metadata"]["deletionGracePeriodSeconds"] == 1

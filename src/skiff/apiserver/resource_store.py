@@ -752,15 +752,18 @@ class ResourceStore:
                 raise not_found(rt.group, rt.plural, name)
             obj = load(rt, kv)
             md = obj["metadata"]
+            # Upstream checks these before deleting (rest.BeforeDelete), naming the
+            # resource by its kind.
             if opts.precondition_uid and opts.precondition_uid != md.get("uid"):
-                raise conflict(rt.group, rt.plural, name,
-                               f"Precondition failed: UID in precondition: "
-                               f"{opts.precondition_uid}, UID in object meta: {md.get('uid')}")
+                raise conflict(rt.group, rt.kind, name,
+                               f"the UID in the precondition ({opts.precondition_uid}) does "
+                               f"not match the UID in record ({md.get('uid')}). The object "
+                               "might have been deleted and then recreated")
             if opts.precondition_rv and opts.precondition_rv != md["resourceVersion"]:
-                raise conflict(rt.group, rt.plural, name,
-                               f"Precondition failed: ResourceVersion in precondition: "
-                               f"{opts.precondition_rv}, ResourceVersion in object meta: "
-                               f"{md['resourceVersion']}")
+                raise conflict(rt.group, rt.kind, name,
+                               f"the ResourceVersion in the precondition ({opts.precondition_rv})"
+                               f" does not match the ResourceVersion in record "
+                               f"({md['resourceVersion']}). The object might have been modified")
             new = copy.deepcopy(obj)
             nmd = new["metadata"]
             finalizers = gc_finalizers(rt, list(nmd.get("finalizers") or []),
@@ -841,7 +844,8 @@ class ResourceStore:
         if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
             return 0
         if opts.grace_period_seconds is not None:
-            return max(0, opts.grace_period_seconds)
+            # As upstream, a negative period means one second, not "now".
+            return 1 if opts.grace_period_seconds < 0 else opts.grace_period_seconds
         return int(spec.get("terminationGracePeriodSeconds", 30) or 0)
 
     async def delete_collection(
