@@ -304,6 +304,17 @@ def test_job_delete_without_policy_orphans_and_warns(api: client.ApiClient, ns: 
         'suppress this warning"')
 
 
+def test_cascading_delete_by_orphan_dependents_false_is_accepted(core: client.CoreV1Api,
+                                                                  ns: str) -> None:
+    core.create_namespaced_config_map(ns, _cm("held", finalizers=["example.com/hold"]))
+    resp = core.delete_namespaced_config_map(
+        "held", ns, body=client.V1DeleteOptions(orphan_dependents=False), _preload_content=False)
+    # Not gone yet, and cascading asked for the deprecated way: 202, as upstream.
+    assert resp.status == 202
+    assert json.loads(resp.data)["metadata"]["deletionTimestamp"]
+    core.patch_namespaced_config_map("held", ns, [{"op": "remove", "path": "/metadata/finalizers"}])
+
+
 # -- Deployments, every patch type, scale --------------------------------------------
 
 

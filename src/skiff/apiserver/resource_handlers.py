@@ -304,7 +304,8 @@ class ResourceHandlers:
                                "deletionPropagation cannot be both set"}])
             # The deprecated flag is a policy too: false deletes dependents in the
             # background, overriding an orphan finalizer as upstream.
-            policy = "Orphan" if orphan in (True, "true") else "Background"
+            opts.orphan_dependents = orphan in (True, "true")
+            policy = "Orphan" if opts.orphan_dependents else "Background"
         opts.propagation_policy = policy
         pre = src.get("preconditions") or {}
         if isinstance(pre, dict):
@@ -344,7 +345,10 @@ class ResourceHandlers:
             return self._respond(request, rt, {"kind": "Status", "apiVersion": "v1",
                                                "metadata": {}, "status": "Success",
                                                "details": details}, ctx=ctx)
-        return self._respond(request, rt, obj, 200, ctx)
+        # Upstream answers 202 to a delete that asked for cascading through the
+        # deprecated orphanDependents=false and is not finished yet.
+        code = 202 if opts.orphan_dependents is False else 200
+        return self._respond(request, rt, obj, code, ctx)
 
     async def _delete_collection(self, request: web.Request, target: Target) -> web.Response:
         rt = target.rt

@@ -107,6 +107,8 @@ class DeleteOptions:
 
     grace_period_seconds: int | None = None
     propagation_policy: str = ""
+    # The deprecated flag as sent (None when absent): false also changes the status code.
+    orphan_dependents: bool | None = None
     precondition_uid: str = ""
     precondition_rv: str = ""
     dry_run: bool = False
