@@ -166,6 +166,16 @@ async def test_one_surviving_owner_keeps_the_dependent(
     assert ops[-1] == {"op": "remove", "path": "/metadata/ownerReferences/0"}
 
 
+async def test_dependent_of_gone_and_waiting_owners_with_dependents_goes_in_foreground(
+    gc: GarbageCollector, fake: FakeClient
+) -> None:
+    put(fake, gc, cm("o", "u-o", deleting=True, finalizers=["foregroundDeletion"]))
+    put(fake, gc, cm("d", "u-d", [("gone", "u-g", False), ("o", "u-o", True)]))
+    put(fake, gc, cm("leaf", "u-l", [("d", "u-d", True)]))
+    await gc.reconcile("u-d")
+    assert fake.deletes == [("ns", "d", "Foreground")]
+
+
 async def test_cluster_scoped_object_with_a_namespaced_owner_is_left_alone(
     gc: GarbageCollector, fake: FakeClient
 ) -> None:

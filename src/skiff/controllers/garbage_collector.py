@@ -205,13 +205,18 @@ class GarbageCollector:
             if await self._owner_state(node, node.owners[0]) != "absent":
                 return  # present, or unknown (never collect on a guess)
         else:
-            absent = [ref.get("uid", "") for ref in node.owners
-                      if await self._owner_state(node, ref, solid=True) == "absent"]
-            if len(absent) < len(node.owners):
+            states = {ref.get("uid", ""): await self._owner_state(node, ref, solid=True)
+                      for ref in node.owners}
+            going = [uid for uid, state in states.items() if state in ("absent", "waiting")]
+            if len(going) < len(states):
                 # Kept by a live owner: as upstream, the references to owners that are
                 # gone or waiting for their dependents go, so those do not wait on it.
-                for uid in absent:
+                for uid in going:
                     await self._remove_owner_ref(node, uid)
+                return
+            if "waiting" in states.values() and self.graph.dependent_uids(node.uid):
+                # An owner waits for this object's whole subtree, as upstream.
+                await self._delete(node, "Foreground")
                 return
         log.info("deleting %s %s/%s: all owners are gone", node.kind, node.namespace, node.name)
         await self._delete(node, _default_policy(node))
@@ -222,21 +227,21 @@ class GarbageCollector:
         for ref in node.owners:
             if ref.get("uid") == except_uid:
                 continue
-            if await self._owner_state(node, ref, solid=True) != "absent":
-                return True  # present, or unknown (never collect on a guess)
+            if await self._owner_state(node, ref, solid=True) in ("present", "unknown"):
+                return True  # never collect on a guess
         return False
 
     async def _owner_state(self, node: Node, ref: Obj, solid: bool = False) -> str:
         """'present', 'absent' or 'unknown' for one owner reference of `node`.
 
-        With `solid`, an owner in foreground deletion counts as absent: it is about to
-        go and will not keep its dependents.
+        With `solid`, an owner in foreground deletion is 'waiting' instead of present:
+        it is about to go and will not keep its dependents.
         """
         uid = ref.get("uid", "")
         owner = self.graph.get(uid)
         if owner is not None and (not owner.namespace or owner.namespace == node.namespace):
             if solid and owner.deleting and FOREGROUND in owner.finalizers:
-                return "absent"
+                return "waiting"
             return "present"
         group, version = split_api_version(ref.get("apiVersion", ""))
         resource = self.resources.for_kind(group, version, ref.get("kind", ""))
@@ -259,7 +264,7 @@ class GarbageCollector:
         if md.get("uid") != uid:
             return "absent"
         if solid and md.get("deletionTimestamp") and FOREGROUND in (md.get("finalizers") or ()):
-            return "absent"
+            return "waiting"
         return "present"
 
     async def _delete_dependents(self, owner: Node) -> float | None:
