@@ -312,3 +312,18 @@ async def test_delete_preconditions_and_negative_grace_as_upstream(client: Clien
                                "target": {"kind": "Node", "name": "node-a"}})
     out = await client.delete("", "v1", "pods", "p", ns, grace_period_seconds=-1)
     assert out["metadata"]["deletionGracePeriodSeconds"] == 1
+
+
+async def test_recreating_an_object_being_deleted_says_so(client: Client, ns: str) -> None:
+    await client.create("", "v1", "configmaps", cm("held", finalizers=["example.com/hold"]), ns)
+    await client.delete("", "v1", "configmaps", "held", ns)
+    for dry_run in (False, True):
+        try:
+            await client.request("POST", client.path("", "v1", "configmaps", namespace=ns),
+                                 params={"dryRun": "All"} if dry_run else None,
+                                 body=cm("held"))
+            raise AssertionError("the name is still taken")
+        except StatusError as err:
+            assert err.code == 409
+            assert err.message == 'object is being deleted: configmaps "held" already exists'
+    await client.patch("", "v1", "configmaps", "held", {"metadata": {"finalizers": None}}, ns)

@@ -498,7 +498,7 @@ class ResourceStore:
         await self.hooks.admit(rt, obj, None, ctx)
         if ctx.dry_run:
             if self.store.get_now(keys.object_key(rt, namespace, md["name"])) is not None:
-                raise already_exists(rt.group, rt.plural, md["name"])
+                raise self._name_taken(rt, namespace, md["name"])
             return obj
         for attempt in range(8):
             try:
@@ -508,12 +508,23 @@ class ResourceStore:
                 break
             except KeyExistsError:
                 if not generated or attempt == 7:
-                    raise already_exists(rt.group, rt.plural, md["name"]) from None
+                    raise self._name_taken(rt, namespace, md["name"]) from None
                 md["name"] = m.generate_name(str(md["generateName"]))
         md["resourceVersion"] = str(rev)
         _remember_stored(rt, ctx, obj, value, rev)
         await self.hooks.committed(rt, obj, False)
         return obj
+
+    def _name_taken(self, rt: ResourceType, namespace: str, name: str) -> StatusError:
+        """The 409 for a create whose name is in use; as upstream, it says so when the
+        holder is only waiting to go (a terminating namespace, an object held by
+        finalizers), which is why a quick re-create fails."""
+        err = already_exists(rt.group, rt.plural, name)
+        kv = self.store.get_now(keys.object_key(rt, namespace, name))
+        if kv is not None and b'"deletionTimestamp"' in kv.value and (
+                decode(kv)["metadata"].get("deletionTimestamp")):
+            err.message = f"object is being deleted: {err.message}"
+        return err
 
     # -- update ----------------------------------------------------------------
 
