@@ -160,6 +160,51 @@ async def test_one_surviving_owner_keeps_the_dependent(
     put(fake, gc, cm("d", "u-d", [("gone", "u-g", False), ("alive", "u-a", False)]))
     await gc.reconcile("u-d")
     assert fake.deletes == []
+    # As upstream, the dangling reference is dropped.
+    (name, ops), = fake.patches
+    assert name == "d"
+    assert ops[-1] == {"op": "remove", "path": "/metadata/ownerReferences/0"}
+
+
+async def test_dependent_of_gone_and_waiting_owners_with_dependents_goes_in_foreground(
+    gc: GarbageCollector, fake: FakeClient
+) -> None:
+    put(fake, gc, cm("o", "u-o", deleting=True, finalizers=["foregroundDeletion"]))
+    put(fake, gc, cm("d", "u-d", [("gone", "u-g", False), ("o", "u-o", True)]))
+    put(fake, gc, cm("leaf", "u-l", [("d", "u-d", True)]))
+    await gc.reconcile("u-d")
+    assert fake.deletes == [("ns", "d", "Foreground")]
+
+
+async def test_cluster_scoped_object_with_a_namespaced_owner_is_left_alone(
+    gc: GarbageCollector, fake: FakeClient
+) -> None:
+    ns_obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": "n", "uid": "u-n", "ownerReferences": [
+            {"apiVersion": "v1", "kind": "ConfigMap", "name": "o", "uid": "u-o"}]}}
+    gc.observe("ADDED", ns_obj, NS)
+    fake.live[("namespaces", "", "n")] = ns_obj
+    await gc.reconcile("u-n")
+    assert fake.deletes == [] and fake.patches == []
+
+
+def test_owner_in_another_namespace_is_reported(gc: GarbageCollector, fake: FakeClient) -> None:
+    owner = cm("o", "u-o")
+    owner["metadata"]["namespace"] = "elsewhere"
+    gc.observe("ADDED", owner, CM)
+    put(fake, gc, cm("d", "u-d", [("o", "u-o", False)]))
+    # And the other order: the owner observed after its dependent.
+    put(fake, gc, cm("d2", "u-d2", [("o2", "u-o2", False)]))
+    owner2 = cm("o2", "u-o2")
+    owner2["metadata"]["namespace"] = "elsewhere"
+    gc.observe("ADDED", owner2, CM)
+    events = list(gc.recorder._pending)
+    assert [(e["ref"]["name"], e["type"], e["reason"]) for e in events] == [
+        ("d", "Warning", "OwnerRefInvalidNamespace"),
+        ("d2", "Warning", "OwnerRefInvalidNamespace")]
+    assert events[0]["message"] == (
+        'ownerRef [v1/ConfigMap, namespace: ns, name: o, uid: u-o] does not exist in '
+        'namespace "ns"')
 
 
 async def test_unknown_owner_kind_is_never_collected(
@@ -183,7 +228,8 @@ async def test_foreground_deletes_dependents_and_waits_for_blocking_ones(
     put(fake, gc, cm("blocker", "u-b", [("o", "u-o", True)]))
     put(fake, gc, cm("free", "u-f", [("o", "u-o", False)]))
     assert await gc.reconcile("u-o") == BLOCKED_RECHECK
-    assert sorted(fake.deletes) == [("ns", "blocker", "Foreground"), ("ns", "free", "Foreground")]
+    # Leaves go in the background, as upstream: they gain no finalizer to be removed again.
+    assert sorted(fake.deletes) == [("ns", "blocker", "Background"), ("ns", "free", "Background")]
     assert fake.patches == [], "the finalizer stays while a blocking dependent exists"
 
     # The non-blocking one going away changes nothing; the blocking one releases the owner.
@@ -198,6 +244,46 @@ async def test_foreground_deletes_dependents_and_waits_for_blocking_ones(
         {"op": "test", "path": "/metadata/finalizers/0", "value": "foregroundDeletion"},
         {"op": "remove", "path": "/metadata/finalizers/0"},
     ]
+
+
+async def test_foreground_deletes_dependents_with_dependents_in_foreground(
+    gc: GarbageCollector, fake: FakeClient
+) -> None:
+    put(fake, gc, cm("o", "u-o", deleting=True, finalizers=["foregroundDeletion"]))
+    put(fake, gc, cm("mid", "u-m", [("o", "u-o", True)]))
+    put(fake, gc, cm("leaf", "u-l", [("mid", "u-m", True)]))
+    put(fake, gc, cm("orphaner", "u-x", [("o", "u-o", False)], finalizers=["orphan"]))
+    assert await gc.reconcile("u-o") == BLOCKED_RECHECK
+    assert sorted(fake.deletes) == [("ns", "mid", "Foreground"), ("ns", "orphaner", "Orphan")]
+
+
+async def test_foreground_keeps_a_dependent_with_another_live_owner(
+    gc: GarbageCollector, fake: FakeClient
+) -> None:
+    put(fake, gc, cm("o", "u-o", deleting=True, finalizers=["foregroundDeletion"]))
+    put(fake, gc, cm("other", "u-x"))
+    put(fake, gc, cm("d", "u-d", [("other", "u-x", False), ("o", "u-o", True)]))
+    # The other owner is itself going in the foreground: it keeps nothing.
+    put(fake, gc, cm("o2", "u-o2", deleting=True, finalizers=["foregroundDeletion"]))
+    put(fake, gc, cm("d2", "u-d2", [("o2", "u-o2", False), ("o", "u-o", True)]))
+    assert await gc.reconcile("u-o") == BLOCKED_RECHECK
+    assert fake.deletes == [("ns", "d2", "Background")]
+    (name, ops), = fake.patches
+    assert name == "d"
+    assert ops[-1] == {"op": "remove", "path": "/metadata/ownerReferences/1"}
+    # Once the reference is gone the owner no longer waits for it.
+    put(fake, gc, cm("d", "u-d", [("other", "u-x", False)]))
+    gc.observe("DELETED", cm("d2", "u-d2", [("o2", "u-o2", False), ("o", "u-o", True)]), CM)
+    assert await gc.reconcile("u-o") is None
+    assert fake.patches[-1][0] == "o"
+
+
+async def test_collected_dependent_keeps_the_policy_its_finalizers_ask_for(
+    gc: GarbageCollector, fake: FakeClient
+) -> None:
+    put(fake, gc, cm("d", "u-d", [("o", "u-o", False)], finalizers=["orphan"]))
+    await gc.reconcile("u-d")
+    assert fake.deletes == [("ns", "d", "Orphan")]
 
 
 async def test_dependent_already_terminating_keeps_blocking_without_new_delete(

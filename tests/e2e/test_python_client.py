@@ -7,6 +7,7 @@ Expected values are what a real 1.32 API server answers to the same calls.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 import uuid
@@ -167,6 +168,14 @@ def test_namespace_crud_and_termination(core: client.CoreV1Api) -> None:
     assert _status_body(err.value)["message"] == (
         f'configmaps "late" is forbidden: unable to create new content in namespace {name} '
         "because it is being terminated")
+    assert _status_body(err.value)["details"] == {
+        "name": "late", "kind": "configmaps", "causes": [{
+            "reason": "NamespaceTerminating", "message": f"namespace {name} is being terminated",
+            "field": "metadata.namespace"}]}
+    with pytest.raises(ApiException) as err:
+        core.delete_namespace("default")
+    assert err.value.status == 403
+    assert _status_body(err.value)["details"] == {"name": "default", "kind": "namespaces"}
 
     # The namespace controller deletes the content; the finalizer holds the ConfigMap.
     _eventually(lambda: core.read_namespaced_config_map("held", name).metadata.deletion_timestamp
@@ -277,6 +286,33 @@ def test_pod_crud_and_delete_options(core: client.CoreV1Api, ns: str) -> None:
         core.read_namespaced_pod("p", ns)
     assert err.value.status == 404
     assert _status_body(err.value)["message"] == 'pods "p" not found'
+
+
+def test_job_delete_without_policy_orphans_and_warns(api: client.ApiClient, ns: str) -> None:
+    batch = client.BatchV1Api(api)
+    job = client.V1Job(metadata=client.V1ObjectMeta(name="j"), spec=client.V1JobSpec(
+        suspend=True, template=client.V1PodTemplateSpec(spec=client.V1PodSpec(
+            restart_policy="Never", containers=[client.V1Container(name="c", image="busybox")]))))
+    batch.create_namespaced_job(ns, job)
+    # batch/v1 Jobs orphan by default upstream, and say so in a warning.
+    resp = batch.delete_namespaced_job("j", ns, _preload_content=False)
+    assert resp.status == 200
+    assert "orphan" in json.loads(resp.data)["metadata"]["finalizers"]
+    assert resp.headers["Warning"] == (
+        '299 - "child pods are preserved by default when jobs are deleted; set '
+        "propagationPolicy=Background to remove them or set propagationPolicy=Orphan to "
+        'suppress this warning"')
+
+
+def test_cascading_delete_by_orphan_dependents_false_is_accepted(core: client.CoreV1Api,
+                                                                  ns: str) -> None:
+    core.create_namespaced_config_map(ns, _cm("held", finalizers=["example.com/hold"]))
+    resp = core.delete_namespaced_config_map(
+        "held", ns, body=client.V1DeleteOptions(orphan_dependents=False), _preload_content=False)
+    # Not gone yet, and cascading asked for the deprecated way: 202, as upstream.
+    assert resp.status == 202
+    assert json.loads(resp.data)["metadata"]["deletionTimestamp"]
+    core.patch_namespaced_config_map("held", ns, [{"op": "remove", "path": "/metadata/finalizers"}])
 
 
 # -- Deployments, every patch type, scale --------------------------------------------

@@ -97,6 +97,14 @@ _GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
                "\t": "\\t", "\v": "\\v", "\\": "\\\\", '"': '\\"'}
 
 
+def _warn_orphaning_default(rt: ResourceType, opts: DeleteOptions, ctx: WriteContext) -> None:
+    """Warn, as upstream, that a Job deleted without a policy leaves its pods behind."""
+    if rt.key == "batch/jobs" and not opts.propagation_policy:
+        ctx.warnings.append("child pods are preserved by default when jobs are deleted; set "
+                            "propagationPolicy=Background to remove them or set "
+                            "propagationPolicy=Orphan to suppress this warning")
+
+
 def _quote(text: str) -> str:
     """A quoted warning text as upstream writes it (Go's strconv.Quote): control
     characters escaped, so a field name cannot break or inject a header line."""
@@ -288,8 +296,16 @@ class ResourceHandlers:
                 "message": f'Unsupported value: "{policy}": supported values: "Foreground", '
                            '"Background", "Orphan", "nil"'}])
         orphan = q.get("orphanDependents", src.get("orphanDependents"))
-        if orphan in (True, "true") and not policy:
-            policy = "Orphan"
+        if orphan is not None and orphan != "":
+            if policy:
+                raise invalid("meta.k8s.io", "DeleteOptions", "", [{
+                    "reason": "FieldValueInvalid", "field": "propagationPolicy",
+                    "message": f'Invalid value: "{policy}": orphanDependents and '
+                               "deletionPropagation cannot be both set"}])
+            # The deprecated flag is a policy too: false deletes dependents in the
+            # background, overriding an orphan finalizer as upstream.
+            opts.orphan_dependents = orphan in (True, "true")
+            policy = "Orphan" if opts.orphan_dependents else "Background"
         opts.propagation_policy = policy
         pre = src.get("preconditions") or {}
         if isinstance(pre, dict):
@@ -309,10 +325,13 @@ class ResourceHandlers:
         rt = target.rt
         if rt.key == "core/namespaces" and target.name in IMMORTAL_NAMESPACES:
             # Upstream's NamespaceLifecycle admission refuses these outright.
-            raise forbidden(f'namespaces "{target.name}" is forbidden: this namespace may not '
+            err = forbidden(f'namespaces "{target.name}" is forbidden: this namespace may not '
                             'be deleted')
+            err.details = {"name": target.name, "kind": "namespaces"}
+            raise err
         ctx = self._context(request)
         opts = self._delete_options(request, await self._delete_body(request))
+        _warn_orphaning_default(rt, opts, ctx)
         obj, gone_now = await self.objects.delete(rt, target.namespace, target.name, opts, ctx)
         if gone_now and rt.key not in _RETURN_DELETED_OBJECT and isinstance(obj, dict):
             # Upstream's generic store answers an immediate delete with a Status
@@ -325,16 +344,20 @@ class ResourceHandlers:
             # Upstream's Status here carries no code.
             return self._respond(request, rt, {"kind": "Status", "apiVersion": "v1",
                                                "metadata": {}, "status": "Success",
-                                               "details": details})
-        return self._respond(request, rt, obj, 200)
+                                               "details": details}, ctx=ctx)
+        # Upstream answers 202 to a delete that asked for cascading through the
+        # deprecated orphanDependents=false and is not finished yet.
+        code = 202 if opts.orphan_dependents is False else 200
+        return self._respond(request, rt, obj, code, ctx)
 
     async def _delete_collection(self, request: web.Request, target: Target) -> web.Response:
         rt = target.rt
         ctx = self._context(request)
         list_opts = parse_list_options(request.query)
         opts = self._delete_options(request, await self._delete_body(request))
+        _warn_orphaning_default(rt, opts, ctx)
         out = await self.objects.delete_collection(rt, target.namespace, list_opts, opts, ctx)
-        return self._respond(request, rt, out)
+        return self._respond(request, rt, out, ctx=ctx)
 
     # -- subresources ----------------------------------------------------------
 

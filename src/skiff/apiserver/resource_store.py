@@ -78,6 +78,9 @@ _INCONSISTENT_CONTINUE = (
 )
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
+# Resources whose delete orphans dependents unless told otherwise: upstream keeps the
+# pre-garbage-collector default of these v1 APIs for compatibility.
+ORPHAN_BY_DEFAULT = frozenset({"batch/jobs", "core/replicationcontrollers"})
 
 
 @dataclass
@@ -104,6 +107,8 @@ class DeleteOptions:
 
     grace_period_seconds: int | None = None
     propagation_policy: str = ""
+    # The deprecated flag as sent (None when absent): false also changes the status code.
+    orphan_dependents: bool | None = None
     precondition_uid: str = ""
     precondition_rv: str = ""
     dry_run: bool = False
@@ -199,6 +204,26 @@ def _remember_stored(rt: ResourceType, ctx: WriteContext, obj: Obj, value: bytes
     # Only where the stored form is the served form (no conversion).
     if _conversion(rt) is None:
         ctx.stored = (obj, value, revision)
+
+
+def gc_finalizers(rt: ResourceType, finalizers: list[str], policy: str) -> list[str]:
+    """The finalizers a delete with propagation `policy` leaves on an object.
+
+    As upstream: an explicit policy replaces whichever of `orphan` and
+    `foregroundDeletion` the object carries (Background drops both); without one the
+    object's own choice stands, else the resource's default (orphan for a few v1 APIs).
+    """
+    if not policy:
+        if ORPHAN in finalizers or FOREGROUND in finalizers:
+            return finalizers
+        policy = "Orphan" if rt.key in ORPHAN_BY_DEFAULT else "Background"
+    out = [f for f in finalizers if f not in (ORPHAN, FOREGROUND)]
+    if policy == "Orphan":
+        out.append(ORPHAN)
+    elif policy == "Foreground":
+        out.append(FOREGROUND)
+    # Keep the order (and so the stored object) when nothing changes.
+    return finalizers if sorted(out) == sorted(finalizers) else out
 
 
 def _drop_empty_meta(obj: Obj) -> None:
@@ -408,10 +433,18 @@ class ResourceStore:
         if creating and b'"deletionTimestamp"' in kv.value:
             ns = decode(kv)
             if ns["metadata"].get("deletionTimestamp"):
-                raise forbidden(
+                err = forbidden(
                     f'{rt.qualified} "{{name}}" is forbidden: unable to create new content in '
                     f"namespace {namespace} because it is being terminated"
                 )
+                # The cause clients (client-go's HasStatusCause) look for, as upstream.
+                err.details = {"kind": rt.plural, "causes": [{
+                    "reason": "NamespaceTerminating",
+                    "message": f"namespace {namespace} is being terminated",
+                    "field": "metadata.namespace"}]}
+                if rt.group:
+                    err.details["group"] = rt.group
+                raise err
 
     def current(self, rt: ResourceType, namespace: str, name: str) -> Obj | None:
         """The object as stored now (decoded, private to the caller), or None."""
@@ -439,6 +472,8 @@ class ResourceStore:
         except StatusError as err:
             if err.reason == "Forbidden":
                 err.message = err.message.replace("{name}", md.get("name") or "")
+                if err.details is not None and md.get("name"):
+                    err.details["name"] = md["name"]
             raise
         for k in _SERVER_META:
             md.pop(k, None)
@@ -473,7 +508,7 @@ class ResourceStore:
             raise
         if ctx.dry_run:
             if self.store.get_now(keys.object_key(rt, namespace, md["name"])) is not None:
-                raise already_exists(rt.group, rt.plural, md["name"])
+                raise self._name_taken(rt, namespace, md["name"])
             return obj
         for attempt in range(8):
             try:
@@ -483,12 +518,23 @@ class ResourceStore:
                 break
             except KeyExistsError:
                 if not generated or attempt == 7:
-                    raise already_exists(rt.group, rt.plural, md["name"]) from None
+                    raise self._name_taken(rt, namespace, md["name"]) from None
                 md["name"] = m.generate_name(str(md["generateName"]))
         md["resourceVersion"] = str(rev)
         _remember_stored(rt, ctx, obj, value, rev)
         await self.hooks.committed(rt, obj, False)
         return obj
+
+    def _name_taken(self, rt: ResourceType, namespace: str, name: str) -> StatusError:
+        """The 409 for a create whose name is in use; as upstream, it says so when the
+        holder is only waiting to go (a terminating namespace, an object held by
+        finalizers), which is why a quick re-create fails."""
+        err = already_exists(rt.group, rt.plural, name)
+        kv = self.store.get_now(keys.object_key(rt, namespace, name))
+        if kv is not None and b'"deletionTimestamp"' in kv.value and (
+                decode(kv)["metadata"].get("deletionTimestamp")):
+            err.message = f"object is being deleted: {err.message}"
+        return err
 
     # -- update ----------------------------------------------------------------
 
@@ -546,6 +592,17 @@ class ResourceStore:
                 rmd.pop(k, None)
         if rt.namespaced:
             rmd["namespace"] = old_md.get("namespace")
+        if rt.key == "core/namespaces":
+            # As upstream's namespace strategy: spec.finalizers change only through
+            # the finalize subresource; an ordinary update keeps them.
+            old_fins = (old.get("spec") or {}).get("finalizers")
+            spec = result.get("spec")
+            if old_fins is not None:
+                if not isinstance(spec, dict):
+                    spec = result["spec"] = {}
+                spec["finalizers"] = old_fins
+            elif isinstance(spec, dict):
+                spec.pop("finalizers", None)
         if "status" in rt.subresources:
             if "status" in old:
                 result["status"] = old["status"]
@@ -708,7 +765,9 @@ class ResourceStore:
     async def delete(
         self, rt: ResourceType, namespace: str, name: str, opts: DeleteOptions, ctx: WriteContext
     ) -> tuple[Obj, bool]:
-        """Delete or start deleting an object. Returns (object, gone_now)."""
+        """Delete or start deleting an object. Returns (object, done): done when the
+        object is gone or its graceful deletion was already pending (answered as a
+        finished delete), false when this request marked it for deletion."""
         key = keys.object_key(rt, namespace, name)
         for attempt in range(_GUARANTEED_UPDATE_TRIES):
             kv = await self.store.get(key)
@@ -716,27 +775,27 @@ class ResourceStore:
                 raise not_found(rt.group, rt.plural, name)
             obj = load(rt, kv)
             md = obj["metadata"]
+            # Upstream checks these before deleting (rest.BeforeDelete), naming the
+            # resource by its kind.
             if opts.precondition_uid and opts.precondition_uid != md.get("uid"):
-                raise conflict(rt.group, rt.plural, name,
-                               f"Precondition failed: UID in precondition: "
-                               f"{opts.precondition_uid}, UID in object meta: {md.get('uid')}")
+                raise conflict(rt.group, rt.kind, name,
+                               f"the UID in the precondition ({opts.precondition_uid}) does "
+                               f"not match the UID in record ({md.get('uid')}). The object "
+                               "might have been deleted and then recreated")
             if opts.precondition_rv and opts.precondition_rv != md["resourceVersion"]:
-                raise conflict(rt.group, rt.plural, name,
-                               f"Precondition failed: ResourceVersion in precondition: "
-                               f"{opts.precondition_rv}, ResourceVersion in object meta: "
-                               f"{md['resourceVersion']}")
+                raise conflict(rt.group, rt.kind, name,
+                               f"the ResourceVersion in the precondition ({opts.precondition_rv})"
+                               f" does not match the ResourceVersion in record "
+                               f"({md['resourceVersion']}). The object might have been modified")
             new = copy.deepcopy(obj)
             nmd = new["metadata"]
-            finalizers = list(nmd.get("finalizers") or [])
-            policy = opts.propagation_policy
-            if policy == "Foreground" and FOREGROUND not in finalizers:
-                finalizers.append(FOREGROUND)
-                finalizers = [f for f in finalizers if f != ORPHAN]
-            elif policy == "Orphan" and ORPHAN not in finalizers:
-                finalizers.append(ORPHAN)
-                finalizers = [f for f in finalizers if f != FOREGROUND]
+            finalizers = gc_finalizers(rt, list(nmd.get("finalizers") or []),
+                                       opts.propagation_policy)
             grace = self._grace_period(rt, obj, opts)
-            pending_namespace = rt.key == "core/namespaces"
+            # A namespace is only marked by its first delete; a later one removes it
+            # once nothing is left in spec.finalizers, as upstream's namespace storage.
+            pending_namespace = rt.key == "core/namespaces" and not (
+                md.get("deletionTimestamp") and not (obj.get("spec") or {}).get("finalizers"))
             if not finalizers and not grace and not pending_namespace:
                 if opts.dry_run or ctx.dry_run:
                     return obj, True
@@ -753,13 +812,19 @@ class ResourceStore:
             if md.get("deletionTimestamp"):
                 # Already being deleted: a shorter grace period may hurry it up.
                 old_grace = int(md.get("deletionGracePeriodSeconds") or 0)
+                if old_grace and (grace is None or grace >= old_grace):
+                    # A graceful deletion is pending: as upstream, nothing changes, not
+                    # even the finalizers a propagation policy would set.
+                    return obj, True
                 if grace is None or grace >= old_grace:
                     if finalizers == list(md.get("finalizers") or []):
                         return obj, False
                 else:
                     nmd["deletionGracePeriodSeconds"] = grace
-                    nmd["deletionTimestamp"] = m.rfc3339(
-                        m.now() + dt.timedelta(seconds=grace))
+                    # The period restarts from when the deletion began, as upstream.
+                    began = (m.parse_time(md["deletionTimestamp"]) or m.now()) - dt.timedelta(
+                        seconds=old_grace)
+                    nmd["deletionTimestamp"] = m.rfc3339(began + dt.timedelta(seconds=grace))
             else:
                 at = m.now()
                 if grace:
@@ -802,7 +867,8 @@ class ResourceStore:
         if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
             return 0
         if opts.grace_period_seconds is not None:
-            return max(0, opts.grace_period_seconds)
+            # As upstream, a negative period means one second, not "now".
+            return 1 if opts.grace_period_seconds < 0 else opts.grace_period_seconds
         return int(spec.get("terminationGracePeriodSeconds", 30) or 0)
 
     async def delete_collection(

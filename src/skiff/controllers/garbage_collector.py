@@ -23,6 +23,7 @@ from typing import Any
 
 from skiff.api.errors import StatusError
 from skiff.client.discovery import APIResource, ResourceMap, discover
+from skiff.client.event_recorder import EventRecorder
 from skiff.client.http_client import Client, split_api_version
 from skiff.client.informer import Informer, drop_managed_fields
 from skiff.client.workqueue import WorkQueue, run_workers
@@ -38,6 +39,8 @@ ORPHAN = "orphan"
 # As upstream's default configuration: events are never owners worth tracking, and
 # watching them would dominate the collector's work.
 IGNORED = frozenset({("", "events"), ("events.k8s.io", "events")})
+
+COMPONENT = "garbage-collector-controller"
 
 # Re-check of owners blocked on dependents, in case an event was missed.
 BLOCKED_RECHECK = 5.0
@@ -64,6 +67,7 @@ class GarbageCollector:
         self.rediscover_every = rediscover_every
         self._watched: dict[tuple[str, str], APIResource] = {}
         self._rediscover = asyncio.Event()
+        self.recorder = EventRecorder(client, COMPONENT)
 
     # -- observing ----------------------------------------------------------------------------
 
@@ -88,11 +92,36 @@ class GarbageCollector:
         old = self.graph.upsert(node)
         if old is not None and old.same_decision_inputs(node):
             return
+        self._check_owner_namespaces(node, old)
         if node.owners or node.deleting:
             self.queue.add(node.uid)
         owners = node.owner_uids() | (old.owner_uids() if old else set())
         for uid in owners:
             self.queue.add(uid)
+
+    def _check_owner_namespaces(self, node: Node, old: Node | None) -> None:
+        """Warn, as upstream, about references to an observed namespaced owner in
+        another namespace: such a reference can never hold its dependent."""
+        for uid in node.owner_uids() - (old.owner_uids() if old else set()):
+            owner = self.graph.get(uid)
+            if owner is not None and owner.namespace and owner.namespace != node.namespace:
+                self._report_invalid_namespace(node, uid)
+        if old is None and node.namespace:
+            # The owner may be observed after its dependents.
+            for uid in self.graph.dependent_uids(node.uid):
+                dep = self.graph.get(uid)
+                if dep is not None and dep.namespace != node.namespace:
+                    self._report_invalid_namespace(dep, node.uid)
+
+    def _report_invalid_namespace(self, node: Node, owner_uid: str) -> None:
+        ref = node.owner_ref(owner_uid) or {}
+        obj = {"apiVersion": node.api_version, "kind": node.kind,
+               "metadata": {"name": node.name, "namespace": node.namespace, "uid": node.uid}}
+        self.recorder.event(
+            obj, "Warning", "OwnerRefInvalidNamespace",
+            f"ownerRef [{ref.get('apiVersion', '')}/{ref.get('kind', '')}, namespace: "
+            f"{node.namespace}, name: {ref.get('name', '')}, uid: {owner_uid}] does not exist "
+            f'in namespace "{node.namespace}"')
 
     def _handlers(self, inf: Informer, resource: APIResource) -> None:
         key = (resource.group, resource.plural)
@@ -171,25 +200,57 @@ class GarbageCollector:
         return None
 
     async def _collect_if_ownerless(self, node: Node) -> None:
-        for ref in node.owners:
-            state = await self._owner_state(node, ref)
-            if state != "absent":
+        if len(node.owners) == 1:
+            # The common case (a pod of one ReplicaSet) needs no bookkeeping.
+            if await self._owner_state(node, node.owners[0]) != "absent":
                 return  # present, or unknown (never collect on a guess)
+        else:
+            states = {ref.get("uid", ""): await self._owner_state(node, ref, solid=True)
+                      for ref in node.owners}
+            going = [uid for uid, state in states.items() if state in ("absent", "waiting")]
+            if len(going) < len(states):
+                # Kept by a live owner: as upstream, the references to owners that are
+                # gone or waiting for their dependents go, so those do not wait on it.
+                for uid in going:
+                    await self._remove_owner_ref(node, uid)
+                return
+            if "waiting" in states.values() and self.graph.dependent_uids(node.uid):
+                # An owner waits for this object's whole subtree, as upstream.
+                await self._delete(node, "Foreground")
+                return
         log.info("deleting %s %s/%s: all owners are gone", node.kind, node.namespace, node.name)
-        await self._delete(node, "Background")
+        await self._delete(node, _default_policy(node))
 
-    async def _owner_state(self, node: Node, ref: Obj) -> str:
-        """'present', 'absent' or 'unknown' for one owner reference of `node`."""
+    async def _has_solid_owner(self, node: Node, except_uid: str) -> bool:
+        """Whether an owner of `node` other than `except_uid` exists and is not itself
+        waiting for its dependents (foreground deletion)."""
+        for ref in node.owners:
+            if ref.get("uid") == except_uid:
+                continue
+            if await self._owner_state(node, ref, solid=True) in ("present", "unknown"):
+                return True  # never collect on a guess
+        return False
+
+    async def _owner_state(self, node: Node, ref: Obj, solid: bool = False) -> str:
+        """'present', 'absent' or 'unknown' for one owner reference of `node`.
+
+        With `solid`, an owner in foreground deletion is 'waiting' instead of present:
+        it is about to go and will not keep its dependents.
+        """
         uid = ref.get("uid", "")
         owner = self.graph.get(uid)
         if owner is not None and (not owner.namespace or owner.namespace == node.namespace):
+            if solid and owner.deleting and FOREGROUND in owner.finalizers:
+                return "waiting"
             return "present"
         group, version = split_api_version(ref.get("apiVersion", ""))
         resource = self.resources.for_kind(group, version, ref.get("kind", ""))
         if resource is None:
             return "unknown"
         if resource.namespaced and not node.namespace:
-            return "absent"  # a cluster-scoped object cannot be owned by a namespaced one
+            # A cluster-scoped object cannot be owned by a namespaced one; as upstream
+            # this is an error that is left alone, never a reason to collect.
+            return "unknown"
         try:
             live = await self.client.get(
                 resource.group, resource.version, resource.plural, ref.get("name", ""),
@@ -199,14 +260,27 @@ class GarbageCollector:
             if err.code == 404:
                 return "absent"
             raise
-        return "present" if (live.get("metadata") or {}).get("uid") == uid else "absent"
+        md = live.get("metadata") or {}
+        if md.get("uid") != uid:
+            return "absent"
+        if solid and md.get("deletionTimestamp") and FOREGROUND in (md.get("finalizers") or ()):
+            return "waiting"
+        return "present"
 
     async def _delete_dependents(self, owner: Node) -> float | None:
         blocking = 0
         for dep in self.graph.dependents(owner.uid):
             ref = dep.owner_ref(owner.uid) or {}
             if not dep.deleting:
-                await self._delete(dep, "Foreground")
+                if len(dep.owners) > 1 and await self._has_solid_owner(dep, owner.uid):
+                    # As upstream, another live owner keeps the dependent: it only stops
+                    # naming the owner being deleted, which then no longer waits for it.
+                    await self._remove_owner_ref(dep, owner.uid)
+                    continue
+                # Only a dependent with dependents of its own needs foreground deletion;
+                # leaves go in the background, as upstream, so they gain no finalizer.
+                await self._delete(dep, "Foreground" if self.graph.dependent_uids(dep.uid)
+                                   else _default_policy(dep))
             if ref.get("blockOwnerDeletion"):
                 blocking += 1
         if blocking:
@@ -277,6 +351,7 @@ class GarbageCollector:
     async def run(self) -> None:
         """Discover, watch and collect until cancelled."""
         workers = asyncio.create_task(run_workers(self.queue, self.reconcile, self.workers))
+        events = asyncio.create_task(self.recorder.run())
         try:
             while True:
                 try:
@@ -293,8 +368,11 @@ class GarbageCollector:
             for key in list(self.informers):
                 self._release(key)
             workers.cancel()
+            events.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await workers
+            with contextlib.suppress(asyncio.CancelledError):
+                await events
 
 
 def _unchanged(graph: Graph, obj: Obj, resource: APIResource) -> bool:
@@ -309,6 +387,16 @@ def _unchanged(graph: Graph, obj: Obj, resource: APIResource) -> bool:
             and node.finalizers == tuple(md.get("finalizers") or ())
             and node.owners == [r for r in md.get("ownerReferences") or []
                                 if isinstance(r, dict)])
+
+
+def _default_policy(node: Node) -> str:
+    """The propagation policy for collecting `node`: what its own finalizers already
+    ask for, else background (an explicit policy would override them)."""
+    if ORPHAN in node.finalizers:
+        return "Orphan"
+    if FOREGROUND in node.finalizers:
+        return "Foreground"
+    return "Background"
 
 
 def _raise_unless_gone(err: StatusError) -> None:

@@ -34,6 +34,7 @@ CONTENT_REMAINING = "NamespaceContentRemaining"
 FINALIZERS_REMAINING = "NamespaceFinalizersRemaining"
 DELETION_FAILURE = "NamespaceDeletionContentFailure"
 DISCOVERY_FAILURE = "NamespaceDeletionDiscoveryFailure"
+GV_PARSING_FAILURE = "NamespaceDeletionGroupVersionParsingFailure"
 
 
 def _now() -> str:
@@ -101,14 +102,18 @@ class NamespaceController:
         return None
 
     async def _delete_all(self, r: APIResource, namespace: str) -> None:
+        # Background, as upstream: a resource that orphans by default (Jobs) must not
+        # leave dependents waiting on the orphan finalizer while the namespace empties.
         if r.supports("deletecollection"):
-            await self.client.delete_collection(r.group, r.version, r.plural, namespace)
+            await self.client.delete_collection(r.group, r.version, r.plural, namespace,
+                                                propagation_policy="Background")
             return
         page = await self.client.list(r.group, r.version, r.plural, namespace)
         for item in page.get("items") or []:
             with contextlib.suppress(StatusError):
                 await self.client.delete(r.group, r.version, r.plural,
-                                         item["metadata"]["name"], namespace)
+                                         item["metadata"]["name"], namespace,
+                                         propagation_policy="Background")
 
     async def _set_conditions(self, name: str, conditions: list[Obj]) -> None:
         """Write conditions when they changed (best effort: they only explain progress)."""
@@ -117,17 +122,10 @@ class NamespaceController:
         except StatusError:
             return
         status = live.setdefault("status", {})
-        existing = {c.get("type"): c for c in status.get("conditions") or []}
-        changed = False
-        for cond in conditions:
-            old = existing.get(cond["type"])
-            if old and all(old.get(k) == cond[k] for k in ("status", "reason", "message")):
-                continue
-            existing[cond["type"]] = {**cond, "lastTransitionTime": _now()}
-            changed = True
-        if not changed:
+        merged = list(status.get("conditions") or [])
+        if not _merge_conditions(merged, conditions):
             return
-        status["conditions"] = list(existing.values())
+        status["conditions"] = merged
         with contextlib.suppress(StatusError):
             await self.client.update_status("", "v1", "namespaces", live)
 
@@ -158,13 +156,40 @@ class NamespaceController:
 
 
 def _qualified(r: APIResource) -> str:
-    return f"{r.plural}.{r.group}" if r.group else r.plural
+    # Upstream prints resource and group joined by a dot even for the core group
+    # ("pods. has 1 resource instances").
+    return f"{r.plural}.{r.group}"
+
+
+def _merge_conditions(existing: list[Obj], new: list[Obj]) -> bool:
+    """Fold `new` into `existing` in place; True if anything changed.
+
+    As upstream, a condition keeps its place and its lastTransitionTime unless its
+    status flips; a changed reason or message alone only rewrites those.
+    """
+    changed = False
+    by_type = {c.get("type"): c for c in existing}
+    for cond in new:
+        old = by_type.get(cond["type"])
+        if old is None:
+            existing.append({**cond, "lastTransitionTime": _now()})
+            changed = True
+            continue
+        if all(old.get(k) == cond[k] for k in ("status", "reason", "message")):
+            continue
+        if old.get("status") != cond["status"]:
+            old["lastTransitionTime"] = _now()
+        old.update(cond)
+        changed = True
+    return changed
 
 
 def _conditions(failures: list[str], counts: dict[str, int],
                 finalizers: dict[str, int]) -> list[Obj]:
     conds = [_condition(DISCOVERY_FAILURE, False, "ResourcesDiscovered",
-                        "All resources successfully discovered")]
+                        "All resources successfully discovered"),
+             _condition(GV_PARSING_FAILURE, False, "ParsedGroupVersions",
+                        "All legacy kube types successfully parsed")]
     if failures:
         conds.append(_condition(DELETION_FAILURE, True, "ContentDeletionFailed",
                                 "Failed to delete all resource types, "
@@ -181,11 +206,12 @@ def _conditions(failures: list[str], counts: dict[str, int],
         conds.append(_condition(CONTENT_REMAINING, False, "ContentRemoved",
                                 "All content successfully removed"))
     if finalizers:
-        conds.append(_condition(FINALIZERS_REMAINING, True, "SomeFinalizersRemain",
-                                "Some content in the namespace has finalizers remaining: "
-                                + ", ".join(f"{k} in {v} resource instances"
-                                            for k, v in sorted(finalizers.items()))))
+        # Upstream's reason is singular here ("SomeFinalizerRemain").
+        conds.append(_condition(FINALIZERS_REMAINING, True, "SomeFinalizerRemain",
+                                "Some finalizers are remaining: " + ", ".join(
+                                    f"{k} in {v} resource instances"
+                                    for k, v in sorted(finalizers.items()))))
     else:
-        conds.append(_condition(FINALIZERS_REMAINING, False, "ContentHasNoFinalizers",
-                                "All content-preserving finalizers finished"))
+        conds.append(_condition(FINALIZERS_REMAINING, False, "ContentRemoved",
+                                "All content successfully removed"))
     return conds

@@ -77,9 +77,11 @@ class RootCAPublisher:
                                  "annotations": {DESCRIPTION_ANNOTATION: DESCRIPTION}},
                     "data": {KEY: self.ca_pem}}, name)
             else:
+                # The data is replaced whole, as upstream: keys added by hand go too.
+                extra = {k: None for k in current.get("data") or {} if k != KEY}
                 await self.client.patch("", "v1", "configmaps", NAME, {
                     "metadata": {"annotations": {DESCRIPTION_ANNOTATION: DESCRIPTION}},
-                    "data": {KEY: self.ca_pem}}, name)
+                    "data": {**extra, KEY: self.ca_pem}}, name)
         except StatusError as err:
             # Our cache lags (409), or the namespace began terminating (403/404).
             if err.code not in (403, 404, 409):
