@@ -251,6 +251,8 @@ CASES = [
     Case("rv-match-exact-zero", "GET", f"{CMS}?resourceVersion=0&resourceVersionMatch=Exact",
          None, 422, "Invalid", ("resourceVersionMatch",)),
     Case("limit-text", "GET", f"{CMS}?limit=ten", None, 400, "BadRequest", ("limit",)),
+    Case("limit-beyond-int64", "GET", f"{CMS}?limit=14973297910144974997946368", None, 400,
+         "BadRequest", ("limit", "out of range")),
     Case("timeout-negative", "GET", f"{CMS}?watch=1&timeoutSeconds=-1", None, 400,
          "BadRequest", ("timeoutSeconds",)),
     # -- where the object would go -----------------------------------------------------

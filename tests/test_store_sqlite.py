@@ -56,6 +56,10 @@ async def test_list_at_revision_and_paging(store: SQLiteStore) -> None:
     assert [kv.key for kv in page2.items] == ["/p/2", "/p/3"]
     now = await store.list("/p/")
     assert [kv.key for kv in now.items] == ["/p/0", "/p/2", "/p/3", "/p/4", "/p/9"]
+    # The largest int64 limit is just "everything", now and at an older revision.
+    for at in (0, rev):
+        whole = await store.list("/p/", revision=at, limit=2**63 - 1)
+        assert not whole.more and len(whole.items) == 5
 
 
 async def test_durable_across_reopen(tmp_path: Path) -> None:

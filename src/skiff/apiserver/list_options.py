@@ -29,6 +29,9 @@ class ListOptions:
     send_initial_events: bool | None = None
 
 
+_INT64_MAX = 2**63 - 1
+
+
 def _int(query: MultiMapping[str], name: str) -> int:
     raw = query.get(name, "")
     if raw == "":
@@ -39,6 +42,9 @@ def _int(query: MultiMapping[str], name: str) -> int:
         raise bad_request(f"invalid value for {name}: {raw!r}: must be an integer") from None
     if value < 0:
         raise bad_request(f"invalid value for {name}: {value}: must be non-negative")
+    if value > _INT64_MAX:
+        # Upstream's options are int64s; a larger number does not parse there either.
+        raise bad_request(f"invalid value for {name}: {raw!r}: value out of range")
     return value
 
 

@@ -21,6 +21,7 @@ import logging
 import os
 import queue
 import sqlite3
+import sys
 import threading
 import time
 from collections import deque
@@ -191,6 +192,8 @@ class SQLiteStore:
             raise CompactedError(revision, self._compacted)
         if revision > self._committed_revision:
             raise FutureRevisionError(f"revision {revision} is in the future")
+        # Any int64 is a valid limit; one past it must still fit SQLite and islice.
+        limit = min(limit, sys.maxsize - 1)
         if not revision or revision == self._committed_revision:
             return self._list_latest(prefix, start_after, limit)
         return await asyncio.to_thread(self._list_at, prefix, revision, start_after, limit)
