@@ -151,13 +151,8 @@ def resource_replicas(current: int, target_utilization: int, resource: str, pods
         for name in unready:
             filled[name] = PodMetric(0, stamp.timestamp, stamp.window)
     new_ratio, _, _ = utilization_ratio(filled, requests, target_utilization)
-    if (abs(1.0 - new_ratio) <= tolerance or (ratio < 1.0 < new_ratio)
-            or (ratio > 1.0 > new_ratio)):
-        return Recommendation(current, utilization, raw)
-    replicas = math.ceil(new_ratio * len(filled))
-    if (new_ratio < 1.0 and replicas > current) or (new_ratio > 1.0 and replicas < current):
-        return Recommendation(current, utilization, raw)
-    return Recommendation(replicas, utilization, raw)
+    return Recommendation(_with_estimates(current, ratio, new_ratio, len(filled), tolerance),
+                          utilization, raw)
 
 
 def average_value_replicas(current: int, target_milli: int, resource: str, pods: list[Obj],
@@ -191,10 +186,19 @@ def average_value_replicas(current: int, target_milli: int, resource: str, pods:
         for name in unready:
             filled[name] = 0
     new_ratio = (sum(filled.values()) // len(filled)) / target_milli
-    if (abs(1.0 - new_ratio) <= tolerance or (ratio < 1.0 < new_ratio)
-            or (ratio > 1.0 > new_ratio)):
-        return Recommendation(current, None, average)
-    replicas = math.ceil(new_ratio * len(filled))
+    return Recommendation(_with_estimates(current, ratio, new_ratio, len(filled), tolerance),
+                          None, average)
+
+
+def _with_estimates(current: int, ratio: float, new_ratio: float, count: int,
+                    tolerance: float) -> int:
+    """Replicas once missing and unready pods were given estimates: the current count
+    when the estimates bring the ratio within tolerance or flip its direction, or when
+    the estimate would move the count against the measured direction (upstream's
+    damping of guesses)."""
+    if abs(1.0 - new_ratio) <= tolerance or ratio < 1.0 < new_ratio or ratio > 1.0 > new_ratio:
+        return current
+    replicas = math.ceil(new_ratio * count)
     if (new_ratio < 1.0 and replicas > current) or (new_ratio > 1.0 and replicas < current):
-        return Recommendation(current, None, average)
-    return Recommendation(replicas, None, average)
+        return current
+    return replicas
