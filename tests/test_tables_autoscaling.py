@@ -89,3 +89,12 @@ def test_more_than_two_metrics_are_summarised() -> None:
         "cpu: <unknown>/80%, memory: <unknown>/70% + 1 more..."
     )
     assert targets(hpa([])) == "<none>"
+
+
+def test_columns_and_counts() -> None:
+    table = to_table(KEY, [hpa([])], now=NOW)
+    assert [(c["name"], c["type"]) for c in table["columnDefinitions"]] == [
+        ("Name", "string"), ("Reference", "string"), ("Targets", "string"),
+        ("MinPods", "string"), ("MaxPods", "string"), ("Replicas", "string"), ("Age", "string"),
+    ]  # fmt: skip
+    assert table["rows"][0]["cells"] == ["web", "Deployment/web", "<none>", "1", 5, 2, "60m"]

@@ -8,7 +8,16 @@ from typing import Any
 from skiff.api.conversion.hpa import to_v2
 from skiff.api.quantity import canonicalize
 from skiff.api.tables.age import age
-from skiff.api.tables.columns import Printer, age_column, column, meta, name_column, sub, text
+from skiff.api.tables.columns import (
+    Printer,
+    age_column,
+    column,
+    integer,
+    meta,
+    name_column,
+    sub,
+    text,
+)
 
 UNKNOWN = "<unknown>"
 # How many metrics TARGETS spells out before summarising the rest as "+ N more...".
@@ -102,8 +111,8 @@ def _hpa(obj: dict[str, Any], now: datetime) -> list[Any]:
         f"{text(ref.get('kind'))}/{text(ref.get('name'))}",
         _targets(obj),
         "<unset>" if minimum is None else str(minimum),
-        int(spec.get("maxReplicas") or 0),
-        int(status.get("currentReplicas") or 0),
+        integer(spec.get("maxReplicas")),
+        integer(status.get("currentReplicas")),
         age(obj, now),
     ]
 
@@ -115,8 +124,9 @@ PRINTERS = {
             column("Reference", "string", "The workload being scaled."),
             column("Targets", "string", "Current and target value of each metric."),
             column("MinPods", "string", "Lower limit of replicas."),
-            column("MaxPods", "integer", "Upper limit of replicas."),
-            column("Replicas", "integer", "Current number of replicas."),
+            # Upstream declares these "string" although their cells are integers.
+            column("MaxPods", "string", "Upper limit of replicas."),
+            column("Replicas", "string", "Current number of replicas."),
             age_column(),
         ],
         _hpa,
