@@ -1,5 +1,6 @@
 """The HorizontalPodAutoscaler table: TARGETS for every metric type, and its columns."""
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -98,3 +99,19 @@ def test_columns_and_counts() -> None:
         ("MinPods", "string"), ("MaxPods", "string"), ("Replicas", "string"), ("Age", "string"),
     ]  # fmt: skip
     assert table["rows"][0]["cells"] == ["web", "Deployment/web", "<none>", "1", 5, 2, "60m"]
+
+
+def test_v1_hpa_without_a_target_gets_the_default_cpu_target() -> None:
+    v1 = {
+        "apiVersion": "autoscaling/v1",
+        "metadata": {"name": "old", "creationTimestamp": "2024-05-01T11:00:00Z"},
+        "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 3},
+    }
+    assert targets(v1) == "cpu: <unknown>/80%"
+    v1["spec"]["targetCPUUtilizationPercentage"] = 50
+    assert targets(v1) == "cpu: <unknown>/50%"
+    # Metrics carried in the annotation stand in for the default.
+    del v1["spec"]["targetCPUUtilizationPercentage"]
+    pods = spec("Pods", type="AverageValue", averageValue="10")
+    v1["metadata"]["annotations"] = {"autoscaling.alpha.kubernetes.io/metrics": json.dumps([pods])}
+    assert targets(v1) == "<unknown>/10"
