@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from skiff.api.defaults.autoscaling import DEFAULT_CPU_UTILIZATION
+
 Obj = dict[str, Any]
 
 METRICS = "autoscaling.alpha.kubernetes.io/metrics"
@@ -57,8 +59,12 @@ def to_v2(obj: Obj) -> Obj:
         extra = _load(ann, METRICS)
         if isinstance(extra, list):
             metrics += [x for x in extra if not _is_cpu_utilization(x)]
-        if metrics:
-            spec["metrics"] = metrics
+        if not metrics:
+            # v1 once left the CPU target implicit; as upstream, conversion makes it explicit
+            # here, where the metrics carried in annotations are known too.
+            metrics = [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                "type": "Utilization", "averageUtilization": DEFAULT_CPU_UTILIZATION}}}]
+        spec["metrics"] = metrics
         behavior = _load(ann, BEHAVIOR)
         if isinstance(behavior, dict):
             spec["behavior"] = behavior
