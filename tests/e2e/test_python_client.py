@@ -635,3 +635,24 @@ def _dict(obj: Any, api: client.ApiClient) -> dict[str, Any]:
     body.setdefault("apiVersion", "apps/v1")
     body.setdefault("kind", "Deployment")
     return body
+
+
+# -- workload kinds with the typed APIs -------------------------------------------
+
+
+def test_watch_with_timeout_gets_a_bookmark_before_it_ends(apps: client.AppsV1Api,
+                                                           ns: str) -> None:
+    # As upstream's watch cache: a watch that allows bookmarks gets one two seconds
+    # before its timeout, so that the client resumes from there and not from an old
+    # event. The Python client keeps its resourceVersion.
+    rv = apps.list_namespaced_deployment(ns).metadata.resource_version
+    w = watch.Watch()
+    started = time.monotonic()
+    kinds = []
+    for ev in w.stream(apps.list_namespaced_deployment, ns, resource_version=rv,
+                       allow_watch_bookmarks=True, timeout_seconds=4):
+        kinds.append(ev["type"])
+        assert isinstance(ev["raw_object"]["metadata"]["resourceVersion"], str)
+    assert kinds == ["BOOKMARK"], kinds
+    assert int(w.resource_version) >= int(rv)
+    assert time.monotonic() - started >= 1.5
