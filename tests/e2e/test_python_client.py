@@ -656,3 +656,76 @@ def test_watch_with_timeout_gets_a_bookmark_before_it_ends(apps: client.AppsV1Ap
     assert kinds == ["BOOKMARK"], kinds
     assert int(w.resource_version) >= int(rv)
     assert time.monotonic() - started >= 1.5
+
+
+def _template(app: str, **spec: Any) -> client.V1PodTemplateSpec:
+    return client.V1PodTemplateSpec(
+        metadata=client.V1ObjectMeta(labels={"app": app}),
+        spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="nginx")], **spec))
+
+
+def test_new_workloads_read_back_with_upstreams_zero_status(api: client.ApiClient,
+                                                              ns: str) -> None:
+    # Upstream's status is a Go struct: a new object's status reads back as `{}` plus
+    # its non-omitempty zero fields, never absent (typed clients require some of them).
+    apps, batch = client.AppsV1Api(api), client.BatchV1Api(api)
+    sel = client.V1LabelSelector(match_labels={"app": "none"})
+    # A template no controller can act on quickly: a suspended Job, a CronJob that
+    # never fires; the other answers are the create responses themselves.
+    dep = apps.create_namespaced_deployment(ns, client.V1Deployment(
+        metadata=client.V1ObjectMeta(name="d"),
+        spec=client.V1DeploymentSpec(selector=sel, template=_template("none"))))
+    assert isinstance(dep.status, client.V1DeploymentStatus)
+    rs = apps.create_namespaced_replica_set(ns, client.V1ReplicaSet(
+        metadata=client.V1ObjectMeta(name="rs"),
+        spec=client.V1ReplicaSetSpec(replicas=0, selector=sel, template=_template("none"))))
+    assert rs.status.replicas == 0
+    ss = apps.create_namespaced_stateful_set(ns, client.V1StatefulSet(
+        metadata=client.V1ObjectMeta(name="ss"),
+        spec=client.V1StatefulSetSpec(replicas=0, service_name="ss", selector=sel,
+                                      template=_template("none"))))
+    assert (ss.status.replicas, ss.status.available_replicas) == (0, 0)
+    ds = apps.create_namespaced_daemon_set(ns, client.V1DaemonSet(
+        metadata=client.V1ObjectMeta(name="ds"),
+        spec=client.V1DaemonSetSpec(selector=sel, template=_template("none"))))
+    assert (ds.status.current_number_scheduled, ds.status.number_misscheduled,
+            ds.status.desired_number_scheduled, ds.status.number_ready) == (0, 0, 0, 0)
+    job_tmpl = _template("none", restart_policy="Never")
+    job = batch.create_namespaced_job(ns, client.V1Job(
+        metadata=client.V1ObjectMeta(name="j"),
+        spec=client.V1JobSpec(suspend=True, template=job_tmpl)))
+    assert isinstance(job.status, client.V1JobStatus)
+    cj = batch.create_namespaced_cron_job(ns, client.V1CronJob(
+        metadata=client.V1ObjectMeta(name="cj"),
+        spec=client.V1CronJobSpec(schedule="0 0 30 2 *", job_template=client.V1JobTemplateSpec(
+            spec=client.V1JobSpec(template=job_tmpl)))))
+    assert isinstance(cj.status, client.V1CronJobStatus)
+    assert isinstance(batch.read_namespaced_cron_job_status("cj", ns).status,
+                      client.V1CronJobStatus)
+    raw = json.loads(batch.read_namespaced_cron_job("cj", ns, _preload_content=False).data)
+    assert raw["status"] == {}
+    pdb = client.PolicyV1Api(api).create_namespaced_pod_disruption_budget(
+        ns, client.V1PodDisruptionBudget(
+            metadata=client.V1ObjectMeta(name="pdb"),
+            spec=client.V1PodDisruptionBudgetSpec(min_available=1, selector=sel)))
+    assert (pdb.status.disruptions_allowed, pdb.status.current_healthy,
+            pdb.status.desired_healthy, pdb.status.expected_pods) == (0, 0, 0, 0)
+    hpa = client.AutoscalingV2Api(api).create_namespaced_horizontal_pod_autoscaler(
+        ns, client.V2HorizontalPodAutoscaler(
+            metadata=client.V1ObjectMeta(name="h2"),
+            spec=client.V2HorizontalPodAutoscalerSpec(
+                max_replicas=3, scale_target_ref=client.V2CrossVersionObjectReference(
+                    api_version="apps/v1", kind="Deployment", name="absent"))))
+    assert hpa.status.desired_replicas == 0
+    hpa1 = client.AutoscalingV1Api(api).create_namespaced_horizontal_pod_autoscaler(
+        ns, client.V1HorizontalPodAutoscaler(
+            metadata=client.V1ObjectMeta(name="h1"),
+            spec=client.V1HorizontalPodAutoscalerSpec(
+                max_replicas=3, scale_target_ref=client.V1CrossVersionObjectReference(
+                    api_version="apps/v1", kind="Deployment", name="absent"))))
+    assert (hpa1.status.current_replicas, hpa1.status.desired_replicas) == (0, 0)
+    # A status write that leaves a field out reads back with its zero, as upstream's
+    # (unconditional: the ReplicaSet controller writes this status too).
+    rs = apps.replace_namespaced_replica_set_status("rs", ns, client.V1ReplicaSet(
+        metadata=client.V1ObjectMeta(name="rs"), spec=rs.spec))
+    assert rs.status.replicas == 0
