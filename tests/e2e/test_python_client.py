@@ -729,3 +729,30 @@ def test_new_workloads_read_back_with_upstreams_zero_status(api: client.ApiClien
     rs = apps.replace_namespaced_replica_set_status("rs", ns, client.V1ReplicaSet(
         metadata=client.V1ObjectMeta(name="rs"), spec=rs.spec))
     assert rs.status.replicas == 0
+
+
+def test_hpa_watch_serves_each_version_in_its_own_shape(api: client.ApiClient,
+                                                         ns: str) -> None:
+    # autoscaling/v1 and v2 share one storage. A v2 watcher (as the HPA controller
+    # is) sees each change first; a v1 watcher must still get v1 objects, which the
+    # Python client's V1HorizontalPodAutoscalerStatus requires (currentReplicas).
+    v1, v2 = client.AutoscalingV1Api(api), client.AutoscalingV2Api(api)
+    rv = v2.list_namespaced_horizontal_pod_autoscaler(ns).metadata.resource_version
+    v2.create_namespaced_horizontal_pod_autoscaler(ns, client.V2HorizontalPodAutoscaler(
+        metadata=client.V1ObjectMeta(name="h"),
+        spec=client.V2HorizontalPodAutoscalerSpec(
+            max_replicas=3, scale_target_ref=client.V2CrossVersionObjectReference(
+                api_version="apps/v1", kind="Deployment", name="absent"))))
+    seen_v2 = _watch_events(v2.list_namespaced_horizontal_pod_autoscaler, ns, count=1,
+                            resource_version=rv)
+    assert seen_v2[0][3]["apiVersion"] == "autoscaling/v2"
+    w = watch.Watch()
+    for ev in w.stream(v1.list_namespaced_horizontal_pod_autoscaler, ns, resource_version=rv,
+                       timeout_seconds=10):
+        w.stop()
+        assert ev["raw_object"]["apiVersion"] == "autoscaling/v1"
+        assert "metrics" not in ev["raw_object"]["spec"]
+        hpa = ev["object"]
+        assert isinstance(hpa, client.V1HorizontalPodAutoscaler)
+        assert hpa.spec.target_cpu_utilization_percentage == 80
+        assert hpa.status.current_replicas == 0
