@@ -756,3 +756,41 @@ def test_hpa_watch_serves_each_version_in_its_own_shape(api: client.ApiClient,
         assert isinstance(hpa, client.V1HorizontalPodAutoscaler)
         assert hpa.spec.target_cpu_utilization_percentage == 80
         assert hpa.status.current_replicas == 0
+
+
+def test_eviction_against_a_disruption_budget(core: client.CoreV1Api, ns: str) -> None:
+    policy = client.PolicyV1Api(core.api_client)
+    core.create_namespaced_pod(ns, client.V1Pod(
+        metadata=client.V1ObjectMeta(name="p", labels={"app": "e"}),
+        spec=client.V1PodSpec(node_name="node-a",
+                              containers=[client.V1Container(name="c", image="nginx")])))
+    # No kubelet here: report the pod running and ready, as one would.
+    now = "2026-01-01T00:00:00Z"
+    core.patch_namespaced_pod_status("p", ns, {"status": {"phase": "Running", "conditions": [
+        {"type": "Ready", "status": "True", "lastTransitionTime": now}]}})
+    policy.create_namespaced_pod_disruption_budget(ns, client.V1PodDisruptionBudget(
+        metadata=client.V1ObjectMeta(name="pdb"),
+        spec=client.V1PodDisruptionBudgetSpec(
+            min_available=1, selector=client.V1LabelSelector(match_labels={"app": "e"}))))
+
+    def status() -> client.V1PodDisruptionBudgetStatus:
+        return policy.read_namespaced_pod_disruption_budget_status("pdb", ns).status
+
+    _eventually(lambda: status().expected_pods == 1 and status().current_healthy == 1,
+                what="the disruption controller to count the pod")
+    eviction = client.V1Eviction(metadata=client.V1ObjectMeta(name="p", namespace=ns))
+    with pytest.raises(ApiException) as err:
+        core.create_namespaced_pod_eviction("p", ns, eviction)
+    assert (err.value.status, err.value.reason) == (429, "Too Many Requests")
+    body = _status_body(err.value)
+    assert body["reason"] == "TooManyRequests"
+    # Upstream's retryAfterSeconds is omitempty: a budget that forbids it now has none.
+    assert body["details"] == {"causes": [{
+        "reason": "DisruptionBudget",
+        "message": "The disruption budget pdb needs 1 healthy pods and has 1 currently"}]}
+
+    policy.patch_namespaced_pod_disruption_budget("pdb", ns, {"spec": {"minAvailable": 0}})
+    _eventually(lambda: status().disruptions_allowed == 1, what="a disruption allowed")
+    core.create_namespaced_pod_eviction("p", ns, eviction)
+    # A bound pod is deleted gracefully: its kubelet (none here) would finish it.
+    assert core.read_namespaced_pod("p", ns).metadata.deletion_timestamp is not None
