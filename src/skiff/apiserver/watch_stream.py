@@ -34,7 +34,7 @@ def next_bookmark(now: float, deadline: float | None) -> float | None:
     if deadline is None:
         return at
     at = min(at, deadline - BOOKMARK_BEFORE_TIMEOUT)
-    return at if at >= now else None
+    return at if at > now else None
 
 
 async def stream_watch(
