@@ -794,3 +794,29 @@ def test_eviction_against_a_disruption_budget(core: client.CoreV1Api, ns: str) -
     core.create_namespaced_pod_eviction("p", ns, eviction)
     # A bound pod is deleted gracefully: its kubelet (none here) would finish it.
     assert core.read_namespaced_pod("p", ns).metadata.deletion_timestamp is not None
+
+
+def test_scale_subresources_of_workloads(apps: client.AppsV1Api, ns: str) -> None:
+    apps.create_namespaced_stateful_set(ns, client.V1StatefulSet(
+        metadata=client.V1ObjectMeta(name="ss"),
+        spec=client.V1StatefulSetSpec(replicas=0, service_name="ss",
+                                      selector=client.V1LabelSelector(match_labels={"app": "s"}),
+                                      template=_template("s"))))
+    # Upstream's ScaleSpec.replicas is omitempty: zero replicas read back as None.
+    scale = apps.read_namespaced_stateful_set_scale("ss", ns)
+    assert scale.spec.replicas is None
+    assert (scale.status.replicas, scale.status.selector) == (0, "app=s")
+    raw = json.loads(apps.read_namespaced_stateful_set_scale("ss", ns,
+                                                            _preload_content=False).data)
+    assert raw["spec"] == {}
+    scale = apps.patch_namespaced_stateful_set_scale("ss", ns, {"spec": {"replicas": 2}})
+    assert scale.spec.replicas == 2
+    assert apps.read_namespaced_stateful_set("ss", ns).spec.replicas == 2
+    scale.spec.replicas = 0
+    scale.metadata.resource_version = None
+    assert apps.replace_namespaced_stateful_set_scale("ss", ns, scale).spec.replicas is None
+    scale.metadata.resource_version = "1"
+    scale.spec.replicas = 1
+    with pytest.raises(ApiException) as err:
+        apps.replace_namespaced_stateful_set_scale("ss", ns, scale)
+    assert (err.value.status, _status_body(err.value)["reason"]) == (409, "Conflict")
