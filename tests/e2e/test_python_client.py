@@ -820,3 +820,27 @@ def test_scale_subresources_of_workloads(apps: client.AppsV1Api, ns: str) -> Non
     with pytest.raises(ApiException) as err:
         apps.replace_namespaced_stateful_set_scale("ss", ns, scale)
     assert (err.value.status, _status_body(err.value)["reason"]) == (409, "Conflict")
+
+
+def test_hpa_status_of_a_target_scaled_to_zero(api: client.ApiClient, ns: str) -> None:
+    apps = client.AppsV1Api(api)
+    v1, v2 = client.AutoscalingV1Api(api), client.AutoscalingV2Api(api)
+    dep = _deployment("web", replicas=0)
+    apps.create_namespaced_deployment(ns, dep)
+    v2.create_namespaced_horizontal_pod_autoscaler(ns, client.V2HorizontalPodAutoscaler(
+        metadata=client.V1ObjectMeta(name="h"),
+        spec=client.V2HorizontalPodAutoscalerSpec(
+            max_replicas=3, scale_target_ref=client.V2CrossVersionObjectReference(
+                api_version="apps/v1", kind="Deployment", name="web"))))
+
+    def conditions() -> list[client.V2HorizontalPodAutoscalerCondition]:
+        return v2.read_namespaced_horizontal_pod_autoscaler_status("h", ns).status.conditions
+
+    _eventually(lambda: bool(conditions()), what="the HPA controller to report")
+    active = next(c for c in conditions() if c.type == "ScalingActive")
+    assert (active.status, active.reason) == ("False", "ScalingDisabled")
+    # v2's currentReplicas is omitempty upstream; v1's is not.
+    status = v2.read_namespaced_horizontal_pod_autoscaler("h", ns).status
+    assert (status.current_replicas, status.desired_replicas) == (None, 0)
+    status1 = v1.read_namespaced_horizontal_pod_autoscaler("h", ns).status
+    assert (status1.current_replicas, status1.desired_replicas) == (0, 0)
