@@ -635,3 +635,212 @@ def _dict(obj: Any, api: client.ApiClient) -> dict[str, Any]:
     body.setdefault("apiVersion", "apps/v1")
     body.setdefault("kind", "Deployment")
     return body
+
+
+# -- workload kinds with the typed APIs -------------------------------------------
+
+
+def test_watch_with_timeout_gets_a_bookmark_before_it_ends(apps: client.AppsV1Api,
+                                                           ns: str) -> None:
+    # As upstream's watch cache: a watch that allows bookmarks gets one two seconds
+    # before its timeout, so that the client resumes from there and not from an old
+    # event. The Python client keeps its resourceVersion.
+    rv = apps.list_namespaced_deployment(ns).metadata.resource_version
+    w = watch.Watch()
+    started = time.monotonic()
+    kinds = []
+    for ev in w.stream(apps.list_namespaced_deployment, ns, resource_version=rv,
+                       allow_watch_bookmarks=True, timeout_seconds=4):
+        kinds.append(ev["type"])
+        assert isinstance(ev["raw_object"]["metadata"]["resourceVersion"], str)
+    assert kinds == ["BOOKMARK"], kinds
+    assert int(w.resource_version) >= int(rv)
+    assert time.monotonic() - started >= 1.5
+
+
+def _template(app: str, **spec: Any) -> client.V1PodTemplateSpec:
+    return client.V1PodTemplateSpec(
+        metadata=client.V1ObjectMeta(labels={"app": app}),
+        spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="nginx")], **spec))
+
+
+def test_new_workloads_read_back_with_upstreams_zero_status(api: client.ApiClient,
+                                                              ns: str) -> None:
+    # Upstream's status is a Go struct: a new object's status reads back as `{}` plus
+    # its non-omitempty zero fields, never absent (typed clients require some of them).
+    apps, batch = client.AppsV1Api(api), client.BatchV1Api(api)
+    sel = client.V1LabelSelector(match_labels={"app": "none"})
+    # A template no controller can act on quickly: a suspended Job, a CronJob that
+    # never fires; the other answers are the create responses themselves.
+    dep = apps.create_namespaced_deployment(ns, client.V1Deployment(
+        metadata=client.V1ObjectMeta(name="d"),
+        spec=client.V1DeploymentSpec(selector=sel, template=_template("none"))))
+    assert isinstance(dep.status, client.V1DeploymentStatus)
+    rs = apps.create_namespaced_replica_set(ns, client.V1ReplicaSet(
+        metadata=client.V1ObjectMeta(name="rs"),
+        spec=client.V1ReplicaSetSpec(replicas=0, selector=sel, template=_template("none"))))
+    assert rs.status.replicas == 0
+    ss = apps.create_namespaced_stateful_set(ns, client.V1StatefulSet(
+        metadata=client.V1ObjectMeta(name="ss"),
+        spec=client.V1StatefulSetSpec(replicas=0, service_name="ss", selector=sel,
+                                      template=_template("none"))))
+    assert (ss.status.replicas, ss.status.available_replicas) == (0, 0)
+    ds = apps.create_namespaced_daemon_set(ns, client.V1DaemonSet(
+        metadata=client.V1ObjectMeta(name="ds"),
+        spec=client.V1DaemonSetSpec(selector=sel, template=_template("none"))))
+    assert (ds.status.current_number_scheduled, ds.status.number_misscheduled,
+            ds.status.desired_number_scheduled, ds.status.number_ready) == (0, 0, 0, 0)
+    job_tmpl = _template("none", restart_policy="Never")
+    job = batch.create_namespaced_job(ns, client.V1Job(
+        metadata=client.V1ObjectMeta(name="j"),
+        spec=client.V1JobSpec(suspend=True, template=job_tmpl)))
+    assert isinstance(job.status, client.V1JobStatus)
+    cj = batch.create_namespaced_cron_job(ns, client.V1CronJob(
+        metadata=client.V1ObjectMeta(name="cj"),
+        spec=client.V1CronJobSpec(schedule="0 0 30 2 *", job_template=client.V1JobTemplateSpec(
+            spec=client.V1JobSpec(template=job_tmpl)))))
+    assert isinstance(cj.status, client.V1CronJobStatus)
+    assert isinstance(batch.read_namespaced_cron_job_status("cj", ns).status,
+                      client.V1CronJobStatus)
+    raw = json.loads(batch.read_namespaced_cron_job("cj", ns, _preload_content=False).data)
+    assert raw["status"] == {}
+    pdb = client.PolicyV1Api(api).create_namespaced_pod_disruption_budget(
+        ns, client.V1PodDisruptionBudget(
+            metadata=client.V1ObjectMeta(name="pdb"),
+            spec=client.V1PodDisruptionBudgetSpec(min_available=1, selector=sel)))
+    assert (pdb.status.disruptions_allowed, pdb.status.current_healthy,
+            pdb.status.desired_healthy, pdb.status.expected_pods) == (0, 0, 0, 0)
+    hpa = client.AutoscalingV2Api(api).create_namespaced_horizontal_pod_autoscaler(
+        ns, client.V2HorizontalPodAutoscaler(
+            metadata=client.V1ObjectMeta(name="h2"),
+            spec=client.V2HorizontalPodAutoscalerSpec(
+                max_replicas=3, scale_target_ref=client.V2CrossVersionObjectReference(
+                    api_version="apps/v1", kind="Deployment", name="absent"))))
+    assert hpa.status.desired_replicas == 0
+    hpa1 = client.AutoscalingV1Api(api).create_namespaced_horizontal_pod_autoscaler(
+        ns, client.V1HorizontalPodAutoscaler(
+            metadata=client.V1ObjectMeta(name="h1"),
+            spec=client.V1HorizontalPodAutoscalerSpec(
+                max_replicas=3, scale_target_ref=client.V1CrossVersionObjectReference(
+                    api_version="apps/v1", kind="Deployment", name="absent"))))
+    assert (hpa1.status.current_replicas, hpa1.status.desired_replicas) == (0, 0)
+    # A status write that leaves a field out reads back with its zero, as upstream's
+    # (unconditional: the ReplicaSet controller writes this status too).
+    rs = apps.replace_namespaced_replica_set_status("rs", ns, client.V1ReplicaSet(
+        metadata=client.V1ObjectMeta(name="rs"), spec=rs.spec))
+    assert rs.status.replicas == 0
+
+
+def test_hpa_watch_serves_each_version_in_its_own_shape(api: client.ApiClient,
+                                                         ns: str) -> None:
+    # autoscaling/v1 and v2 share one storage. A v2 watcher (as the HPA controller
+    # is) sees each change first; a v1 watcher must still get v1 objects, which the
+    # Python client's V1HorizontalPodAutoscalerStatus requires (currentReplicas).
+    v1, v2 = client.AutoscalingV1Api(api), client.AutoscalingV2Api(api)
+    rv = v2.list_namespaced_horizontal_pod_autoscaler(ns).metadata.resource_version
+    v2.create_namespaced_horizontal_pod_autoscaler(ns, client.V2HorizontalPodAutoscaler(
+        metadata=client.V1ObjectMeta(name="h"),
+        spec=client.V2HorizontalPodAutoscalerSpec(
+            max_replicas=3, scale_target_ref=client.V2CrossVersionObjectReference(
+                api_version="apps/v1", kind="Deployment", name="absent"))))
+    seen_v2 = _watch_events(v2.list_namespaced_horizontal_pod_autoscaler, ns, count=1,
+                            resource_version=rv)
+    assert seen_v2[0][3]["apiVersion"] == "autoscaling/v2"
+    w = watch.Watch()
+    for ev in w.stream(v1.list_namespaced_horizontal_pod_autoscaler, ns, resource_version=rv,
+                       timeout_seconds=10):
+        w.stop()
+        assert ev["raw_object"]["apiVersion"] == "autoscaling/v1"
+        assert "metrics" not in ev["raw_object"]["spec"]
+        hpa = ev["object"]
+        assert isinstance(hpa, client.V1HorizontalPodAutoscaler)
+        assert hpa.spec.target_cpu_utilization_percentage == 80
+        assert hpa.status.current_replicas == 0
+
+
+def test_eviction_against_a_disruption_budget(core: client.CoreV1Api, ns: str) -> None:
+    policy = client.PolicyV1Api(core.api_client)
+    core.create_namespaced_pod(ns, client.V1Pod(
+        metadata=client.V1ObjectMeta(name="p", labels={"app": "e"}),
+        spec=client.V1PodSpec(node_name="node-a",
+                              containers=[client.V1Container(name="c", image="nginx")])))
+    # No kubelet here: report the pod running and ready, as one would.
+    now = "2026-01-01T00:00:00Z"
+    core.patch_namespaced_pod_status("p", ns, {"status": {"phase": "Running", "conditions": [
+        {"type": "Ready", "status": "True", "lastTransitionTime": now}]}})
+    policy.create_namespaced_pod_disruption_budget(ns, client.V1PodDisruptionBudget(
+        metadata=client.V1ObjectMeta(name="pdb"),
+        spec=client.V1PodDisruptionBudgetSpec(
+            min_available=1, selector=client.V1LabelSelector(match_labels={"app": "e"}))))
+
+    def status() -> client.V1PodDisruptionBudgetStatus:
+        return policy.read_namespaced_pod_disruption_budget_status("pdb", ns).status
+
+    _eventually(lambda: status().expected_pods == 1 and status().current_healthy == 1,
+                what="the disruption controller to count the pod")
+    eviction = client.V1Eviction(metadata=client.V1ObjectMeta(name="p", namespace=ns))
+    with pytest.raises(ApiException) as err:
+        core.create_namespaced_pod_eviction("p", ns, eviction)
+    assert (err.value.status, err.value.reason) == (429, "Too Many Requests")
+    body = _status_body(err.value)
+    assert body["reason"] == "TooManyRequests"
+    # Upstream's retryAfterSeconds is omitempty: a budget that forbids it now has none.
+    assert body["details"] == {"causes": [{
+        "reason": "DisruptionBudget",
+        "message": "The disruption budget pdb needs 1 healthy pods and has 1 currently"}]}
+
+    policy.patch_namespaced_pod_disruption_budget("pdb", ns, {"spec": {"minAvailable": 0}})
+    _eventually(lambda: status().disruptions_allowed == 1, what="a disruption allowed")
+    core.create_namespaced_pod_eviction("p", ns, eviction)
+    # A bound pod is deleted gracefully: its kubelet (none here) would finish it.
+    assert core.read_namespaced_pod("p", ns).metadata.deletion_timestamp is not None
+
+
+def test_scale_subresources_of_workloads(apps: client.AppsV1Api, ns: str) -> None:
+    apps.create_namespaced_stateful_set(ns, client.V1StatefulSet(
+        metadata=client.V1ObjectMeta(name="ss"),
+        spec=client.V1StatefulSetSpec(replicas=0, service_name="ss",
+                                      selector=client.V1LabelSelector(match_labels={"app": "s"}),
+                                      template=_template("s"))))
+    # Upstream's ScaleSpec.replicas is omitempty: zero replicas read back as None.
+    scale = apps.read_namespaced_stateful_set_scale("ss", ns)
+    assert scale.spec.replicas is None
+    assert (scale.status.replicas, scale.status.selector) == (0, "app=s")
+    raw = json.loads(apps.read_namespaced_stateful_set_scale("ss", ns,
+                                                            _preload_content=False).data)
+    assert raw["spec"] == {}
+    scale = apps.patch_namespaced_stateful_set_scale("ss", ns, {"spec": {"replicas": 2}})
+    assert scale.spec.replicas == 2
+    assert apps.read_namespaced_stateful_set("ss", ns).spec.replicas == 2
+    scale.spec.replicas = 0
+    scale.metadata.resource_version = None
+    assert apps.replace_namespaced_stateful_set_scale("ss", ns, scale).spec.replicas is None
+    scale.metadata.resource_version = "1"
+    scale.spec.replicas = 1
+    with pytest.raises(ApiException) as err:
+        apps.replace_namespaced_stateful_set_scale("ss", ns, scale)
+    assert (err.value.status, _status_body(err.value)["reason"]) == (409, "Conflict")
+
+
+def test_hpa_status_of_a_target_scaled_to_zero(api: client.ApiClient, ns: str) -> None:
+    apps = client.AppsV1Api(api)
+    v1, v2 = client.AutoscalingV1Api(api), client.AutoscalingV2Api(api)
+    dep = _deployment("web", replicas=0)
+    apps.create_namespaced_deployment(ns, dep)
+    v2.create_namespaced_horizontal_pod_autoscaler(ns, client.V2HorizontalPodAutoscaler(
+        metadata=client.V1ObjectMeta(name="h"),
+        spec=client.V2HorizontalPodAutoscalerSpec(
+            max_replicas=3, scale_target_ref=client.V2CrossVersionObjectReference(
+                api_version="apps/v1", kind="Deployment", name="web"))))
+
+    def conditions() -> list[client.V2HorizontalPodAutoscalerCondition]:
+        return v2.read_namespaced_horizontal_pod_autoscaler_status("h", ns).status.conditions
+
+    _eventually(lambda: bool(conditions()), what="the HPA controller to report")
+    active = next(c for c in conditions() if c.type == "ScalingActive")
+    assert (active.status, active.reason) == ("False", "ScalingDisabled")
+    # v2's currentReplicas is omitempty upstream; v1's is not.
+    status = v2.read_namespaced_horizontal_pod_autoscaler("h", ns).status
+    assert (status.current_replicas, status.desired_replicas) == (None, 0)
+    status1 = v1.read_namespaced_horizontal_pod_autoscaler("h", ns).status
+    assert (status1.current_replicas, status1.desired_replicas) == (0, 0)

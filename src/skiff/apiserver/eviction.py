@@ -38,10 +38,11 @@ RETRIES = 5
 
 
 def _too_many_requests(message: str, retry_after: int) -> StatusError:
-    return StatusError(429, "TooManyRequests", VIOLATION, {
-        "causes": [{"reason": "DisruptionBudget", "message": message}],
-        "retryAfterSeconds": retry_after,
-    })
+    details: dict[str, Any] = {"causes": [{"reason": "DisruptionBudget", "message": message}]}
+    # Upstream's retryAfterSeconds is omitempty: "retry now" is no field at all.
+    if retry_after:
+        details["retryAfterSeconds"] = retry_after
+    return StatusError(429, "TooManyRequests", VIOLATION, details)
 
 
 def _forbidden(pdb_name: str, why: str) -> StatusError:

@@ -21,6 +21,7 @@ import orjson
 from skiff.api import meta as m
 from skiff.api.conversion import events as event_conversion
 from skiff.api.conversion import hpa as hpa_conversion
+from skiff.api.defaults import default_status
 from skiff.api.errors import (
     STALE_OBJECT,
     StatusError,
@@ -709,6 +710,8 @@ class ResourceStore:
             if subresource not in ("status", "binding"):
                 # A binding only sets the node; the rest was defaulted when stored.
                 self.hooks.default(rt, new)
+            elif subresource == "status" and not rt.crd:
+                default_status(rt, new)
             # A binding is the scheduler's one sanctioned change to an immutable
             # pod spec; it is checked by the binding handler instead.
             causes = [] if subresource == "binding" else self.hooks.validate(rt, new, old,

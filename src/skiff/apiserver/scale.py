@@ -39,11 +39,14 @@ def scale_of(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
         status["selector"] = selector
     scale_md = {k: md[k] for k in ("name", "namespace", "uid", "resourceVersion",
                                    "creationTimestamp") if k in md}
+    # Upstream's ScaleSpec.replicas is omitempty (its status' is not): a scale of zero
+    # reads back as `"spec": {}`.
+    spec = {"replicas": spec_replicas} if isinstance(spec_replicas, int) and spec_replicas else {}
     return {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
         "metadata": scale_md,
-        "spec": {"replicas": spec_replicas if isinstance(spec_replicas, int) else 0},
+        "spec": spec,
         "status": status,
     }
 

@@ -1,9 +1,11 @@
 """Watch events decoded and encoded once, however many clients watch them.
 
 A hundred watchers of pods would otherwise each parse every stored pod change and
-each serialise it again. Every write has its own revision, so (resource, revision)
-names one object state, and (resource, event type, revision) one line of a watch
-stream: both can be shared. Shared objects are read-only for their consumers.
+each serialise it again. Every write has its own revision, so (resource, version,
+revision) names one object state, and (resource, version, event type, revision) one
+line of a watch stream: both can be shared. The version matters where two versions
+share one storage (autoscaling/v1 and v2 HorizontalPodAutoscalers): each is served
+in its own shape. Shared objects are read-only for their consumers.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ class SharedEvents:
 
     def current(self, rt: ResourceType, ev: Event) -> Obj:
         """The object as the change left it, with its resourceVersion."""
-        key = (rt.key, ev.revision)
+        key = (rt.key, rt.version, ev.revision)
         obj = self._objects.get(key)
         if obj is None:
             obj = self._loads(rt, ev.value)
@@ -81,7 +83,7 @@ class SharedEvents:
     def previous(self, rt: ResourceType, ev: Event) -> Obj:
         """The object as it was before the change (for selector transitions)."""
         assert ev.prev_value is not None
-        key = (rt.key, -ev.revision)
+        key = (rt.key, rt.version, -ev.revision)
         obj = self._objects.get(key)
         if obj is None:
             obj = self._loads(rt, ev.prev_value)
@@ -90,7 +92,7 @@ class SharedEvents:
 
     def raw_line(self, kind: str, raw: Raw) -> bytes:
         """The watch line of a change forwarded as stored (see `Raw`)."""
-        key = (raw.rt.key, kind, str(raw.event.revision))
+        key = (raw.rt.key, raw.rt.version, kind, str(raw.event.revision))
         line = self._lines.get(key)
         if line is None:
             obj = with_resource_version(raw.event.value, raw.event.revision)
@@ -105,7 +107,7 @@ class SharedEvents:
         rv = (obj.get("metadata") or {}).get("resourceVersion")
         if not rv or kind in ("BOOKMARK", "ERROR"):
             return orjson.dumps({"type": kind, "object": obj}) + b"\n"
-        key = (rt.key, kind, rv)
+        key = (rt.key, rt.version, kind, rv)
         line = self._lines.get(key)
         if line is None:
             line = orjson.dumps({"type": kind, "object": obj}) + b"\n"

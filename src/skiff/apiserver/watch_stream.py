@@ -23,6 +23,18 @@ if TYPE_CHECKING:
 # Upstream sends bookmarks about once a minute; clients only need them before
 # their watch times out, to resume without a relist.
 BOOKMARK_INTERVAL = 30.0
+# As upstream's watch cache, a watch with a timeout gets its last bookmark this long
+# before it ends, so that a client resumes from there rather than from its last event.
+BOOKMARK_BEFORE_TIMEOUT = 2.0
+
+
+def next_bookmark(now: float, deadline: float | None) -> float | None:
+    """When a watch that asked for bookmarks is due its next one (None: never again)."""
+    at = now + BOOKMARK_INTERVAL
+    if deadline is None:
+        return at
+    at = min(at, deadline - BOOKMARK_BEFORE_TIMEOUT)
+    return at if at > now else None
 
 
 async def stream_watch(
@@ -76,6 +88,8 @@ async def stream_watch(
         await resp.write(b"".join(encode(kind, obj) for kind, obj in batch))
 
     pending = first_task if not done else None
+    bookmark_at = (next_bookmark(time.monotonic(), deadline) if opts.allow_bookmarks
+                   else None)
     client_gone = False
     stop = server.stopping
     # One waiter on shutdown for the whole watch, not a new task per event.
@@ -88,11 +102,14 @@ async def stream_watch(
         while True:
             if pending is None:
                 pending = asyncio.ensure_future(batches.__anext__())
+            now = time.monotonic()
             timeout = BOOKMARK_INTERVAL
             if deadline is not None:
-                timeout = min(timeout, deadline - time.monotonic())
+                timeout = min(timeout, deadline - now)
                 if timeout <= 0:
                     break
+            if bookmark_at is not None:
+                timeout = max(0.0, min(timeout, bookmark_at - now))
             done_set, _ = await asyncio.wait({pending, stop_task}, timeout=timeout,
                                              return_when=asyncio.FIRST_COMPLETED)
             if stop.is_set():
@@ -104,8 +121,16 @@ async def stream_watch(
                     break
                 pending = None
                 await send(batch)
-            elif opts.allow_bookmarks and (deadline is None or time.monotonic() < deadline):
+                continue
+            now = time.monotonic()
+            if bookmark_at is not None and now >= bookmark_at:
+                # The bookmark names the store's revision: changes already committed
+                # but not yet taken from the watch go out first, never after it.
+                await asyncio.sleep(0)
+                if pending.done():
+                    continue
                 await send([("BOOKMARK", server.objects.bookmark(rt, server.store.revision))])
+                bookmark_at = next_bookmark(now, deadline)
     except StatusError as err:
         with contextlib.suppress(ConnectionError, RuntimeError):
             await resp.write(orjson.dumps({"type": "ERROR", "object": err.to_status()}) + b"\n")

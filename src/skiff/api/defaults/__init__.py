@@ -53,6 +53,47 @@ DEFAULTERS: dict[str, Defaulter] = {
 }
 
 
+# The status fields upstream's Go types serialize even when zero (no `omitempty`),
+# by resource. Upstream's status is a struct, never absent: a new object reads back
+# with these (or `{}`), and typed clients that require them (the Python client's
+# V1ReplicaSetStatus.replicas, V2HorizontalPodAutoscalerStatus.desiredReplicas...)
+# find them before any controller wrote a status.
+ZERO_STATUS: dict[str, dict[str, int]] = {
+    "core/replicationcontrollers": {"replicas": 0},
+    "apps/deployments": {},
+    "apps/replicasets": {"replicas": 0},
+    "apps/statefulsets": {"replicas": 0, "availableReplicas": 0},
+    "apps/daemonsets": {"currentNumberScheduled": 0, "numberMisscheduled": 0,
+                        "desiredNumberScheduled": 0, "numberReady": 0},
+    "batch/jobs": {},
+    "batch/cronjobs": {},
+    "autoscaling/horizontalpodautoscalers": {"desiredReplicas": 0},
+    # autoscaling/v1's currentReplicas has no omitempty either (v2's has).
+    "autoscaling/v1/horizontalpodautoscalers": {"currentReplicas": 0, "desiredReplicas": 0},
+    "policy/poddisruptionbudgets": {"disruptionsAllowed": 0, "currentHealthy": 0,
+                                    "desiredHealthy": 0, "expectedPods": 0},
+}
+
+
+def default_status(rt: ResourceType, obj: dict[str, Any]) -> None:
+    """Give a built-in kind's object the status a Go struct serializes to when unset."""
+    if rt.crd or not isinstance(obj, dict):
+        return
+    zeros = ZERO_STATUS.get(rt.key)
+    if obj.get("apiVersion") == "autoscaling/v1":
+        zeros = ZERO_STATUS.get(f"autoscaling/v1/{rt.plural}", zeros)
+    if zeros is None:
+        return
+    status = obj.get("status")
+    if status is None:
+        status = obj["status"] = {}
+    elif not isinstance(status, dict):
+        return
+    for key, value in zeros.items():
+        if status.get(key) is None:
+            status[key] = value
+
+
 def apply_defaults(rt: ResourceType, obj: dict[str, Any]) -> None:
     """Fill `obj`'s defaults in place; kinds without defaults are left untouched."""
     if rt.crd or not isinstance(obj, dict):
@@ -60,3 +101,4 @@ def apply_defaults(rt: ResourceType, obj: dict[str, Any]) -> None:
     defaulter = DEFAULTERS.get(rt.key)
     if defaulter is not None:
         defaulter(obj)
+    default_status(rt, obj)

@@ -398,6 +398,9 @@ class HorizontalPodAutoscalerController:
         return rec.replicas, name, {"type": mtype, key: body}
 
     async def _write(self, hpa: Obj, status: Obj) -> None:
+        if status.get("currentReplicas") == 0:
+            # omitempty in autoscaling/v2 as upstream writes it (v1 reads it back as 0).
+            del status["currentReplicas"]
         try:
             await write_status(self.client, HPAS, hpa, status)
         except StatusError as err:
