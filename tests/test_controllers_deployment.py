@@ -387,3 +387,17 @@ def test_a_deadline_under_a_second_away_is_checked_just_after_it_passes() -> Non
     rollout._requeue_if_stuck(status)
     # Not 0 (a reconcile loop spinning until the deadline), and not a whole period late.
     assert rollout.requeue_after is not None and 0.05 < rollout.requeue_after < 1.6
+
+
+async def test_cleanup_never_scales_up_an_old_set_whose_status_lags_its_scale_down() -> None:
+    class NoWrites:
+        def __getattr__(self, name: str) -> Any:
+            raise AssertionError(f"unexpected API call {name}")
+
+    d = deployment("web", 300, {"app": "web"})
+    # Scaled from 75 to 60 a moment ago: its status still counts the 75 available pods.
+    old = _rs(60)
+    old["status"] = {"replicas": 75, "availableReplicas": 75}
+    rollout = Rollout(NoWrites(), None, d, [old])  # type: ignore[arg-type]
+    kept, cleaned = await rollout._cleanup_unhealthy([old], 50)
+    assert cleaned == 0 and u.spec_replicas(kept[0]) == 60

@@ -503,12 +503,13 @@ class Rollout:
         total = 0
         out: list[Obj] = []
         for rs in u.by_creation(old):
-            if total >= limit or u.spec_replicas(rs) == 0 or u.spec_replicas(
-                    rs) == u.status_int(rs, "availableReplicas"):
+            # Status lags a scale-down: more pods can still be available than the spec
+            # now asks for, and that gap must never turn into a scale-up.
+            unhealthy = u.spec_replicas(rs) - u.status_int(rs, "availableReplicas")
+            if total >= limit or u.spec_replicas(rs) == 0 or unhealthy <= 0:
                 out.append(rs)
                 continue
-            count = min(limit - total, u.spec_replicas(rs) - u.status_int(rs,
-                                                                           "availableReplicas"))
+            count = min(limit - total, unhealthy)
             _, rs = await self.scale_rs(rs, u.spec_replicas(rs) - count)
             total += count
             out.append(rs)
