@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 DATA_DIR ?= $(HOME)/.local/share/skiff
 PORT ?= 6443
 NODES ?= 1
@@ -19,6 +20,10 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
 	@touch $(STAMP)
+
+$(BENCH_STAMP): pyproject.toml | $(STAMP)
+	$(BIN)/pip install -q -e '.[test,bench]'
+	@touch $(BENCH_STAMP)
 
 run: $(STAMP)
 	@scripts/ensure-kubectl.sh
@@ -35,19 +40,19 @@ lint: $(STAMP)
 fuzz: $(STAMP)
 	$(BIN)/python -m pytest -q tests/fuzz
 
-bench-api: $(STAMP)
+bench-api: $(BENCH_STAMP)
 	$(BIN)/python bench/api/run.py
 
-bench-podstartup: $(STAMP)
+bench-podstartup: $(BENCH_STAMP)
 	$(BIN)/python bench/podstartup/run.py
 
-bench-controllers: $(STAMP)
+bench-controllers: $(BENCH_STAMP)
 	$(BIN)/python bench/controllers/run.py
 
-bench-scheduler: $(STAMP)
+bench-scheduler: $(BENCH_STAMP)
 	$(BIN)/python bench/scheduler/run.py
 
-bench-streams: $(STAMP)
+bench-streams: $(BENCH_STAMP)
 	$(BIN)/python bench/streams/run.py
 
 clean:
