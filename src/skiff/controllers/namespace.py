@@ -12,9 +12,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
+from skiff.api import meta as m
 from skiff.api.errors import StatusError
 from skiff.client.discovery import APIResource, discover
 from skiff.client.http_client import Client
@@ -35,10 +35,6 @@ FINALIZERS_REMAINING = "NamespaceFinalizersRemaining"
 DELETION_FAILURE = "NamespaceDeletionContentFailure"
 DISCOVERY_FAILURE = "NamespaceDeletionDiscoveryFailure"
 GV_PARSING_FAILURE = "NamespaceDeletionGroupVersionParsingFailure"
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _condition(kind: str, true: bool, reason: str, message: str) -> Obj:
@@ -164,23 +160,14 @@ def _qualified(r: APIResource) -> str:
 def _merge_conditions(existing: list[Obj], new: list[Obj]) -> bool:
     """Fold `new` into `existing` in place; True if anything changed.
 
-    As upstream, a condition keeps its place and its lastTransitionTime unless its
-    status flips; a changed reason or message alone only rewrites those.
+    As upstream (and `meta.set_condition`), a condition keeps its place and its
+    lastTransitionTime unless its status flips.
     """
+    holder = {"status": {"conditions": existing}}
     changed = False
-    by_type = {c.get("type"): c for c in existing}
     for cond in new:
-        old = by_type.get(cond["type"])
-        if old is None:
-            existing.append({**cond, "lastTransitionTime": _now()})
-            changed = True
-            continue
-        if all(old.get(k) == cond[k] for k in ("status", "reason", "message")):
-            continue
-        if old.get("status") != cond["status"]:
-            old["lastTransitionTime"] = _now()
-        old.update(cond)
-        changed = True
+        changed = m.set_condition(holder, cond["type"], cond["status"], cond["reason"],
+                                  cond["message"]) or changed
     return changed
 
 
