@@ -203,16 +203,7 @@ async def _delete(server: APIServer, pod: Obj, opts: DeleteOptions, ctx: WriteCo
         def mark(current: Obj) -> Obj:
             # The preconditions hold for the pod as it is now, before the condition
             # write moves its version on (as upstream).
-            uid, rv = m.uid_of(current), m.resource_version_of(current)
-            if opts.precondition_uid and opts.precondition_uid != uid:
-                raise conflict("", "Pod", name, f"the UID in the precondition "
-                               f"({opts.precondition_uid}) does not match the UID in record "
-                               f"({uid}). The object might have been deleted and then "
-                               "recreated")
-            if opts.precondition_rv and opts.precondition_rv != rv:
-                raise conflict("", "Pod", name, f"the ResourceVersion in the precondition "
-                               f"({opts.precondition_rv}) does not match the ResourceVersion "
-                               f"in record ({rv}). The object might have been modified")
+            opts.check_preconditions(pods_rt, current)
             m.set_condition(current, "DisruptionTarget", "True", "EvictionByEvictionAPI",
                             "Eviction API: evicting")
             return current

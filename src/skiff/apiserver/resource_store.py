@@ -114,6 +114,22 @@ class DeleteOptions:
     precondition_rv: str = ""
     dry_run: bool = False
 
+    def check_preconditions(self, rt: ResourceType, obj: Obj) -> None:
+        """409 unless `obj` is the object the preconditions name; worded as upstream's
+        rest.BeforeDelete, which names the resource by its kind."""
+        md = obj.get("metadata") or {}
+        name, uid, rv = md.get("name", ""), md.get("uid"), md.get("resourceVersion")
+        if self.precondition_uid and self.precondition_uid != uid:
+            raise conflict(rt.group, rt.kind, name,
+                           f"the UID in the precondition ({self.precondition_uid}) does not "
+                           f"match the UID in record ({uid}). The object might have been "
+                           "deleted and then recreated")
+        if self.precondition_rv and self.precondition_rv != rv:
+            raise conflict(rt.group, rt.kind, name,
+                           f"the ResourceVersion in the precondition ({self.precondition_rv}) "
+                           f"does not match the ResourceVersion in record ({rv}). The object "
+                           "might have been modified")
+
 
 class Hooks:
     """Kind-specific behaviour plugged into the generic paths (defaults,
@@ -778,18 +794,7 @@ class ResourceStore:
                 raise not_found(rt.group, rt.plural, name)
             obj = load(rt, kv)
             md = obj["metadata"]
-            # Upstream checks these before deleting (rest.BeforeDelete), naming the
-            # resource by its kind.
-            if opts.precondition_uid and opts.precondition_uid != md.get("uid"):
-                raise conflict(rt.group, rt.kind, name,
-                               f"the UID in the precondition ({opts.precondition_uid}) does "
-                               f"not match the UID in record ({md.get('uid')}). The object "
-                               "might have been deleted and then recreated")
-            if opts.precondition_rv and opts.precondition_rv != md["resourceVersion"]:
-                raise conflict(rt.group, rt.kind, name,
-                               f"the ResourceVersion in the precondition ({opts.precondition_rv})"
-                               f" does not match the ResourceVersion in record "
-                               f"({md['resourceVersion']}). The object might have been modified")
+            opts.check_preconditions(rt, obj)
             new = copy.deepcopy(obj)
             nmd = new["metadata"]
             finalizers = gc_finalizers(rt, list(nmd.get("finalizers") or []),
