@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as dt
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 from skiff.api import meta as m
 from skiff.api.cron import CronError, parse_cron
 from skiff.api.errors import StatusError
+from skiff.api.validation.field import render_value
 from skiff.client.event_recorder import EventRecorder, involved_object
 from skiff.client.http_client import Client
 from skiff.client.informer import Informer, object_key
@@ -304,8 +304,8 @@ class CronJobController:
 
 
 def _quote(value: Any) -> str:
-    """A value quoted as Go's %q does in upstream's messages (double quotes)."""
-    return json.dumps(str(value if value is not None else ""), ensure_ascii=False)
+    """A value quoted as Go's %q does in upstream's messages (None as an empty string)."""
+    return render_value(str(value if value is not None else ""))
 
 
 def _set_active(status: Obj, active: list[Obj]) -> None:
