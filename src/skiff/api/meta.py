@@ -123,12 +123,16 @@ def new_uid() -> str:
     return str(uuid.UUID(int=_uid_random.getrandbits(128), version=4))
 
 
+# The longest generateName kept whole: the five random characters make 63.
+MAX_GENERATE_NAME = 58
+
+
 def generate_name(prefix: str) -> str:
     """`prefix` plus five random characters, as upstream's generateName does."""
     # Not secret either (upstream draws them from math/rand): one syscall per
     # character made this a visible share of every pod a ReplicaSet creates.
     suffix = "".join(_uid_random.choices(_NAME_ALPHABET, k=5))
-    return f"{prefix[:58]}{suffix}"
+    return f"{prefix[:MAX_GENERATE_NAME]}{suffix}"
 
 
 def get_path(obj: Any, dotted: str) -> Any:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from skiff.api import meta as m
+
 Obj = dict[str, Any]
 
 # Upstream keeps the index in an annotation and (since 1.28) a label of the same name.
@@ -12,8 +14,6 @@ COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 # Failures so far of the index a pod runs (backoffLimitPerIndex).
 INDEX_FAILURE_COUNT = "batch.kubernetes.io/job-index-failure-count"
 INDEX_IGNORED_FAILURE_COUNT = "batch.kubernetes.io/job-index-ignored-failure-count"
-# The longest generateName the API server keeps whole (it appends 5 random characters).
-MAX_GENERATE_NAME = 58
 
 
 def completion_index(pod: Obj) -> int | None:
@@ -74,4 +74,4 @@ def _count_annotation(pod: Obj, key: str) -> int:
 def pod_name_prefix(job_name: str, index: int) -> str:
     """`<job>-<index>-`, shortening the Job's name (never the index) to fit a generateName."""
     suffix = f"-{index}-"
-    return job_name[:MAX_GENERATE_NAME - len(suffix)] + suffix
+    return job_name[:m.MAX_GENERATE_NAME - len(suffix)] + suffix
